@@ -1,0 +1,1 @@
+"""Tiny raw ASGI and WSGI apps that every benchmarked server serves."""

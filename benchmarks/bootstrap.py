@@ -1,0 +1,76 @@
+"""Create or reuse benchmarks/.venv with the pinned peers and our project, and install wrk."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
+VENV = BENCH_DIR / ".venv"
+REQUIREMENTS = BENCH_DIR / "requirements.txt"
+STAMP = VENV / ".benchmarks-installed"
+
+
+def venv_python() -> Path:
+    """The benchmark venv's interpreter."""
+    return VENV / "bin" / "python"
+
+
+def in_venv() -> bool:
+    """True when this interpreter is the benchmark venv's."""
+    return Path(sys.prefix).resolve() == VENV.resolve()
+
+
+def fingerprint() -> str:
+    """Changes whenever the pins, the project metadata or the interpreter change."""
+    digest = hashlib.sha256()
+    for path in (REQUIREMENTS, REPO_ROOT / "pyproject.toml"):
+        digest.update(path.read_bytes() if path.exists() else b"-")
+    digest.update(sys.version.encode())
+    return digest.hexdigest()
+
+
+def _run(command: list[str], **kwargs: object) -> None:
+    print("+ " + " ".join(command), flush=True)
+    subprocess.run(command, check=True, **kwargs)  # type: ignore[call-overload]
+
+
+def ensure_venv(reinstall: bool = False) -> None:
+    """Create the venv if missing; (re)install pins and the project when they changed."""
+    if not venv_python().exists():
+        _run([sys.executable, "-m", "venv", str(VENV)])
+    current = STAMP.read_text().strip() if STAMP.exists() else ""
+    wanted = fingerprint()
+    if current == wanted and not reinstall:
+        return
+    pip = [str(venv_python()), "-m", "pip", "--disable-pip-version-check", "install", "-q"]
+    _run([*pip, "-r", str(REQUIREMENTS)])
+    _run([*pip, "-e", str(REPO_ROOT)])
+    STAMP.write_text(wanted + "\n")
+
+
+def ensure_tools() -> None:
+    """Install wrk with apt-get when missing; fail clearly when taskset is missing."""
+    if shutil.which("wrk") is None:
+        if os.geteuid() != 0 or shutil.which("apt-get") is None:
+            raise SystemExit("wrk is missing: install it (e.g. `sudo apt-get install wrk`)")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        _run(["apt-get", "update"], env=env)
+        _run(["apt-get", "install", "-y", "wrk"], env=env)
+    if shutil.which("taskset") is None:
+        raise SystemExit("taskset is missing: install util-linux")
+
+
+def prepare_and_reexec(argv: list[str]) -> None:
+    """Make the venv and tools ready; re-run `-m benchmarks` inside the venv if needed."""
+    ensure_venv(reinstall="--reinstall" in argv)
+    ensure_tools()
+    if not in_venv():
+        args = [a for a in argv if a != "--reinstall"]
+        os.chdir(REPO_ROOT)
+        os.execv(str(venv_python()), [str(venv_python()), "-m", "benchmarks", *args])

@@ -1,0 +1,159 @@
+"""Start a server pinned to one core, poll until it answers, and stop its whole process tree."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+
+from benchmarks import proctree
+from benchmarks.servers import HOST, ServerConfig
+
+READY_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ServerStartError(RuntimeError):
+    """The server exited or never answered a request within the readiness bound."""
+
+
+def free_port() -> int:
+    """A TCP port on HOST that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def taskset(cpu: int | None) -> list[str]:
+    """The `taskset -c CPU` prefix, or nothing when pinning is off."""
+    return [] if cpu is None else ["taskset", "-c", str(cpu)]
+
+
+def _server_env() -> dict[str, str]:
+    env = dict(os.environ)
+    for name in ("WEB_CONCURRENCY", "GUNICORN_CMD_ARGS", "PYTHONDEVMODE", "PYTHONASYNCIODEBUG"):
+        env.pop(name, None)
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    return env
+
+
+def _answers(port: int, path: str, timeout: float) -> bool:
+    """True when one real HTTP request to path gets a 200 status line."""
+    request = f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nConnection: close\r\n\r\n"
+    try:
+        with socket.create_connection((HOST, port), timeout=timeout) as sock:
+            sock.sendall(request.encode("ascii"))
+            head = b""
+            while b"\r\n" not in head:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    return False
+                head += chunk
+    except OSError:
+        return False
+    return head.split(b"\r\n", 1)[0].split(b" ")[1:2] == [b"200"]
+
+
+class RunningServer:
+    """A started server; use as a context manager so that it is always stopped."""
+
+    def __init__(self, config: ServerConfig, kind: str, log_path: Path, cpu: int | None) -> None:
+        self.config = config
+        self.port = free_port()
+        self.log_path = log_path
+        self.command = [*taskset(cpu), *config.command(kind, self.port)]
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with log_path.open("wb") as log:
+            log.write(("$ " + " ".join(self.command) + "\n").encode())
+            log.flush()
+            self.process = subprocess.Popen(
+                self.command,
+                cwd=REPO_ROOT,
+                env=_server_env(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.pid = self.process.pid
+
+    def __enter__(self) -> RunningServer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def log_tail(self, lines: int = 8) -> str:
+        """The last lines the server printed (for error messages)."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return " | ".join(text.strip().splitlines()[-lines:])
+
+    def wait_ready(self, path: str = "/plaintext", timeout: float = READY_TIMEOUT_S) -> float:
+        """Poll until a real request succeeds; return seconds taken or raise ServerStartError."""
+        started = time.monotonic()
+        deadline = started + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ServerStartError(
+                    f"exited with code {self.process.returncode}: {self.log_tail()}"
+                )
+            if _answers(self.port, path, timeout=2.0):
+                return time.monotonic() - started
+            time.sleep(0.05)
+        raise ServerStartError(f"no 200 from {path} within {timeout:.0f} s: {self.log_tail()}")
+
+    def tree(self) -> list[int]:
+        """The server's live process tree (arbiter or main process first)."""
+        return proctree.tree(self.pid)
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
+        """SIGTERM the main process, wait (bounded), then SIGKILL it and any leftover children."""
+        members: dict[int, int | None] = {}
+
+        def remember_tree() -> None:
+            for pid in proctree.tree(self.pid):
+                members.setdefault(pid, proctree.start_ticks(pid))
+
+        remember_tree()
+        if self.process.poll() is None:
+            _signal(self.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while self.process.poll() is None and time.monotonic() < deadline:
+            remember_tree()
+            time.sleep(0.05)
+        if self.process.poll() is None:
+            remember_tree()
+            _signal(self.pid, signal.SIGKILL)
+            self.process.wait(timeout=5)
+        leftovers = {pid: ticks for pid, ticks in members.items() if pid != self.pid}
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline and any(_same(pid, t) for pid, t in leftovers.items()):
+            time.sleep(0.05)
+        for pid, ticks in leftovers.items():
+            if _same(pid, ticks):
+                _signal(pid, signal.SIGKILL)
+
+
+def _same(pid: int, ticks: int | None) -> bool:
+    """True while pid is alive and still the process we saw (not a recycled pid)."""
+    return proctree.is_alive(pid) and proctree.start_ticks(pid) == ticks
+
+
+def _signal(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass

@@ -1,0 +1,186 @@
+"""Run the rounds: check each server once, then measure every configuration per workload."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks import loadgen, probe, proctree
+from benchmarks.idle import IdleConnectionError, IdleConnections
+from benchmarks.server_process import RunningServer, ServerStartError
+from benchmarks.servers import HOST, ServerConfig
+from benchmarks.workloads import Workload
+
+START_STOP_OVERHEAD_S = 1.5  # rough, for the time estimate only
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What to run and how."""
+
+    configs: tuple[ServerConfig, ...]
+    workloads: tuple[Workload, ...]
+    rounds: int
+    duration_s: float
+    warmup_s: float
+    server_cpu: int | None
+    client_cpu: int | None
+    raw_dir: Path
+
+
+def pairs(settings: Settings) -> list[tuple[ServerConfig, Workload]]:
+    """Every (configuration, workload) whose app kind the configuration serves."""
+    return [
+        (config, workload)
+        for workload in settings.workloads
+        for config in settings.configs
+        if workload.kind in config.kinds
+    ]
+
+
+def estimate_s(runnable: int, settings: Settings) -> float:
+    """Rough wall-clock time of the measured part."""
+    per_run = settings.duration_s + settings.warmup_s + START_STOP_OVERHEAD_S
+    return runnable * settings.rounds * per_run
+
+
+def preflight(settings: Settings, log: Log) -> dict[tuple[str, str], str]:
+    """Start each configuration once per app kind and probe every workload's endpoint.
+
+    Returns the skip reason for each (configuration, workload) that cannot be measured.
+    """
+    skipped: dict[tuple[str, str], str] = {}
+    for config in settings.configs:
+        mine = [w for w in settings.workloads if w.kind in config.kinds]
+        if not mine:
+            continue
+        reason = config.unavailable_reason()
+        if reason is not None:
+            for workload in mine:
+                skipped[(config.name, workload.name)] = f"not available: {reason}"
+            log(f"  {config.name}: skipped, {reason}")
+            continue
+        for kind in sorted({w.kind for w in mine}):
+            of_kind = [w for w in mine if w.kind == kind]
+            log_path = settings.raw_dir / "logs" / f"preflight-{config.name}-{kind}.log"
+            try:
+                with RunningServer(config, kind, log_path, settings.server_cpu) as server:
+                    took = server.wait_ready()
+                    problems = {w.name: probe.problem(w, HOST, server.port) for w in of_kind}
+            except ServerStartError as error:
+                for workload in of_kind:
+                    skipped[(config.name, workload.name)] = f"{kind} server did not start: {error}"
+                log(f"  {config.name} ({kind}): skipped, did not start: {error}")
+                continue
+            for name, problem in problems.items():
+                if problem is not None:
+                    skipped[(config.name, name)] = f"wrong response: {problem}"
+                    log(f"  {config.name} ({kind}) {name}: skipped, {problem}")
+            log(f"  {config.name} ({kind}): ready in {took:.2f} s, probes done")
+    return skipped
+
+
+def measure(config: ServerConfig, workload: Workload, round_no: int, settings: Settings) -> dict:
+    """Start the server, warm up, run wrk once and read the server tree's CPU time and RSS."""
+    stem = f"{workload.name}-{config.name}-r{round_no}"
+    record: dict[str, Any] = {"round": round_no, "ok": False}
+    started = time.monotonic()
+    log_path = settings.raw_dir / "logs" / f"{stem}.log"
+    with RunningServer(config, workload.kind, log_path, settings.server_cpu) as server:
+        record["ready_s"] = round(server.wait_ready(), 3)
+        url = f"http://{HOST}:{server.port}{workload.path}"
+        script = workload.wrk_script()
+        idle: contextlib.AbstractContextManager[IdleConnections | None] = (
+            IdleConnections(HOST, server.port, workload.idle_connections, workload.path)
+            if workload.idle_connections
+            else contextlib.nullcontext()
+        )
+        with idle as connections:
+            if connections is not None:
+                record["rss_idle_kib"] = proctree.tree_rss_kib(server.pid)
+            loadgen.run(url, settings.warmup_s, workload.connections, script, settings.client_cpu)
+            before = proctree.cpu_seconds(server.tree())
+            result = loadgen.run(
+                url,
+                settings.duration_s,
+                workload.connections,
+                script,
+                settings.client_cpu,
+                raw_path=settings.raw_dir / "wrk" / f"{stem}.txt",
+            )
+            after_pids = server.tree()
+            after = proctree.cpu_seconds(after_pids)
+            record["rss_kib"] = proctree.tree_rss_kib(server.pid)
+            if connections is not None:
+                record["idle_open_after"] = connections.still_open()
+        if server.process.poll() is not None:
+            raise ServerStartError(f"server exited during the run: {server.log_tail()}")
+    cpu_s = sum(after[pid] - before.get(pid, 0.0) for pid in after)
+    record.update(result.as_dict())
+    record.update(
+        ok=True,
+        processes=len(after_pids),
+        cpu_s=round(cpu_s, 3),
+        cpu_us_per_req=cpu_s * 1e6 / result.requests if result.requests else None,
+        rss_mib=record["rss_kib"] / 1024,
+        wall_s=round(time.monotonic() - started, 2),
+    )
+    if "rss_idle_kib" in record:
+        record["rss_idle_mib"] = record["rss_idle_kib"] / 1024
+    return record
+
+
+def run(
+    settings: Settings, skipped: dict[tuple[str, str], str], log: Log
+) -> dict[str, dict[str, list[dict]]]:
+    """All rounds: per workload, round r runs every configuration once (order rotated by r).
+
+    Returns records[workload][config] = one record per round.
+    """
+    records: dict[str, dict[str, list[dict]]] = {}
+    total = sum(
+        1 for c, w in pairs(settings) if (c.name, w.name) not in skipped
+    ) * settings.rounds
+    done = 0
+    for workload in settings.workloads:
+        names = [
+            c
+            for c in settings.configs
+            if workload.kind in c.kinds and (c.name, workload.name) not in skipped
+        ]
+        records[workload.name] = {c.name: [] for c in names}
+        for round_no in range(1, settings.rounds + 1):
+            shift = (round_no - 1) % len(names) if names else 0
+            for config in names[shift:] + names[:shift]:
+                done += 1
+                prefix = f"[{done}/{total}] {workload.name} r{round_no} {config.name}"
+                try:
+                    record = measure(config, workload, round_no, settings)
+                except (ServerStartError, loadgen.WrkError, IdleConnectionError, OSError) as error:
+                    record = {"round": round_no, "ok": False, "error": str(error)}
+                    log(f"{prefix}: FAILED {error}")
+                else:
+                    log(f"{prefix}: {describe(record)}")
+                records[workload.name][config.name].append(record)
+    return records
+
+
+def describe(record: dict) -> str:
+    """One progress line for a finished measurement."""
+    text = (
+        f"{record['rps']:,.0f} req/s, {record['cpu_us_per_req']:.1f} µs CPU/req, "
+        f"p50 {record['p50_ms']:.2f} ms, p99 {record['p99_ms']:.2f} ms, "
+        f"RSS {record['rss_mib']:.1f} MiB"
+    )
+    errors = sum(record["socket_errors"].values()) + record["non_2xx"]
+    if errors:
+        text += f", {errors} errors {record['socket_errors']} non-2xx {record['non_2xx']}"
+    if "idle_open_after" in record:
+        text += f", idle RSS {record['rss_idle_mib']:.1f} MiB, {record['idle_open_after']} open"
+    return text

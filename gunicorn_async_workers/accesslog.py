@@ -1,0 +1,103 @@
+"""Gunicorn-shaped request records for the access log and the request hooks.
+
+Gunicorn's logger (`self.log.access`, so a user's `logger_class` and `access_log_format`
+keep working) and the `pre_request` / `post_request` hooks expect a request, a response and
+a WSGI-style environ. These are built only when the access log or a hook is configured;
+otherwise the protocol never calls in here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from .config import ServerConfig
+
+
+class RequestInfo:
+    """What Gunicorn's hooks and log atoms read from a request."""
+
+    def __init__(self, scope: dict[str, Any]) -> None:
+        self.method: str = scope["method"]
+        self.path: str = scope["path"]
+        self.query: str = scope["query_string"].decode("latin-1")
+        raw = scope.get("raw_path", b"").decode("latin-1")
+        self.uri = raw + ("?" + self.query if self.query else "")
+        major, _, minor = scope["http_version"].partition(".")
+        self.version = (int(major), int(minor or 0))
+        self.scheme: str = scope["scheme"]
+        self.headers = [(k.decode("latin-1").upper(), v.decode("latin-1"))
+                        for k, v in scope["headers"]]
+        self.peer_addr = scope.get("client")
+        self.remote_addr = self.peer_addr
+
+
+class ResponseInfo:
+    """What Gunicorn's log atoms and `post_request` read from a response."""
+
+    def __init__(self, status: int, headers: Any, sent: int) -> None:
+        self.status = f"{status}"
+        self.status_code = status
+        self.headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers or ()]
+        self.sent = sent
+        self.response_length = sent
+
+
+def make_environ(req: RequestInfo) -> dict[str, Any]:
+    """The environ keys Gunicorn's access-log atoms use."""
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": req.method,
+        "RAW_URI": req.uri,
+        "PATH_INFO": req.path,
+        "QUERY_STRING": req.query,
+        "SERVER_PROTOCOL": f"HTTP/{req.version[0]}.{req.version[1]}",
+        "wsgi.url_scheme": req.scheme,
+    }
+    if req.peer_addr:
+        environ["REMOTE_ADDR"] = req.peer_addr[0]
+        environ["REMOTE_PORT"] = str(req.peer_addr[1])
+    for name, value in req.headers:
+        if name == "CONTENT-TYPE":
+            environ["CONTENT_TYPE"] = value
+        elif name == "CONTENT-LENGTH":
+            environ["CONTENT_LENGTH"] = value
+        else:
+            key = "HTTP_" + name.replace("-", "_")
+            environ[key] = environ[key] + "," + value if key in environ else value
+    return environ
+
+
+class RequestRecorder:
+    """Calls the request hooks and writes the access log line, when any is configured."""
+
+    def __init__(self, config: ServerConfig, log: Any, worker: Any) -> None:
+        self.log = log
+        self.worker = worker
+        self.access_log = config.access_log
+        self.pre_request = config.pre_request
+        self.post_request = config.post_request
+        self.enabled = bool(self.access_log or self.pre_request or self.post_request)
+
+    def start(self, protocol: Any, cycle: Any) -> None:
+        req = RequestInfo(cycle.scope)
+        cycle.record = (req, datetime.now())
+        if self.pre_request is not None:
+            try:
+                self.pre_request(self.worker, req)
+            except Exception:
+                self.log.exception("pre_request hook failed")
+
+    def end(self, protocol: Any, cycle: Any) -> None:
+        record = cycle.record
+        if record is None:
+            return
+        req, started = record
+        resp = ResponseInfo(cycle.status, cycle.headers, cycle.bytes_sent)
+        environ = make_environ(req)
+        if self.post_request is not None:
+            try:
+                self.post_request(self.worker, req, environ, resp)
+            except Exception:
+                self.log.exception("post_request hook failed")
+        if self.access_log:
+            self.log.access(resp, req, environ, datetime.now() - started)

@@ -1,0 +1,1 @@
+"""ASGI: app-interface detection, the HTTP request cycle and the lifespan protocol."""

@@ -1,0 +1,245 @@
+"""One frozen `ServerConfig`, read once at boot from Gunicorn's cfg and our own options.
+
+Our own options (those Gunicorn has no name for) are declared once, in `OPTIONS`; the
+worker's `configure(...)`, the `GAW_*` environment variables, the boot errors and the README
+table all come from that one table. The hot path reads attributes of `ServerConfig`, never
+Gunicorn's cfg or the environment.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ConfigError(Exception):
+    """A setting that cannot work; the message is one line saying what to change."""
+
+
+def _choice(*allowed: str) -> Callable[[str, object], str]:
+    def check(name: str, value: object) -> str:
+        text = str(value).strip().lower()
+        if text not in allowed:
+            raise ConfigError(
+                f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+        return text
+    return check
+
+
+def _number(minimum: float) -> Callable[[str, object], float]:
+    def check(name: str, value: object) -> float:
+        try:
+            number = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name} must be a number; got {value!r}") from None
+        if number < minimum:
+            raise ConfigError(f"{name} must be at least {minimum}; got {value!r}")
+        return number
+    return check
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of ours: how it is named, checked, defaulted and documented."""
+
+    name: str
+    default: object
+    check: Callable[[str, object], object]
+    doc: str
+    gunicorn_setting: str | None = None  # a Gunicorn setting that provides the default
+
+    @property
+    def env(self) -> str:
+        return "GAW_" + self.name.upper()
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("interface", "auto", _choice("auto", "asgi3", "asgi2"),
+           "Application interface: `auto` detects ASGI 3 or ASGI 2 at load time."),
+    Option("lifespan", "auto", _choice("auto", "on", "off"),
+           "ASGI lifespan: `auto` runs it if the app supports it, `on` requires it, `off` "
+           "skips it.", gunicorn_setting="asgi_lifespan"),
+    Option("root_path", "", lambda n, v: str(v).rstrip("/"),
+           "ASGI `root_path` (the app's mount point behind a proxy).",
+           gunicorn_setting="root_path"),
+    Option("header_timeout", 30.0, _number(0.1),
+           "Seconds a client may take to send a complete request head."),
+    Option("shutdown_idle_grace", 0.25, _number(0.0),
+           "On graceful shutdown, seconds an idle keep-alive connection must stay idle "
+           "before it is closed (a request arriving first is answered with "
+           "`Connection: close`)."),
+    Option("server_header", "gunicorn", lambda n, v: str(v),
+           "Value of the `Server` response header; empty to omit it."),
+)
+OPTIONS_BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
+
+
+def resolve_options(explicit: Mapping[str, object], cfg: Any,
+                    environ: Mapping[str, str] = os.environ) -> dict[str, object]:
+    """Our options from, in order of precedence: `configure(...)`, `GAW_*`, Gunicorn, defaults.
+
+    Raises ConfigError naming the option and the fix for an unknown or invalid one.
+    """
+    unknown = set(explicit) - set(OPTIONS_BY_NAME)
+    if unknown:
+        raise ConfigError(
+            f"unknown gaw option(s) {', '.join(sorted(unknown))}; known: "
+            f"{', '.join(OPTIONS_BY_NAME)}")
+    known_env = {o.env for o in OPTIONS}
+    stray = sorted(k for k in environ if k.startswith("GAW_") and k not in known_env
+                   and not k.startswith("GAW_TEST_"))
+    if stray:
+        raise ConfigError(f"unknown environment variable(s) {', '.join(stray)}; known: "
+                          f"{', '.join(sorted(known_env))}")
+    values: dict[str, object] = {}
+    for option in OPTIONS:
+        if option.name in explicit:
+            raw, source = explicit[option.name], f"configure({option.name}=...)"
+        elif option.env in environ:
+            raw, source = environ[option.env], option.env
+        elif option.gunicorn_setting and option.gunicorn_setting in getattr(cfg, "settings", {}):
+            raw, source = cfg.settings[option.gunicorn_setting].get(), option.gunicorn_setting
+        else:
+            raw, source = option.default, option.name
+        try:
+            values[option.name] = option.check(source, raw)
+        except ConfigError:
+            raise
+        except Exception as exc:  # a validator's own error: name the source
+            raise ConfigError(f"{source}: {exc}") from None
+    return values
+
+
+class TrustedPeers:
+    """Whether a peer address may set forwarded/scheme headers (`forwarded_allow_ips`)."""
+
+    __slots__ = ("_any", "_cache", "_networks")
+
+    def __init__(self, allow: object) -> None:
+        if isinstance(allow, str):
+            allow = [a.strip() for a in allow.split(",") if a.strip()]
+        items = list(allow or [])  # type: ignore[call-overload]
+        self._any = "*" in items
+        self._networks = []
+        for item in items:
+            if item == "*":
+                continue
+            try:
+                self._networks.append(ipaddress.ip_network(item, strict=False))
+            except ValueError:
+                raise ConfigError(
+                    f"forwarded_allow_ips has {item!r}, which is not an IP address or "
+                    "network") from None
+        self._cache: dict[str, bool] = {}
+
+    def allows(self, peer: object) -> bool:
+        """Unix-socket peers (no address tuple) are trusted, as in Gunicorn's own workers."""
+        if self._any or not isinstance(peer, tuple):
+            return True
+        host = peer[0]
+        known = self._cache.get(host)
+        if known is None:
+            try:
+                ip = ipaddress.ip_address(host.split("%", 1)[0])
+                known = any(ip in net for net in self._networks)
+            except ValueError:
+                known = False
+            if len(self._cache) < 1024:
+                self._cache[host] = known
+        return known
+
+
+def _hook(cfg: Any, name: str) -> Callable[..., Any] | None:
+    """A server hook the user set, or None when it is Gunicorn's default (skipped per request)."""
+    setting = cfg.settings.get(name)
+    if setting is None:
+        return None
+    value = setting.get()
+    default = setting.default
+    default = getattr(default, "__func__", default)
+    return None if value is default else value
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything the serving layers read, computed once per worker process."""
+
+    keepalive: float
+    timeout: float
+    graceful_timeout: float
+    limit_request_line: int
+    limit_request_fields: int
+    limit_request_field_size: int
+    worker_connections: int
+    max_requests: int
+    is_ssl: bool
+    trusted_peers: TrustedPeers
+    scheme_headers: dict[bytes, bytes]
+    forwarder_headers: frozenset[bytes]
+    header_map: str
+    root_path: str
+    lifespan: str
+    interface: str
+    header_timeout: float
+    shutdown_idle_grace: float
+    server_header: bytes
+    access_log: bool
+    pre_request: Callable[..., Any] | None
+    post_request: Callable[..., Any] | None
+    options: dict[str, object] = field(default_factory=dict)
+
+    @classmethod
+    def from_gunicorn(cls, cfg: Any, log: Any, options: Mapping[str, object],
+                      max_requests: int) -> ServerConfig:
+        values = resolve_options(options, cfg)
+        line = cfg.limit_request_line
+        line = 8190 if line <= 0 or line > 8190 else line
+        fields = cfg.limit_request_fields
+        fields = 32768 if fields <= 0 or fields > 32768 else fields
+        field_size = cfg.limit_request_field_size
+        field_size = 8190 if field_size <= 0 else field_size
+        access = getattr(log, "access_log_enabled", None)
+        if access is None:  # Gunicorn before 24 has no such property
+            access = bool(cfg.accesslog or cfg.logconfig or getattr(cfg, "logconfig_dict", None)
+                          or (cfg.syslog and not cfg.disable_redirect_access_to_syslog))
+        if getattr(cfg, "statsd_host", None):
+            access = True  # Gunicorn's statsd logger counts requests in access()
+        return cls(
+            keepalive=float(cfg.keepalive),
+            timeout=float(cfg.timeout),
+            graceful_timeout=float(cfg.graceful_timeout),
+            limit_request_line=line,
+            limit_request_fields=fields,
+            limit_request_field_size=field_size,
+            worker_connections=int(cfg.worker_connections),
+            max_requests=max_requests,
+            is_ssl=bool(cfg.is_ssl),
+            trusted_peers=TrustedPeers(cfg.forwarded_allow_ips),
+            scheme_headers={k.lower().encode("latin-1"): v.encode("latin-1")
+                            for k, v in (cfg.secure_scheme_headers or {}).items()},
+            forwarder_headers=frozenset(
+                h.strip().lower().encode("latin-1")
+                if h.strip() != "*" else b"*"
+                for h in _as_list(getattr(cfg, "forwarder_headers", ["SCRIPT_NAME",
+                                                                    "PATH_INFO"]))),
+            header_map=str(getattr(cfg, "header_map", "refuse")),
+            root_path=str(values["root_path"]),
+            lifespan=str(values["lifespan"]),
+            interface=str(values["interface"]),
+            header_timeout=float(values["header_timeout"]),  # type: ignore[arg-type]
+            shutdown_idle_grace=float(values["shutdown_idle_grace"]),  # type: ignore[arg-type]
+            server_header=str(values["server_header"]).encode("latin-1"),
+            access_log=bool(access),
+            pre_request=_hook(cfg, "pre_request"),
+            post_request=_hook(cfg, "post_request"),
+            options=values,
+        )
+
+
+def _as_list(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [v for v in value.split(",") if v.strip()]
+    return list(value or [])  # type: ignore[call-overload]

@@ -1,0 +1,1 @@
+"""HTTP/1.1: the connection protocol, the parser adapters, response framing and errors."""

@@ -1,0 +1,68 @@
+"""Request errors that carry their own HTTP answer, and the one function that frames it.
+
+Every way a client's request can be refused is one exception class holding its status;
+the protocol never maps errors to statuses with an ``isinstance`` ladder.
+"""
+
+from __future__ import annotations
+
+
+class RequestError(Exception):
+    """A client's request that is refused before it reaches the application."""
+
+    status: int = 400
+    reason: str = "Bad Request"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class BadRequest(RequestError):
+    """Malformed syntax, smuggling attempts, or a header Gunicorn's policy refuses."""
+
+
+class RequestLineTooLong(RequestError):
+    """The request line exceeds ``limit_request_line``."""
+
+    status = 414
+    reason = "URI Too Long"
+
+
+class HeadersTooLarge(RequestError):
+    """Too many header fields, or one field larger than ``limit_request_field_size``."""
+
+    status = 431
+    reason = "Request Header Fields Too Large"
+
+
+class BodyTooLarge(RequestError):
+    """A request body larger than the configured maximum."""
+
+    status = 413
+    reason = "Content Too Large"
+
+
+class UnsupportedTransferCoding(RequestError):
+    """A transfer coding other than chunked (RFC 9112 section 6.1: 501)."""
+
+    status = 501
+    reason = "Not Implemented"
+
+
+class ExpectationFailed(RequestError):
+    """An ``Expect`` value other than ``100-continue``."""
+
+    status = 417
+    reason = "Expectation Failed"
+
+
+def error_response(error: RequestError) -> bytes:
+    """The complete response for a refused request; the connection is closed after it."""
+    body = f"{error.reason}\n".encode()
+    return (
+        f"HTTP/1.1 {error.status} {error.reason}\r\n"
+        f"content-type: text/plain; charset=utf-8\r\n"
+        f"content-length: {len(body)}\r\n"
+        f"connection: close\r\n\r\n"
+    ).encode("latin-1") + body

@@ -1,0 +1,283 @@
+"""Parser adapters: turn a parser's callbacks or events into four calls on the protocol.
+
+The protocol (`http/protocol.py`) implements `RequestListener`. An adapter feeds bytes to a
+concrete parser and calls `on_request_head(adapter)` once the head is complete (the adapter
+itself carries the parsed head, so no object is built per request), `on_body(data)` for each
+body piece, and `on_request_end()` when the message is complete. Errors are raised from
+`feed` as `RequestError`s carrying their status. The rules every parser shares (limits and
+Gunicorn's header policy) live once, in `HeadPolicy`.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import httptools
+
+from .errors import (
+    BadRequest,
+    ExpectationFailed,
+    HeadersTooLarge,
+    RequestError,
+    RequestLineTooLong,
+    UnsupportedTransferCoding,
+)
+
+_HOST = b"host"
+_CONTENT_TYPE = b"content-type"
+_CONTENT_LENGTH = b"content-length"
+_TRANSFER_ENCODING = b"transfer-encoding"
+_EXPECT = b"expect"
+_UPGRADE = b"upgrade"
+# RFC 9110 section 5.3: fields with a single member; a repeat makes the message ambiguous.
+_SINGLETONS = frozenset((_HOST, _CONTENT_TYPE))
+# RFC 9110 section 6.5.1: fields a trailer may not carry.
+_FORBIDDEN_TRAILERS = frozenset(
+    (_HOST, _CONTENT_LENGTH, _TRANSFER_ENCODING, b"trailer", b"authorization", b"te")
+)
+_POLICY_NAMES = frozenset((_HOST, _CONTENT_TYPE, _CONTENT_LENGTH, _TRANSFER_ENCODING, _EXPECT))
+
+
+class RequestListener(Protocol):
+    """What a parser adapter calls; implemented by `HttpProtocol`."""
+
+    def on_request_head(self, head: ParserAdapter) -> None: ...
+    def on_body(self, data: bytes) -> None: ...
+    def on_request_end(self) -> None: ...
+
+
+class HeadPolicy:
+    """Limits and header rules shared by every parser, precomputed from the frozen config.
+
+    `scheme_headers` maps a lower-cased header name to the value that means "https"; it is
+    only consulted for peers in `forwarded_allow_ips` (the adapter is told per connection).
+    """
+
+    __slots__ = (
+        "allow_underscore",
+        "drop_underscore",
+        "forwarder_headers",
+        "limit_fields",
+        "limit_field_size",
+        "limit_line",
+        "max_head_bytes",
+        "scheme_headers",
+        "watch_trusted",
+        "watch_untrusted",
+    )
+
+    def __init__(
+        self,
+        *,
+        limit_line: int,
+        limit_fields: int,
+        limit_field_size: int,
+        scheme_headers: dict[bytes, bytes],
+        forwarder_headers: frozenset[bytes],
+        header_map: str,
+    ) -> None:
+        self.limit_line = limit_line
+        self.limit_fields = limit_fields
+        self.limit_field_size = limit_field_size
+        # Everything a head may occupy before it is complete, request line included.
+        self.max_head_bytes = limit_line + 2 + limit_fields * (limit_field_size + 2) + 2
+        self.scheme_headers = scheme_headers
+        self.forwarder_headers = forwarder_headers
+        self.allow_underscore = header_map == "dangerous" or b"*" in forwarder_headers
+        self.drop_underscore = header_map == "drop"
+        self.watch_untrusted = _POLICY_NAMES
+        self.watch_trusted = _POLICY_NAMES | frozenset(scheme_headers)
+
+
+class ParserAdapter:
+    """The parsed head of the current request, and the shared per-header policy.
+
+    Attributes read by the protocol in `on_request_head`: `method` (str), `target` (bytes),
+    `http_version` (str), `headers` (list of (lower-cased name, value)), `keep_alive`,
+    `expect_continue`, `upgrade` (the Upgrade header's value or None), `scheme` ("http" or
+    "https", after trusted scheme headers), `chunked`, `content_length`.
+    """
+
+    def __init__(self, listener: RequestListener, policy: HeadPolicy, *,
+                 trusted: bool, scheme: str) -> None:
+        self.listener = listener
+        self.policy = policy
+        self.trusted = trusted
+        self.base_scheme = scheme
+        self.watch = policy.watch_trusted if trusted else policy.watch_untrusted
+        self.method = ""
+        self.target = b""
+        self.http_version = "1.1"
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.keep_alive = True
+        self.expect_continue = False
+        self.upgrade: bytes | None = None
+        self.scheme = scheme
+        self.chunked = False
+        self.content_length: int | None = None
+        self._seen: set[bytes] | None = None
+        self._scheme_set = False
+
+    def reset_head(self) -> None:
+        self.target = b""
+        self.headers = []
+        self.expect_continue = False
+        self.upgrade = None
+        self.scheme = self.base_scheme
+        self.chunked = False
+        self.content_length = None
+        self._seen = None
+        self._scheme_set = False
+
+    def police(self, name: bytes, value: bytes) -> bool:
+        """Apply the header rules to a watched or underscored name; False drops the field."""
+        policy = self.policy
+        if b"_" in name and name not in policy.forwarder_headers and not policy.allow_underscore:
+            if policy.drop_underscore:
+                return False
+            raise BadRequest(f"header name {name!r} contains '_' (header_map is 'refuse')")
+        if name in _SINGLETONS:
+            seen = self._seen
+            if seen is None:
+                seen = self._seen = set()
+            if name in seen:
+                raise BadRequest(f"repeated {name.decode()} header")
+            seen.add(name)
+        elif name == _CONTENT_LENGTH:
+            if self.content_length is not None or not value.isdigit():
+                raise BadRequest(f"invalid or repeated content-length {value!r}")
+            self.content_length = int(value)
+        elif name == _TRANSFER_ENCODING:
+            codings = [c.strip() for c in value.lower().split(b",")]
+            if codings[-1] != b"chunked" or b"chunked" in codings[:-1]:
+                raise UnsupportedTransferCoding(f"transfer-encoding {value!r} is not chunked")
+            if self.chunked:
+                raise BadRequest("repeated transfer-encoding")
+            self.chunked = True
+        elif name == _EXPECT:
+            if value.lower() != b"100-continue":
+                raise ExpectationFailed(f"unsupported expectation {value!r}")
+            self.expect_continue = True
+        elif self.trusted and name in self.policy.scheme_headers:
+            scheme = "https" if value == self.policy.scheme_headers[name] else "http"
+            if self._scheme_set and scheme != self.scheme:
+                raise BadRequest("conflicting secure scheme headers")
+            self._scheme_set = True
+            self.scheme = scheme
+        return True
+
+    def finish_head(self) -> None:
+        """Checks that need the whole head (RFC 9112 sections 3.2 and 6.1)."""
+        if self.content_length is not None and self.chunked:
+            raise BadRequest("both content-length and transfer-encoding: chunked")
+        if self.http_version == "1.0":
+            self.expect_continue = False  # RFC 9110 10.1.1: ignored in HTTP/1.0
+        elif self._seen is None or _HOST not in self._seen:
+            raise BadRequest("HTTP/1.1 request without a host header")
+        elif self.target[:1] == b"/" or self.target == b"*":
+            pass
+        elif b"://" not in self.target:
+            raise BadRequest(f"invalid request target {self.target[:100]!r}")
+
+    upgraded_at: int | None = None
+
+    def feed(self, data: bytes) -> None:  # pragma: no cover - implemented by subclasses
+        raise NotImplementedError
+
+    def partial(self) -> bool:
+        """Whether part of a request head has arrived and the rest has not."""
+        raise NotImplementedError  # pragma: no cover
+
+
+class HttptoolsParser(ParserAdapter):
+    """httptools (llhttp) adapter: its callbacks fill the head and call the listener."""
+
+    def __init__(self, listener: RequestListener, policy: HeadPolicy, *,
+                 trusted: bool, scheme: str) -> None:
+        super().__init__(listener, policy, trusted=trusted, scheme=scheme)
+        self.in_head = True
+        self.head_bytes = 0
+        # httptools looks its callbacks up once, when the parser is made: body pieces and
+        # the message end go straight to the listener, with no call in between.
+        self.on_body = listener.on_body
+        self.on_message_complete = listener.on_request_end
+        self.parser = httptools.HttpRequestParser(self)
+
+    def partial(self) -> bool:
+        return self.in_head and self.head_bytes > 0
+
+    # -- httptools callbacks -----------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self.reset_head()
+        self.in_head = True
+        self.head_bytes = 0
+
+    def on_url(self, url: bytes) -> None:
+        target = self.target + url if self.target else url
+        if len(target) > self.policy.limit_line:
+            raise RequestLineTooLong(
+                f"request target is {len(target)} bytes, limit_request_line is "
+                f"{self.policy.limit_line}")
+        self.target = target
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        policy = self.policy
+        if not self.in_head:
+            self._trailer(name, value)
+            return
+        headers = self.headers
+        if len(headers) >= policy.limit_fields:
+            raise HeadersTooLarge(
+                f"more than {policy.limit_fields} header fields (limit_request_fields)")
+        if len(name) + len(value) + 4 > policy.limit_field_size:
+            raise HeadersTooLarge(
+                f"header {name[:40]!r} is {len(name) + len(value) + 4} bytes, "
+                f"limit_request_field_size is {policy.limit_field_size}")
+        name = name.lower()
+        if (name in self.watch or b"_" in name) and not self.police(name, value):
+            return
+        headers.append((name, value))
+
+    def _trailer(self, name: bytes, value: bytes) -> None:
+        name = name.lower()
+        if name in _FORBIDDEN_TRAILERS:
+            raise BadRequest(f"{name.decode('latin-1')} is not allowed in a trailer")
+
+    def on_headers_complete(self) -> None:
+        parser = self.parser
+        self.in_head = False
+        self.method = parser.get_method().decode("ascii")
+        self.http_version = parser.get_http_version()
+        line = len(self.method) + len(self.target) + 10
+        if line > self.policy.limit_line:
+            raise RequestLineTooLong(
+                f"request line is {line} bytes, limit_request_line is {self.policy.limit_line}")
+        self.keep_alive = parser.should_keep_alive()
+        if parser.should_upgrade():
+            for name, value in self.headers:
+                if name == _UPGRADE:
+                    self.upgrade = value
+        self.finish_head()
+        self.listener.on_request_head(self)
+
+    # -- feeding -------------------------------------------------------------------------
+    def feed(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            # llhttp stops after an upgrade request; the protocol decides what follows.
+            self.upgraded_at = exc.args[0] if exc.args else len(data)
+            return
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            if isinstance(cause, RequestError):
+                raise cause from None
+            raise
+        except httptools.HttpParserError as exc:
+            raise BadRequest(f"malformed request: {exc}") from None
+        if self.in_head:
+            self.head_bytes += len(data)
+            if self.head_bytes > self.policy.max_head_bytes:
+                raise HeadersTooLarge(
+                    f"request head exceeds {self.policy.max_head_bytes} bytes "
+                    "(limit_request_fields x limit_request_field_size)")

@@ -1,0 +1,260 @@
+"""The HTTP/1.1 connection: feeds the parser, orders pipelined requests, moves bytes.
+
+One `HttpProtocol` per connection. It owns keep-alive, pipelining, flow control in both
+directions, timeouts and error answers, for any parser behind the `ParserAdapter`
+interface. Per request it asks the server's `new_cycle` for a request cycle (ASGI today)
+and runs it as a task; the cycle writes through `write`/`writelines` and reports back with
+`on_response_complete` and `on_cycle_done`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from .errors import RequestError, error_response
+
+if TYPE_CHECKING:
+    from ..server import Server
+    from .parsers import ParserAdapter
+
+# Requests parsed ahead of the one being answered before the protocol stops reading.
+MAX_PIPELINE = 16
+
+
+class HttpProtocol(asyncio.Protocol):
+    """Bytes in, requests out, responses back in order."""
+
+    __slots__ = (
+        "client",
+        "closing",
+        "cycle",
+        "drain_waiter",
+        "idle_since",
+        "loop",
+        "lost",
+        "parser",
+        "parsing",
+        "pending_error",
+        "pipeline",
+        "read_paused",
+        "server",
+        "sockname",
+        "transport",
+        "write_paused",
+    )
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.loop = server.loop
+        self.transport: Any = None
+        self.parser: ParserAdapter | None = None
+        self.cycle: Any = None  # the cycle whose response is being sent
+        self.parsing: Any = None  # the cycle whose request body is being received
+        self.pipeline: deque[Any] = deque()
+        self.pending_error: RequestError | None = None
+        self.lost = False
+        self.closing = False
+        self.read_paused = False
+        self.write_paused = False
+        self.drain_waiter: asyncio.Future[None] | None = None
+        self.idle_since = server.now
+        self.client: tuple[str, int] | None = None
+        self.sockname: tuple[str, int | None] | None = None
+
+    # -- asyncio callbacks ---------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        server = self.server
+        self.transport = transport
+        server.connections.add(self)
+        peer = transport.get_extra_info("peername")
+        sock = transport.get_extra_info("sockname")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            self.client = (peer[0], peer[1])
+        if isinstance(sock, tuple):
+            self.sockname = (sock[0], sock[1])
+        elif sock:
+            self.sockname = (sock if isinstance(sock, str) else sock.decode(), None)
+        self.parser = server.parser_class(
+            self, server.policy, trusted=server.config.trusted_peers.allows(peer),
+            scheme="https" if server.config.is_ssl else "http")
+
+    def data_received(self, data: bytes) -> None:
+        parser = self.parser
+        assert parser is not None
+        try:
+            parser.feed(data)
+        except RequestError as exc:
+            self.reject(exc)
+            return
+        if parser.upgraded_at is not None:
+            # No upgrade is served yet: the request was answered as plain HTTP with
+            # `connection: close`; what follows the upgrade request is not HTTP/1.1.
+            self.pause_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        self.server.connection_closed(self)
+        for cycle in (self.cycle, self.parsing):
+            if cycle is not None:
+                cycle.wake()
+        self.pipeline.clear()
+        waiter = self.drain_waiter
+        if waiter is not None and not waiter.done():
+            self.drain_waiter = None
+            waiter.set_result(None)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        waiter = self.drain_waiter
+        if waiter is not None:
+            self.drain_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- called by the parser adapter ----------------------------------------------------
+    def on_request_head(self, head: ParserAdapter) -> None:
+        server = self.server
+        cycle = server.new_cycle(self, head)
+        if head.upgrade is not None:
+            cycle.keep_alive = False
+        self.parsing = cycle
+        server.request_started()
+        if self.cycle is None:
+            self.start(cycle)
+        else:
+            self.pipeline.append(cycle)
+            if len(self.pipeline) >= MAX_PIPELINE:
+                self.pause_reading()
+
+    def on_body(self, data: bytes) -> None:
+        self.parsing.feed_body(data)
+
+    def on_request_end(self) -> None:
+        cycle = self.parsing
+        self.parsing = None
+        cycle.end_body()
+
+    # -- request cycles ------------------------------------------------------------------
+    def start(self, cycle: Any) -> None:
+        self.cycle = cycle
+        server = self.server
+        if server.records_requests:
+            server.record_start(self, cycle)
+        self.loop.create_task(cycle.run(server.app))
+
+    def on_response_complete(self, cycle: Any) -> None:
+        """The cycle's response is fully written: close, or move on to the next request."""
+        if cycle is not self.cycle:
+            return
+        if not cycle.keep_alive or self.lost:
+            self.cycle = None
+            self.close()
+            return
+        if cycle.more_body:
+            if cycle.expect_continue:
+                # 100 Continue was never sent: the client may be waiting, or sending.
+                self.cycle = None
+                self.close()
+                return
+            cycle.discard = True  # read and drop the rest of the unread body
+            cycle.body = []
+        self.cycle = None
+        self.idle_since = self.server.now
+        if self.pending_error is not None:
+            self._send_error(self.pending_error)
+            return
+        if self.pipeline:
+            self.start(self.pipeline.popleft())
+        self.resume_reading()
+
+    def on_cycle_done(self, cycle: Any) -> None:
+        """The app returned (after its response, or having failed)."""
+        if self.server.records_requests:
+            self.server.record_end(self, cycle)
+
+    # -- errors and closing --------------------------------------------------------------
+    def reject(self, exc: RequestError) -> None:
+        """Refuse a bad request: it never reaches the app; answer once earlier ones are done."""
+        self.server.log.debug("Invalid request from %s: %s", self.client, exc.detail)
+        self.pause_reading()
+        self.pipeline.clear()
+        if self.parsing is not None and self.parsing is not self.cycle:
+            self.parsing = None
+        if self.cycle is not None:
+            self.pending_error = exc
+        else:
+            self._send_error(exc)
+
+    def _send_error(self, exc: RequestError) -> None:
+        if not self.lost:
+            self.transport.write(error_response(exc))
+        self.close()
+
+    def close(self) -> None:
+        if not self.closing:
+            self.closing = True
+            if not self.lost:
+                self.transport.close()
+
+    def abort(self) -> None:
+        self.closing = True
+        if not self.lost:
+            self.transport.abort()
+
+    # -- flow control --------------------------------------------------------------------
+    def write(self, data: bytes) -> None:
+        if not self.lost:
+            self.transport.write(data)
+
+    def writelines(self, pieces: list[bytes]) -> None:
+        if not self.lost:
+            self.transport.writelines(pieces)
+
+    async def drain(self) -> None:
+        if self.lost or not self.write_paused:
+            return
+        waiter = self.drain_waiter = self.loop.create_future()
+        await waiter
+
+    def pause_reading(self) -> None:
+        if not self.read_paused and not self.lost:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if not self.read_paused or self.lost or self.closing:
+            return
+        if len(self.pipeline) >= MAX_PIPELINE or self.pending_error is not None:
+            return
+        parser = self.parser
+        if parser is not None and parser.upgraded_at is not None:
+            return
+        parsing = self.parsing
+        if parsing is not None and parsing.body_read > parsing.HIGH_WATER:
+            return
+        self.read_paused = False
+        self.transport.resume_reading()
+
+    # -- timeouts, checked by the server's once-a-second tick ----------------------------
+    def is_idle(self) -> bool:
+        """No request in progress: nothing parsed, nothing running, nothing half-read."""
+        parser = self.parser
+        return (self.cycle is None and self.parsing is None and not self.pipeline
+                and (parser is None or not parser.partial()))
+
+    def check_timeouts(self, now: float) -> None:
+        if self.cycle is not None or self.parsing is not None or self.closing:
+            return
+        parser = self.parser
+        config = self.server.config
+        if parser is not None and parser.partial():
+            if now - self.idle_since > config.header_timeout:
+                self.server.log.debug("request head from %s timed out", self.client)
+                self.abort()
+        elif now - self.idle_since >= config.keepalive:
+            self.close()

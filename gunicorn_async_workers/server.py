@@ -1,0 +1,177 @@
+"""Listening sockets to connections: accept with a concurrency cap, tick, and shut down.
+
+The server accepts on every socket the arbiter bound, stops accepting at
+`worker_connections` and resumes below it, keeps the Date header and the coarse clock fresh
+once a second, closes idle keep-alive connections, and ends either gracefully (finish what
+is in flight, close idle connections after a short grace, all by `graceful_timeout`) or
+quickly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from typing import Any
+
+from .accesslog import RequestRecorder
+from .asgi.http import new_cycle
+from .config import ServerConfig
+from .http.parsers import HeadPolicy, HttptoolsParser, ParserAdapter
+from .http.protocol import HttpProtocol
+from .http.response import DateHeader
+
+# Connections accepted per readiness callback before the loop attends to other work.
+ACCEPT_BATCH = 64
+# How often a draining server looks for connections that have become idle.
+DRAIN_POLL = 0.05
+
+
+class Server:
+    """Everything one worker process serves, shared by all its connections."""
+
+    def __init__(self, config: ServerConfig, app: Any, loop: asyncio.AbstractEventLoop,
+                 log: Any, worker: Any, *, parser_class: type[ParserAdapter] = HttptoolsParser,
+                 ssl_context: Any = None, on_max_requests: Any = None) -> None:
+        self.config = config
+        self.app = app
+        self.loop = loop
+        self.log = log
+        self.worker = worker
+        self.parser_class = parser_class
+        self.ssl_context = ssl_context
+        self.on_max_requests = on_max_requests
+        self.policy = HeadPolicy(
+            limit_line=config.limit_request_line,
+            limit_fields=config.limit_request_fields,
+            limit_field_size=config.limit_request_field_size,
+            scheme_headers=config.scheme_headers,
+            forwarder_headers=config.forwarder_headers,
+            header_map=config.header_map,
+        )
+        self.new_cycle = new_cycle
+        self.keep_alive_allowed = config.keepalive > 0
+        self.state: dict[str, Any] = {}
+        self.date = DateHeader(config.server_header)
+        self.now = loop.time()
+        self.connections: set[HttpProtocol] = set()
+        self.pending_accepts = 0
+        self.listeners: list[socket.socket] = []
+        self.accepting = False
+        self.draining = False
+        self.requests_left = config.max_requests
+        self.recorder = RequestRecorder(config, log, worker)
+        self.records_requests = self.recorder.enabled
+
+    # -- accepting -----------------------------------------------------------------------
+    def listen(self, sockets: list[socket.socket]) -> None:
+        for sock in sockets:
+            sock.setblocking(False)
+            self.listeners.append(sock)
+        self.resume_accepting()
+
+    def resume_accepting(self) -> None:
+        if self.accepting or self.draining:
+            return
+        self.accepting = True
+        for sock in self.listeners:
+            self.loop.add_reader(sock.fileno(), self._accept, sock)
+
+    def pause_accepting(self) -> None:
+        if not self.accepting:
+            return
+        self.accepting = False
+        for sock in self.listeners:
+            self.loop.remove_reader(sock.fileno())
+
+    def _at_capacity(self) -> bool:
+        return len(self.connections) + self.pending_accepts >= self.config.worker_connections
+
+    def _accept(self, listener: socket.socket) -> None:
+        for _ in range(ACCEPT_BATCH):
+            if self._at_capacity():
+                self.pause_accepting()
+                return
+            try:
+                conn, _addr = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # EMFILE and friends: the arbiter's problem, not a crash
+                self.log.warning("accept() failed: %s", exc)
+                return
+            conn.setblocking(False)
+            if conn.family in (socket.AF_INET, socket.AF_INET6):
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.pending_accepts += 1
+            self.loop.create_task(self._connect(conn))
+
+    async def _connect(self, conn: socket.socket) -> None:
+        try:
+            protocol = HttpProtocol(self)
+            await self.loop.connect_accepted_socket(
+                lambda: protocol, conn, ssl=self.ssl_context)
+        except OSError as exc:
+            self.log.debug("connection failed before it started: %s", exc)
+            conn.close()
+        except Exception as exc:  # a TLS handshake that fails is the client's problem
+            self.log.debug("connection setup failed: %r", exc)
+            conn.close()
+        finally:
+            self.pending_accepts -= 1
+            if not self.accepting and not self._at_capacity():
+                self.resume_accepting()
+
+    def connection_closed(self, protocol: HttpProtocol) -> None:
+        self.connections.discard(protocol)
+        if not self.accepting and not self.draining and not self._at_capacity():
+            self.resume_accepting()
+
+    # -- per request ---------------------------------------------------------------------
+    def request_started(self) -> None:
+        self.requests_left -= 1
+        if self.requests_left == 0 and self.on_max_requests is not None:
+            self.on_max_requests()
+
+    def record_start(self, protocol: HttpProtocol, cycle: Any) -> None:
+        self.recorder.start(protocol, cycle)
+
+    def record_end(self, protocol: HttpProtocol, cycle: Any) -> None:
+        self.recorder.end(protocol, cycle)
+
+    # -- once a second -------------------------------------------------------------------
+    def tick(self) -> None:
+        self.now = now = self.loop.time()
+        self.date.refresh()
+        for conn in list(self.connections):
+            conn.check_timeouts(now)
+
+    # -- shutdown ------------------------------------------------------------------------
+    async def shutdown_gracefully(self, timeout: float) -> None:
+        """Stop accepting, finish requests in flight, close idle connections after a grace."""
+        self.stop_listening()
+        self.draining = True
+        loop = self.loop
+        deadline = loop.time() + timeout
+        grace = self.config.shutdown_idle_grace
+        while self.connections and loop.time() < deadline:
+            now = self.now = loop.time()
+            for conn in list(self.connections):
+                if conn.is_idle() and now - conn.idle_since >= grace:
+                    conn.close()
+            await asyncio.sleep(DRAIN_POLL)
+        if self.connections:
+            self.log.warning("graceful_timeout reached: closing %d connection(s) with "
+                             "requests in flight", len(self.connections))
+        self.close_all()
+
+    def stop_listening(self) -> None:
+        self.pause_accepting()
+        self.draining = True
+        for sock in self.listeners:
+            with contextlib.suppress(OSError):
+                sock.close()
+        self.listeners = []
+
+    def close_all(self) -> None:
+        for conn in list(self.connections):
+            conn.abort()

@@ -1,0 +1,201 @@
+"""Gunicorn worker classes: one event loop per process, under the arbiter's management.
+
+A worker builds its frozen config, loads the app, runs the ASGI lifespan, serves every
+socket the arbiter bound, heartbeats, and ends gracefully on SIGTERM, `max_requests` or a
+parent change, or quickly on SIGINT/SIGQUIT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from gunicorn.workers.base import Worker
+
+from .asgi.app import as_asgi3
+from .asgi.lifespan import Lifespan, LifespanFailed
+from .config import ConfigError, ServerConfig
+from .http.parsers import HttptoolsParser, ParserAdapter
+from .server import Server
+
+# Gunicorn's arbiter halts instead of respawning when a worker exits with this code.
+WORKER_BOOT_ERROR = 3
+
+
+def _uvloop_factory() -> asyncio.AbstractEventLoop:
+    import uvloop
+
+    return uvloop.new_event_loop()
+
+
+class AsyncWorkerBase(Worker):
+    """The contract with Gunicorn's arbiter, shared by every worker class of ours."""
+
+    #: Builds the event loop of a worker process.
+    loop_factory: ClassVar[Callable[[], asyncio.AbstractEventLoop]] = staticmethod(
+        asyncio.new_event_loop)
+    #: The HTTP/1.1 parser adapter.
+    parser_class: ClassVar[type[ParserAdapter]] = HttptoolsParser
+    #: Our own options, set through `configure(...)`.
+    options: ClassVar[dict[str, object]] = {}
+
+    loop: asyncio.AbstractEventLoop
+    server: Server | None = None
+    config: ServerConfig
+    quick_exit = False
+    _stop: asyncio.Event | None = None
+
+    @classmethod
+    def configure(cls, **options: object) -> type[AsyncWorkerBase]:
+        """This worker class with our own options set, for `worker_class = ...`.
+
+        The options are checked when a worker boots; an unknown or invalid one stops it
+        with a one-line error and Gunicorn's boot-error code.
+        """
+        merged = {**cls.options, **options}
+        return type(cls.__name__, (cls,), {"options": merged, "__module__": cls.__module__,
+                                           "__qualname__": cls.__qualname__})
+
+    # -- boot ----------------------------------------------------------------------------
+    def init_process(self) -> None:
+        self.loop = type(self).loop_factory()
+        asyncio.set_event_loop(self.loop)
+        super().init_process()
+
+    def _boot_error(self, message: str) -> None:
+        self.log.error("gunicorn-async-workers: %s", message)
+        sys.stderr.flush()
+        raise SystemExit(WORKER_BOOT_ERROR)
+
+    def load_wsgi(self) -> None:
+        try:
+            self.config = ServerConfig.from_gunicorn(
+                self.cfg, self.log, self.options, self.max_requests)
+        except ConfigError as exc:
+            self._boot_error(str(exc))
+        super().load_wsgi()
+        try:
+            self.app_asgi = as_asgi3(self.wsgi, self.config.interface)
+        except ConfigError as exc:
+            self._boot_error(str(exc))
+
+    def init_signals(self) -> None:
+        for sig in self.SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
+        loop = self.loop
+        loop.add_signal_handler(signal.SIGTERM, self._on_term)
+        loop.add_signal_handler(signal.SIGINT, self._on_quit)
+        loop.add_signal_handler(signal.SIGQUIT, self._on_quit)
+        loop.add_signal_handler(signal.SIGUSR1, self.log.reopen_files)
+        loop.add_signal_handler(signal.SIGWINCH, lambda: None)
+        # SIGABRT comes from the arbiter when the worker missed its heartbeat, usually
+        # because an app blocked the loop: a plain handler still runs between bytecodes.
+        signal.signal(signal.SIGABRT, self.handle_abort)
+
+    # -- signals -------------------------------------------------------------------------
+    def _wake(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+
+    def _on_term(self) -> None:
+        self.alive = False
+        self._wake()
+
+    def _on_quit(self) -> None:
+        self.quick_exit = True
+        if self.alive:
+            self.alive = False
+            self.cfg.worker_int(self)
+        self._wake()
+
+    def _on_max_requests(self) -> None:
+        if self.alive:
+            self.log.info("Autorestarting worker after current request.")
+            self.alive = False
+            self._wake()
+
+    # -- serving -------------------------------------------------------------------------
+    def run(self) -> None:
+        try:
+            self.loop.run_until_complete(self._serve())
+        finally:
+            self._close_loop()
+
+    def _ssl_context(self) -> Any:
+        if not self.cfg.is_ssl:
+            return None
+        from gunicorn import sock
+
+        return sock.ssl_context(self.cfg)
+
+    async def _serve(self) -> None:
+        config = self.config
+        loop = self.loop
+        self._stop = asyncio.Event()
+        state: dict[str, Any] = {}
+        lifespan = Lifespan(self.app_asgi, config.lifespan, state, self.log)
+        try:
+            await lifespan.startup()
+        except LifespanFailed as exc:
+            self._boot_error(f"ASGI lifespan startup failed: {exc}")
+        server = self.server = Server(
+            config, self.app_asgi, loop, self.log, self,
+            parser_class=type(self).parser_class, ssl_context=self._ssl_context(),
+            on_max_requests=self._on_max_requests)
+        server.state = state
+        server.listen([getattr(s, "sock", s) for s in self.sockets])
+        interval = max(0.1, min(1.0, self.timeout / 2))
+        while self.alive:
+            self.notify()
+            if self.ppid != os.getppid():
+                self.log.info("Parent changed, shutting down: %s", self)
+                break
+            server.tick()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), interval)
+        self.alive = False
+        if self.quick_exit:
+            server.stop_listening()
+            server.close_all()
+            return
+        started = time.monotonic()
+        heartbeat = loop.create_task(self._heartbeat(interval))
+        try:
+            await server.shutdown_gracefully(config.graceful_timeout)
+            left = config.graceful_timeout - (time.monotonic() - started)
+            await lifespan.shutdown(max(0.1, left - 0.2))
+        finally:
+            heartbeat.cancel()
+
+    async def _heartbeat(self, interval: float) -> None:
+        while True:
+            self.notify()
+            await asyncio.sleep(interval)
+
+    def _close_loop(self) -> None:
+        loop = self.loop
+        try:
+            tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                loop.run_until_complete(
+                    asyncio.wait(tasks, timeout=1.0 if self.quick_exit else 5.0))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        except Exception as exc:  # the process is exiting either way
+            self.log.debug("error while closing the event loop: %r", exc)
+        finally:
+            loop.close()
+
+
+class UvloopWorker(AsyncWorkerBase):
+    """uvloop event loop + httptools parser: the default and fastest."""
+
+    loop_factory = staticmethod(_uvloop_factory)
+    parser_class = HttptoolsParser

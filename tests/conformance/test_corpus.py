@@ -1,0 +1,240 @@
+"""Gunicorn's HTTP/1.x request corpus, sent to a real gunicorn running each worker class.
+
+Every `.http` file is decoded exactly as the corpus README says (and checked against the
+manifest's length and SHA-256), then sent twice on fresh connections: in one write, and in
+seeded random pieces. Valid files must reach the app with what the manifest says was parsed;
+invalid files must get a 4xx (501 for a transfer coding) or a close, and never reach the app.
+One server per distinct `config` of the manifest, kept while the tests that need it run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import re
+import socket
+import time
+import zlib
+from collections import OrderedDict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import pytest
+from gunicorn.config import KNOWN_SETTINGS
+from gunicorn_process import REPO, GunicornProcess, read_until_close
+from raw_http import RawResponse, ResponseReader
+
+
+def _corpus_dir() -> Path:
+    """The corpus folder: $GAW_CONFORMANCE_CORPUS, a vendored copy, or the shared checkout."""
+    override = os.environ.get("GAW_CONFORMANCE_CORPUS")
+    if override:
+        return Path(override)
+    vendored = REPO / "tests" / "conformance" / "gunicorn-requests"
+    if vendored.is_dir():
+        return vendored
+    return Path("/work/shared/conformance/gunicorn-requests")
+
+
+CORPUS = _corpus_dir()
+# Loaded at import on purpose: a missing corpus is a collection error, never a silent skip.
+MANIFEST: list[dict[str, Any]] = json.loads((CORPUS / "manifest.json").read_text())
+GUNICORN_SETTINGS = {setting.name for setting in KNOWN_SETTINGS}
+
+APP = "apps.conformance:app"
+PROBE = b"GET /__probe HTTP/1.1\r\nHost: corpus\r\nConnection: close\r\n\r\n"
+READ_TIMEOUT = 5.0
+# Servers alive at once per test process: tests run grouped by config, so two is plenty.
+LIVE_SERVERS = 2
+# Pause between the pieces of a split send so that each is its own TCP segment and the
+# server really parses incrementally. It paces the client; it synchronises nothing.
+PIECE_GAP = 0.002
+_SHORTENED = re.compile(r"^(.*)\.\.\.\((\d+) chars\)$", re.DOTALL)
+_HEX_ESCAPE = re.compile(rb"\\x([0-9A-Fa-f]{2})")
+
+
+def decode(text: bytes) -> bytes:
+    """The wire bytes of a `.http` file, by the corpus README (gunicorn's tests/treq.py)."""
+    data = text.replace(b"\n", b"")
+    data = data.replace(b"\\r\\n", b"\r\n")
+    data = data.replace(b"\\0", b"\x00").replace(b"\\n", b"\n").replace(b"\\t", b"\t")
+    data = _HEX_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), data)
+    if b"\\" in data:
+        raise ValueError("a backslash is left after decoding")
+    return data
+
+
+def config_key(entry: dict[str, Any]) -> str:
+    return json.dumps(entry.get("config", {}), sort_keys=True)
+
+
+def split_points(name: str, size: int) -> list[int]:
+    """Seeded random cut points for one file: the same pieces on every run."""
+    rng = random.Random(zlib.crc32(name.encode()))
+    count = rng.randint(2, min(8, size - 1))
+    return sorted(rng.sample(range(1, size), count))
+
+
+class ServerPool:
+    """Servers running `apps.conformance:app`, keyed by (worker class, config)."""
+
+    def __init__(self) -> None:
+        self.live: OrderedDict[tuple[str, str], GunicornProcess] = OrderedDict()
+
+    def get(self, worker_class: str, config: dict[str, Any]) -> GunicornProcess:
+        key = (worker_class, json.dumps(config, sort_keys=True))
+        server = self.live.get(key)
+        if server is not None and server.proc is not None and server.proc.poll() is None:
+            self.live.move_to_end(key)
+            return server
+        if server is not None:
+            self.live.pop(key)
+            server.stop()
+        while len(self.live) >= LIVE_SERVERS:
+            _, oldest = self.live.popitem(last=False)
+            oldest.stop()
+        server = GunicornProcess(APP, worker_class, settings=config)
+        try:
+            server.start()
+        except BaseException:
+            server.stop()
+            raise
+        self.live[key] = server
+        return server
+
+    def close(self) -> None:
+        while self.live:
+            _, server = self.live.popitem()
+            server.stop()
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[ServerPool]:
+    pool = ServerPool()
+    yield pool
+    pool.close()
+
+
+def probe(server: GunicornProcess) -> dict[str, Any]:
+    """One request the app answers: its `calls` counter and pid right now."""
+    with server.connect(READ_TIMEOUT) as s:
+        s.sendall(PROBE)
+        resp = ResponseReader(s, READ_TIMEOUT).read_response()
+    assert resp.status == 200, f"probe answered {resp.status}: {resp.body[:200]!r}"
+    return json.loads(resp.body)
+
+
+def send(server: GunicornProcess, data: bytes, cuts: list[int]) -> ResponseReader:
+    """Open a connection, send `data` cut at `cuts` and half-close it. The server may close
+    early on an invalid request, so a failed write just ends the sending."""
+    s = server.connect(READ_TIMEOUT)
+    if s.family != socket.AF_UNIX:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        start = 0
+        for end in [*cuts, len(data)]:
+            s.sendall(data[start:end])
+            start = end
+            if end != len(data):
+                time.sleep(PIECE_GAP)
+        s.shutdown(socket.SHUT_WR) if not os.environ.get("NOHC") else None
+    except OSError:  # EPIPE, ECONNRESET, or ENOTCONN on the half-close
+        pass
+    return ResponseReader(s, READ_TIMEOUT)
+
+
+def read_all(reader: ResponseReader, limit: int = 4) -> list[RawResponse]:
+    """Responses until the server closes; fails on a truncated response or no close."""
+    responses: list[RawResponse] = []
+    while len(responses) < limit:
+        try:
+            responses.append(reader.read_response())
+        except EOFError:
+            assert not reader.buf, f"connection closed inside a response: {reader.buf[:200]!r}"
+            break
+    return responses
+
+
+def check_echo(answer: dict[str, Any], expected: dict[str, Any], where: str) -> None:
+    assert answer["method"] == expected["method"], where
+    path = unquote(expected["path"])
+    shortened = _SHORTENED.match(path)
+    if shortened:
+        assert answer["path"].startswith(shortened.group(1)), where
+        assert len(answer["path"]) == int(shortened.group(2)), where
+    else:
+        assert answer["path"] == path, where
+    if answer["raw_path"] is not None:
+        assert unquote(answer["raw_path"]) == answer["path"], f"{where}: raw_path"
+    assert answer["query"] == expected["query"], where
+    assert answer["http_version"] == expected["version"], where
+    assert answer["body_length"] == expected["body_length"], where
+
+
+def check_valid(entry: dict[str, Any], reader: ResponseReader, how: str) -> None:
+    expected_requests = entry.get("requests", [entry])
+    for i, expected in enumerate(expected_requests):
+        where = f"{entry['file']} sent {how}, request {i + 1} of {len(expected_requests)}"
+        try:
+            resp = reader.read_response()
+        except EOFError as exc:
+            raise AssertionError(f"{where}: connection closed without a response") from exc
+        assert resp.status == 200, f"{where}: status {resp.status} {resp.body[:300]!r}"
+        assert resp.header(b"x-reached-app") == b"1", f"{where}: response not from the app"
+        check_echo(json.loads(resp.body), expected, where)
+    rest = reader.buf + read_until_close(reader.sock, timeout=READ_TIMEOUT)
+    assert rest == b"", f"{entry['file']} sent {how}: unexpected bytes after the responses"
+
+
+def check_invalid(entry: dict[str, Any], data: bytes, reader: ResponseReader, how: str) -> None:
+    where = f"{entry['file']} sent {how}"
+    try:
+        responses = read_all(reader)
+    except TimeoutError as exc:
+        raise AssertionError(f"{where}: neither answered nor closed in {READ_TIMEOUT} s") from exc
+    allowed = set(range(400, 500))
+    if b"transfer-encoding" in data.lower():
+        allowed.add(501)
+    for resp in responses:
+        assert resp.header(b"x-reached-app") is None, f"{where}: the app answered it"
+        assert resp.status in allowed, f"{where}: status {resp.status}, expected 4xx"
+
+
+def _params() -> list[Any]:
+    entries = sorted(MANIFEST, key=lambda e: (config_key(e), e["file"]))
+    return [pytest.param(entry, id=entry["file"]) for entry in entries]
+
+
+@pytest.mark.parametrize("entry", _params())
+def test_corpus_file(entry: dict[str, Any], worker_class: str, servers: ServerPool) -> None:
+    data = decode((CORPUS / entry["file"]).read_bytes())
+    assert len(data) == entry["wire_bytes"], "decoded length differs from the manifest"
+    assert hashlib.sha256(data).hexdigest() == entry["wire_sha256"], "decoded bytes differ"
+
+    config = entry.get("config", {})
+    missing = sorted(set(config) - GUNICORN_SETTINGS)
+    if missing:
+        pytest.skip(f"the installed gunicorn has no setting {', '.join(missing)}")
+    server = servers.get(worker_class, config)
+
+    before = probe(server)
+    for how, cuts in (("whole", []), ("in pieces", split_points(entry["file"], len(data)))):
+        reader = send(server, data, cuts)
+        try:
+            if entry["expect"] == "valid":
+                check_valid(entry, reader, how)
+            else:
+                check_invalid(entry, data, reader, how)
+        finally:
+            reader.sock.close()
+    after = probe(server)
+
+    answered = 2 * len(entry.get("requests", [entry])) if entry["expect"] == "valid" else 0
+    assert after["pid"] == before["pid"], "the worker process changed (did it crash?)"
+    assert after["calls"] - before["calls"] == answered + 1, (
+        f"the app completed {after['calls'] - before['calls'] - 1} requests, expected {answered}"
+    )

@@ -1,1 +1,1 @@
-"""Benchmark suite comparing gaw's worker with other ASGI and WSGI servers (`python -m benchmarks`)."""
+"""Benchmark suite: gaw's worker against other ASGI and WSGI servers (`python -m benchmarks`)."""

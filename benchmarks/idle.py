@@ -52,9 +52,7 @@ class IdleConnections:
         self.host = host
         self.port = port
         self.count = count
-        self.request = (
-            f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode("ascii")
-        )
+        self.request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode("ascii")
         self.sockets: list[socket.socket] = []
 
     def __enter__(self) -> IdleConnections:

@@ -16,9 +16,7 @@ _UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.
 _PERCENTILE = re.compile(r"^\s*(50|75|90|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s|m|h)\s*$", re.M)
 _REQUESTS = re.compile(r"^\s*(\d+) requests in ([\d.]+)(us|ms|s|m|h)", re.M)
 _RPS = re.compile(r"^Requests/sec:\s+([\d.]+)", re.M)
-_SOCKET_ERRORS = re.compile(
-    r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)"
-)
+_SOCKET_ERRORS = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
 _NON_2XX = re.compile(r"Non-2xx or 3xx responses: (\d+)")
 
 
@@ -102,9 +100,7 @@ def run(
             command += ["-s", str(script_path)]
         command.append(url)
         try:
-            done = subprocess.run(
-                command, capture_output=True, text=True, timeout=duration_s + 60
-            )
+            done = subprocess.run(command, capture_output=True, text=True, timeout=duration_s + 60)
         except subprocess.TimeoutExpired as error:
             raise WrkError(f"wrk did not finish: {error}") from error
     text = f"$ {' '.join(command)}\n{done.stdout}{done.stderr}"

@@ -42,14 +42,15 @@ def workload_table(workload: dict[str, Any]) -> list[str]:
     header = ["configuration"]
     for key in keys:
         header += [labels[key][0], "×base"]
-    header += ["errors", "rounds"]
+    header += ["errors", "other load %", "rounds"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, summary in workload["configs"].items():
         row = [f"**{name}**" if name == workload["baseline"] else name]
         for key in keys:
             row += [_figure(summary["figures"], key), _ratio(summary["ratios"].get(key))]
         rounds = f"{summary['rounds_ok']}/{summary['rounds_ok'] + summary['rounds_failed']}"
-        row += [str(summary["errors"]), rounds]
+        other = summary.get("other_load_max_pct")
+        row += [str(summary["errors"]), "n/a" if other is None else f"{other:.0f}", rounds]
         lines.append("| " + " | ".join(row) + " |")
     return lines
 
@@ -97,7 +98,12 @@ def markdown(result: dict[str, Any], chart_name: str | None) -> str:
         "CPU µs/req is the server tree's utime+stime during the measured run divided by the "
         "requests wrk completed; RSS is the sum of VmRSS over the server's process tree "
         "after the run. `errors` counts wrk socket errors plus non-2xx responses over all "
-        "rounds.",
+        "rounds. `other load %` is the highest share, over the rounds, of the server core's "
+        "busy time not spent by the server's processes (other programs, interrupts): "
+        "figures from runs where it is high are disturbed.",
+        "",
+        f"Load average at the start: {settings['loadavg_start']}, at the end: "
+        f"{settings['loadavg_end']}.",
         "",
     ]
     if chart_name:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -93,13 +94,14 @@ class RunningServer:
     ) -> None:
         self.stop()
 
-    def log_tail(self, lines: int = 8) -> str:
+    def log_tail(self, lines: int = 4) -> str:
         """The last lines the server printed (for error messages)."""
         try:
             text = self.log_path.read_text(errors="replace")
         except OSError:
             return ""
-        return " | ".join(text.strip().splitlines()[-lines:])
+        printed = [line for line in text.strip().splitlines() if not line.startswith("$ ")]
+        return " | ".join(printed[-lines:])
 
     def wait_ready(self, path: str = "/plaintext", timeout: float = READY_TIMEOUT_S) -> float:
         """Poll until a real request succeeds; return seconds taken or raise ServerStartError."""
@@ -153,7 +155,5 @@ def _same(pid: int, ticks: int | None) -> bool:
 
 
 def _signal(pid: int, signum: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signum)
-    except ProcessLookupError:
-        pass

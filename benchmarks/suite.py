@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks import loadgen, probe, proctree
+from benchmarks import corestat, loadgen, probe, proctree
 from benchmarks.idle import IdleConnectionError, IdleConnections
 from benchmarks.server_process import RunningServer, ServerStartError
 from benchmarks.servers import HOST, ServerConfig
@@ -106,6 +106,8 @@ def measure(config: ServerConfig, workload: Workload, round_no: int, settings: S
                 record["rss_idle_kib"] = proctree.tree_rss_kib(server.pid)
             loadgen.run(url, settings.warmup_s, workload.connections, script, settings.client_cpu)
             before = proctree.cpu_seconds(server.tree())
+            cores_before = corestat.busy_seconds()
+            wall_before = time.monotonic()
             result = loadgen.run(
                 url,
                 settings.duration_s,
@@ -116,18 +118,28 @@ def measure(config: ServerConfig, workload: Workload, round_no: int, settings: S
             )
             after_pids = server.tree()
             after = proctree.cpu_seconds(after_pids)
+            cores_after = corestat.busy_seconds()
+            wall = time.monotonic() - wall_before
             record["rss_kib"] = proctree.tree_rss_kib(server.pid)
             if connections is not None:
                 record["idle_open_after"] = connections.still_open()
         if server.process.poll() is not None:
             raise ServerStartError(f"server exited during the run: {server.log_tail()}")
     cpu_s = sum(after[pid] - before.get(pid, 0.0) for pid in after)
+    if result.requests == 0:
+        raise loadgen.WrkError("wrk completed no request")
     record.update(result.as_dict())
+    busy = {cpu: cores_after[cpu] - cores_before.get(cpu, 0.0) for cpu in cores_after}
+    record["core_busy_pct"] = {str(cpu): round(100 * b / wall, 1) for cpu, b in busy.items()}
+    if settings.server_cpu is not None:
+        # busy time on the server's core not spent by the server: other programs, or interrupts
+        other = busy.get(settings.server_cpu, 0.0) - cpu_s
+        record["other_load_on_server_core_pct"] = round(max(0.0, 100 * other / wall), 1)
     record.update(
         ok=True,
         processes=len(after_pids),
         cpu_s=round(cpu_s, 3),
-        cpu_us_per_req=cpu_s * 1e6 / result.requests if result.requests else None,
+        cpu_us_per_req=cpu_s * 1e6 / result.requests,
         rss_mib=record["rss_kib"] / 1024,
         wall_s=round(time.monotonic() - started, 2),
     )
@@ -144,9 +156,7 @@ def run(
     Returns records[workload][config] = one record per round.
     """
     records: dict[str, dict[str, list[dict]]] = {}
-    total = sum(
-        1 for c, w in pairs(settings) if (c.name, w.name) not in skipped
-    ) * settings.rounds
+    total = sum(1 for c, w in pairs(settings) if (c.name, w.name) not in skipped) * settings.rounds
     done = 0
     for workload in settings.workloads:
         names = [
@@ -181,6 +191,8 @@ def describe(record: dict) -> str:
     errors = sum(record["socket_errors"].values()) + record["non_2xx"]
     if errors:
         text += f", {errors} errors {record['socket_errors']} non-2xx {record['non_2xx']}"
+    if record.get("other_load_on_server_core_pct", 0) >= 10:
+        text += f", other load on server core {record['other_load_on_server_core_pct']:.0f}%"
     if "idle_open_after" in record:
         text += f", idle RSS {record['rss_idle_mib']:.1f} MiB, {record['idle_open_after']} open"
     return text

@@ -43,6 +43,14 @@ def summarise_config(records: list[dict], metric_keys: list[str]) -> dict[str, A
         "rounds_failed": len(records) - len(good),
         "failures": [r.get("error", "") for r in records if not r.get("ok")],
         "errors": sum(sum(r["socket_errors"].values()) + r["non_2xx"] for r in good),
+        "other_load_max_pct": max(
+            (
+                r["other_load_on_server_core_pct"]
+                for r in good
+                if "other_load_on_server_core_pct" in r
+            ),
+            default=None,
+        ),
         "figures": figures,
     }
 
@@ -60,9 +68,7 @@ def summarise_workload(
             mine = summary["figures"].get(key)
             theirs = base["figures"].get(key) if base else None
             ratios[key] = (
-                mine["median"] / theirs["median"]
-                if mine and theirs and theirs["median"]
-                else None
+                mine["median"] / theirs["median"] if mine and theirs and theirs["median"] else None
             )
         summary["ratios"] = ratios
     return summaries

@@ -180,6 +180,7 @@ class ServerConfig:
     scheme_headers: dict[bytes, bytes]
     forwarder_headers: frozenset[bytes]
     header_map: str
+    lenient_headers: bool
     root_path: str
     lifespan: str
     interface: str
@@ -187,6 +188,8 @@ class ServerConfig:
     shutdown_idle_grace: float
     server_header: bytes
     access_log: bool
+    proxy_protocol: str
+    proxy_peers: TrustedPeers
     pre_request: Callable[..., Any] | None
     post_request: Callable[..., Any] | None
     options: dict[str, object] = field(default_factory=dict)
@@ -226,6 +229,8 @@ class ServerConfig:
                 for h in _as_list(getattr(cfg, "forwarder_headers", ["SCRIPT_NAME",
                                                                     "PATH_INFO"]))),
             header_map=str(getattr(cfg, "header_map", "refuse")),
+            lenient_headers=bool(getattr(cfg, "strip_header_spaces", False)
+                                 or getattr(cfg, "permit_obsolete_folding", False)),
             root_path=str(values["root_path"]),
             lifespan=str(values["lifespan"]),
             interface=str(values["interface"]),
@@ -233,6 +238,8 @@ class ServerConfig:
             shutdown_idle_grace=float(values["shutdown_idle_grace"]),  # type: ignore[arg-type]
             server_header=str(values["server_header"]).encode("latin-1"),
             access_log=bool(access),
+            proxy_protocol=_proxy_mode(getattr(cfg, "proxy_protocol", False)),
+            proxy_peers=TrustedPeers(getattr(cfg, "proxy_allow_ips", "127.0.0.1")),
             pre_request=_hook(cfg, "pre_request"),
             post_request=_hook(cfg, "post_request"),
             options=values,
@@ -243,3 +250,13 @@ def _as_list(value: object) -> list[str]:
     if isinstance(value, str):
         return [v for v in value.split(",") if v.strip()]
     return list(value or [])  # type: ignore[call-overload]
+
+
+def _proxy_mode(value: object) -> str:
+    """Gunicorn 23 has a boolean `proxy_protocol`; 27 has off, v1, v2 or auto."""
+    if value is True:
+        return "auto"
+    if not value:
+        return "off"
+    text = str(value).strip().lower()
+    return {"true": "auto", "false": "off", "none": "off"}.get(text, text)

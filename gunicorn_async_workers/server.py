@@ -48,6 +48,7 @@ class Server:
             scheme_headers=config.scheme_headers,
             forwarder_headers=config.forwarder_headers,
             header_map=config.header_map,
+            lenient_headers=config.lenient_headers,
         )
         self.new_cycle = new_cycle
         self.keep_alive_allowed = config.keepalive > 0

@@ -122,7 +122,7 @@ class RequestCycle:
     async def receive(self) -> Message:
         protocol = self.protocol
         while not self.body:
-            if self.complete or protocol.lost:
+            if self.complete or protocol.closing:
                 return dict(_DISCONNECT)
             if not self.more_body:
                 if self.body_read >= 0:
@@ -148,7 +148,7 @@ class RequestCycle:
         protocol = self.protocol
         kind = message["type"]
         if kind == _BODY:
-            if protocol.lost:
+            if protocol.closing and not self.complete:
                 raise ClientDisconnected("client disconnected")
             if not self.started or self.complete:
                 raise RuntimeError(
@@ -165,7 +165,7 @@ class RequestCycle:
             elif protocol.write_paused:
                 await protocol.drain()
         elif kind == _START:
-            if protocol.lost:
+            if protocol.closing:
                 raise ClientDisconnected("client disconnected")
             if self.started:
                 raise RuntimeError(f"{_START} sent twice")
@@ -270,7 +270,7 @@ class RequestCycle:
         if self.complete:
             return
         protocol = self.protocol
-        if self.framing is None and not protocol.lost:
+        if self.framing is None and not protocol.closing:
             self.status = 500
             self.headers = [(b"content-type", b"text/plain; charset=utf-8")]
             self.keep_alive = False
@@ -289,7 +289,9 @@ _ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 def new_cycle(protocol: HttpProtocol, head: ParserAdapter) -> RequestCycle:
     """Build the HTTP scope for a parsed head and the cycle that will run the app."""
     target = head.target
-    if target[:1] != b"/" and target != b"*":
+    if head.method == "CONNECT":
+        target = target  # authority-form: the path is the authority itself
+    elif target[:1] != b"/" and target != b"*":
         # absolute-form (RFC 9112 section 3.2.2): the path starts after the authority
         start = target.find(b"/", target.find(b"://") + 3)
         target = target[start:] if start >= 0 else b"/"

@@ -22,6 +22,13 @@ class BadRequest(RequestError):
     """Malformed syntax, smuggling attempts, or a header Gunicorn's policy refuses."""
 
 
+class Forbidden(RequestError):
+    """A PROXY header from a peer that is not in `proxy_allow_ips`."""
+
+    status = 403
+    reason = "Forbidden"
+
+
 class RequestLineTooLong(RequestError):
     """The request line exceeds ``limit_request_line``."""
 

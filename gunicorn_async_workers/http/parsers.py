@@ -10,6 +10,7 @@ Gunicorn's header policy) live once, in `HeadPolicy`.
 
 from __future__ import annotations
 
+import re
 from typing import Protocol
 
 import httptools
@@ -35,6 +36,12 @@ _SINGLETONS = frozenset((_HOST, _CONTENT_TYPE))
 _FORBIDDEN_TRAILERS = frozenset(
     (_HOST, _CONTENT_LENGTH, _TRANSFER_ENCODING, b"trailer", b"authorization", b"te")
 )
+# RFC 3986 absolute-URI as a request target: scheme "://" authority, then path or query.
+_ABSOLUTE_FORM = re.compile(
+    rb"[A-Za-z][A-Za-z0-9+.\-]*://(?:[A-Za-z0-9\-._~%!$&'()*+,;=:]*@)?"
+    rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]*)(?::[0-9]*)?(?:[/?].*)?")
+# RFC 9110 section 5.6.2 token, for field names the parser was told to be lenient about.
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _POLICY_NAMES = frozenset((_HOST, _CONTENT_TYPE, _CONTENT_LENGTH, _TRANSFER_ENCODING, _EXPECT))
 
 
@@ -57,6 +64,7 @@ class HeadPolicy:
         "allow_underscore",
         "drop_underscore",
         "forwarder_headers",
+        "lenient_headers",
         "limit_fields",
         "limit_field_size",
         "limit_line",
@@ -75,7 +83,9 @@ class HeadPolicy:
         scheme_headers: dict[bytes, bytes],
         forwarder_headers: frozenset[bytes],
         header_map: str,
+        lenient_headers: bool = False,
     ) -> None:
+        self.lenient_headers = lenient_headers
         self.limit_line = limit_line
         self.limit_fields = limit_fields
         self.limit_field_size = limit_field_size
@@ -115,6 +125,7 @@ class ParserAdapter:
         self.scheme = scheme
         self.chunked = False
         self.content_length: int | None = None
+        self.codings: list[bytes] | None = None
         self._seen: set[bytes] | None = None
         self._scheme_set = False
 
@@ -126,6 +137,7 @@ class ParserAdapter:
         self.scheme = self.base_scheme
         self.chunked = False
         self.content_length = None
+        self.codings = None
         self._seen = None
         self._scheme_set = False
 
@@ -148,12 +160,11 @@ class ParserAdapter:
                 raise BadRequest(f"invalid or repeated content-length {value!r}")
             self.content_length = int(value)
         elif name == _TRANSFER_ENCODING:
-            codings = [c.strip() for c in value.lower().split(b",")]
-            if codings[-1] != b"chunked" or b"chunked" in codings[:-1]:
-                raise UnsupportedTransferCoding(f"transfer-encoding {value!r} is not chunked")
-            if self.chunked:
-                raise BadRequest("repeated transfer-encoding")
-            self.chunked = True
+            codings = self.codings
+            if codings is None:
+                codings = self.codings = []
+            codings.extend(c.strip() for c in value.lower().split(b","))
+            self.chunked = True  # settled in finish_head, once every line is in
         elif name == _EXPECT:
             if value.lower() != b"100-continue":
                 raise ExpectationFailed(f"unsupported expectation {value!r}")
@@ -167,17 +178,38 @@ class ParserAdapter:
         return True
 
     def finish_head(self) -> None:
-        """Checks that need the whole head (RFC 9112 sections 3.2 and 6.1)."""
-        if self.content_length is not None and self.chunked:
-            raise BadRequest("both content-length and transfer-encoding: chunked")
+        """Checks that need the whole head (RFC 9112 sections 3.2, 6.1 and 6.3).
+
+        A missing Host is accepted, as Gunicorn's own parser accepts it (the shared
+        conformance corpus has such requests as valid); a repeated Host is refused.
+        """
+        codings = self.codings
+        if codings is not None:
+            if codings[-1] != b"chunked":
+                raise UnsupportedTransferCoding(
+                    f"transfer-encoding {b', '.join(codings)!r} does not end in chunked")
+            if b"chunked" in codings[:-1]:
+                raise BadRequest("chunked applied more than once")
+            if self.content_length is not None:
+                raise BadRequest("both content-length and transfer-encoding")
+            if self.http_version == "1.0":
+                raise BadRequest("transfer-encoding in an HTTP/1.0 request")
         if self.http_version == "1.0":
             self.expect_continue = False  # RFC 9110 10.1.1: ignored in HTTP/1.0
-        elif self._seen is None or _HOST not in self._seen:
-            raise BadRequest("HTTP/1.1 request without a host header")
-        elif self.target[:1] == b"/" or self.target == b"*":
-            pass
-        elif b"://" not in self.target:
-            raise BadRequest(f"invalid request target {self.target[:100]!r}")
+        elif self.http_version != "1.1":
+            raise BadRequest(f"unsupported HTTP version {self.http_version}")
+        target = self.target
+        if target[:1] == b"/":
+            if self.method == "CONNECT":
+                raise BadRequest("CONNECT needs an authority-form target")
+        elif target == b"*":
+            if self.method != "OPTIONS":
+                raise BadRequest("the asterisk-form target is only for OPTIONS")
+        elif self.method == "CONNECT":
+            if b"/" in target or b":" not in target:
+                raise BadRequest(f"invalid CONNECT target {target[:100]!r}")
+        elif not _ABSOLUTE_FORM.fullmatch(target):
+            raise BadRequest(f"invalid request target {target[:100]!r}")
 
     upgraded_at: int | None = None
 
@@ -197,11 +229,16 @@ class HttptoolsParser(ParserAdapter):
         super().__init__(listener, policy, trusted=trusted, scheme=scheme)
         self.in_head = True
         self.head_bytes = 0
+        self.leading_crlf = False
         # httptools looks its callbacks up once, when the parser is made: body pieces and
         # the message end go straight to the listener, with no call in between.
         self.on_body = listener.on_body
         self.on_message_complete = listener.on_request_end
         self.parser = httptools.HttpRequestParser(self)
+        if policy.lenient_headers:
+            # strip_header_spaces / permit_obsolete_folding: llhttp's lenient header mode;
+            # field names are then checked here instead.
+            self.parser.set_dangerous_leniencies(lenient_headers=True)
 
     def partial(self) -> bool:
         return self.in_head and self.head_bytes > 0
@@ -211,6 +248,7 @@ class HttptoolsParser(ParserAdapter):
         self.reset_head()
         self.in_head = True
         self.head_bytes = 0
+        self.leading_crlf = False
 
     def on_url(self, url: bytes) -> None:
         target = self.target + url if self.target else url
@@ -233,6 +271,10 @@ class HttptoolsParser(ParserAdapter):
             raise HeadersTooLarge(
                 f"header {name[:40]!r} is {len(name) + len(value) + 4} bytes, "
                 f"limit_request_field_size is {policy.limit_field_size}")
+        if policy.lenient_headers:
+            name = name.rstrip(b" \t")
+            if not _TOKEN.fullmatch(name):
+                raise BadRequest(f"invalid header name {name[:40]!r}")
         name = name.lower()
         if (name in self.watch or b"_" in name) and not self.police(name, value):
             return
@@ -262,6 +304,11 @@ class HttptoolsParser(ParserAdapter):
 
     # -- feeding -------------------------------------------------------------------------
     def feed(self, data: bytes) -> None:
+        if data[:2] == b"\r\n" and self.in_head and not self.head_bytes:
+            # RFC 9112 2.2 lets a server skip one empty line before a request, not more.
+            if data[:4] == b"\r\n\r\n" or self.leading_crlf:
+                raise BadRequest("more than one empty line before the request line")
+            self.leading_crlf = len(data) == 2
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:

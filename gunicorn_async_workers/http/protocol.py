@@ -13,7 +13,8 @@ import asyncio
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from .errors import RequestError, error_response
+from ..proxy import read_proxy_header
+from .errors import BadRequest, Forbidden, RequestError, error_response
 
 if TYPE_CHECKING:
     from ..server import Server
@@ -31,6 +32,7 @@ class HttpProtocol(asyncio.Protocol):
         "closing",
         "cycle",
         "drain_waiter",
+        "eof",
         "idle_since",
         "loop",
         "lost",
@@ -38,6 +40,7 @@ class HttpProtocol(asyncio.Protocol):
         "parsing",
         "pending_error",
         "pipeline",
+        "proxy_buffer",
         "read_paused",
         "server",
         "sockname",
@@ -55,6 +58,7 @@ class HttpProtocol(asyncio.Protocol):
         self.pipeline: deque[Any] = deque()
         self.pending_error: RequestError | None = None
         self.lost = False
+        self.eof = False
         self.closing = False
         self.read_paused = False
         self.write_paused = False
@@ -62,6 +66,8 @@ class HttpProtocol(asyncio.Protocol):
         self.idle_since = server.now
         self.client: tuple[str, int] | None = None
         self.sockname: tuple[str, int | None] | None = None
+        # Bytes held while a PROXY protocol header may still be arriving; None when done.
+        self.proxy_buffer: bytes | None = None
 
     # -- asyncio callbacks ---------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -76,11 +82,18 @@ class HttpProtocol(asyncio.Protocol):
             self.sockname = (sock[0], sock[1])
         elif sock:
             self.sockname = (sock if isinstance(sock, str) else sock.decode(), None)
+        config = server.config
         self.parser = server.parser_class(
-            self, server.policy, trusted=server.config.trusted_peers.allows(peer),
-            scheme="https" if server.config.is_ssl else "http")
+            self, server.policy, trusted=config.trusted_peers.allows(peer),
+            scheme="https" if config.is_ssl else "http")
+        if config.proxy_protocol != "off":
+            self.proxy_buffer = b""
 
     def data_received(self, data: bytes) -> None:
+        if self.proxy_buffer is not None:
+            data = self._read_proxy_header(data)
+            if not data:
+                return
         parser = self.parser
         assert parser is not None
         try:
@@ -93,8 +106,51 @@ class HttpProtocol(asyncio.Protocol):
             # `connection: close`; what follows the upgrade request is not HTTP/1.1.
             self.pause_reading()
 
+    def _read_proxy_header(self, data: bytes) -> bytes:
+        """Consume a PROXY header, if any, and return the bytes that follow it."""
+        buffer = self.proxy_buffer + data if self.proxy_buffer else data
+        config = self.server.config
+        try:
+            header = read_proxy_header(buffer, config.proxy_protocol)
+            if header is not None and header.length and not config.proxy_peers.allows(
+                    self.transport.get_extra_info("peername")):
+                raise Forbidden("PROXY header from a peer not in proxy_allow_ips")
+        except RequestError as exc:
+            self.proxy_buffer = None
+            self.reject(exc)
+            return b""
+        if header is None:
+            self.proxy_buffer = buffer
+            return b""
+        self.proxy_buffer = None
+        if header.client is not None:
+            self.client = header.client
+        if header.server is not None:
+            self.sockname = header.server
+        return buffer[header.length:]
+
+    def eof_received(self) -> bool:
+        """The client half-closed: answer what it sent, then close (keep the write side).
+
+        A body cut short by the half-close ends there (as in Gunicorn's own workers, the
+        app reads what arrived) unless it is chunked, whose framing is then broken: 400.
+        """
+        self.eof = True
+        parsing = self.parsing
+        if parsing is not None:
+            if self.parser is not None and self.parser.chunked:
+                self.reject(BadRequest("request ended inside a chunked body"))
+                return True
+            self.parsing = None
+            parsing.keep_alive = False
+            parsing.end_body()
+        if self.cycle is None and self.pending_error is None and not self.pipeline:
+            self.close()
+        return True
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
+        self.closing = True
         self.server.connection_closed(self)
         for cycle in (self.cycle, self.parsing):
             if cycle is not None:
@@ -170,6 +226,9 @@ class HttpProtocol(asyncio.Protocol):
             return
         if self.pipeline:
             self.start(self.pipeline.popleft())
+        elif self.eof:
+            self.close()
+            return
         self.resume_reading()
 
     def on_cycle_done(self, cycle: Any) -> None:
@@ -179,13 +238,21 @@ class HttpProtocol(asyncio.Protocol):
 
     # -- errors and closing --------------------------------------------------------------
     def reject(self, exc: RequestError) -> None:
-        """Refuse a bad request: it never reaches the app; answer once earlier ones are done."""
+        """Refuse a bad request: its app never answers it; earlier responses go out first."""
         self.server.log.debug("Invalid request from %s: %s", self.client, exc.detail)
         self.pause_reading()
         self.pipeline.clear()
-        if self.parsing is not None and self.parsing is not self.cycle:
-            self.parsing = None
-        if self.cycle is not None:
+        parsing = self.parsing
+        self.parsing = None
+        cycle = self.cycle
+        if cycle is not None and parsing is cycle:
+            # The body turned out bad while its app runs: the app's answer is dropped.
+            if cycle.framing is None:
+                self._send_error(exc)
+            else:
+                self.abort()
+            cycle.wake()
+        elif cycle is not None:
             self.pending_error = exc
         else:
             self._send_error(exc)
@@ -200,6 +267,9 @@ class HttpProtocol(asyncio.Protocol):
             self.closing = True
             if not self.lost:
                 self.transport.close()
+            for cycle in (self.cycle, self.parsing):
+                if cycle is not None:
+                    cycle.wake()
 
     def abort(self) -> None:
         self.closing = True
@@ -208,11 +278,11 @@ class HttpProtocol(asyncio.Protocol):
 
     # -- flow control --------------------------------------------------------------------
     def write(self, data: bytes) -> None:
-        if not self.lost:
+        if not self.closing:
             self.transport.write(data)
 
     def writelines(self, pieces: list[bytes]) -> None:
-        if not self.lost:
+        if not self.closing:
             self.transport.writelines(pieces)
 
     async def drain(self) -> None:
@@ -227,7 +297,7 @@ class HttpProtocol(asyncio.Protocol):
             self.transport.pause_reading()
 
     def resume_reading(self) -> None:
-        if not self.read_paused or self.lost or self.closing:
+        if not self.read_paused or self.closing or self.eof:
             return
         if len(self.pipeline) >= MAX_PIPELINE or self.pending_error is not None:
             return

@@ -19,6 +19,7 @@ Routes (a configured `root_path` prefix is stripped before routing):
 - ``/disconnect?record=``    waits for http.disconnect, then tries to send; notes steps in `record`
 - ``/bigresponse?size=N``    N bytes of `pattern(N)` with content-length, in 256 KiB messages
 - ``/close_header``          a response carrying ``connection: close``
+- ``/headers``               a response with repeated set-cookie among other headers, in set order
 
 `LegacyApp` is the same kind of echo as an ASGI 2 (double callable) application.
 """
@@ -273,6 +274,19 @@ async def bigresponse(scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.body", "body": b""})
 
 
+async def headers(scope: Scope, receive: Receive, send: Send) -> None:
+    body = b"headers"
+    await send({"type": "http.response.start", "status": 200, "headers": [
+        (b"set-cookie", b"a=1; Path=/"),
+        (b"x-one", b"1"),
+        (b"content-type", b"text/plain"),
+        (b"set-cookie", b"b=2; Path=/"),
+        (b"content-length", str(len(body)).encode()),
+        (b"x-two", b"2"),
+    ]})
+    await send({"type": "http.response.body", "body": body})
+
+
 async def close_header(scope: Scope, receive: Receive, send: Send) -> None:
     await respond(send, 200, b"closing", extra=[(b"connection", b"close")])
 
@@ -293,6 +307,7 @@ ROUTES: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {
     "/disconnect": disconnect,
     "/bigresponse": bigresponse,
     "/close_header": close_header,
+    "/headers": headers,
 }
 
 

@@ -14,6 +14,7 @@ import json
 import os
 import random
 import re
+import signal
 import socket
 import time
 import zlib
@@ -46,7 +47,8 @@ MANIFEST: list[dict[str, Any]] = json.loads((CORPUS / "manifest.json").read_text
 GUNICORN_SETTINGS = {setting.name for setting in KNOWN_SETTINGS}
 
 APP = "apps.conformance:app"
-PROBE = b"GET /__probe HTTP/1.1\r\nHost: corpus\r\nConnection: close\r\n\r\n"
+# No header at all, so that it passes even limit_request_field_size = 10.
+PROBE = b"GET /__probe HTTP/1.0\r\n\r\n"
 READ_TIMEOUT = 5.0
 # Servers alive at once per test process: tests run grouped by config, so two is plenty.
 LIVE_SERVERS = 2
@@ -55,6 +57,7 @@ LIVE_SERVERS = 2
 PIECE_GAP = 0.002
 _SHORTENED = re.compile(r"^(.*)\.\.\.\((\d+) chars\)$", re.DOTALL)
 _HEX_ESCAPE = re.compile(rb"\\x([0-9A-Fa-f]{2})")
+_CONTENT_LENGTH = re.compile(rb"(?im)^content-length:[ \t]*(\d+)[ \t]*$")
 
 
 def decode(text: bytes) -> bytes:
@@ -66,6 +69,15 @@ def decode(text: bytes) -> bytes:
     if b"\\" in data:
         raise ValueError("a backslash is left after decoding")
     return data
+
+
+def truncated_body(data: bytes) -> bool:
+    """Whether the body on the wire is shorter than its Content-Length (valid/099 is: gunicorn's
+    test only reads what is there). Such a request cannot complete: after the half-close the
+    app may see the bytes that came, then a disconnect, but never a complete body."""
+    head, _, body = data.partition(b"\r\n\r\n")
+    declared = _CONTENT_LENGTH.search(head)
+    return declared is not None and int(declared.group(1)) > len(body)
 
 
 def config_key(entry: dict[str, Any]) -> str:
@@ -84,6 +96,13 @@ class ServerPool:
 
     def __init__(self) -> None:
         self.live: OrderedDict[tuple[str, str], GunicornProcess] = OrderedDict()
+        self.retiring: list[GunicornProcess] = []
+
+    def retire(self, server: GunicornProcess) -> None:
+        """Ask a server to stop now and reap it in close(), without waiting for it here."""
+        if server.proc is not None and server.proc.poll() is None:
+            os.kill(server.proc.pid, signal.SIGTERM)
+        self.retiring.append(server)
 
     def get(self, worker_class: str, config: dict[str, Any]) -> GunicornProcess:
         key = (worker_class, json.dumps(config, sort_keys=True))
@@ -92,11 +111,9 @@ class ServerPool:
             self.live.move_to_end(key)
             return server
         if server is not None:
-            self.live.pop(key)
-            server.stop()
+            self.retire(self.live.pop(key))
         while len(self.live) >= LIVE_SERVERS:
-            _, oldest = self.live.popitem(last=False)
-            oldest.stop()
+            self.retire(self.live.popitem(last=False)[1])
         server = GunicornProcess(APP, worker_class, settings=config)
         try:
             server.start()
@@ -108,7 +125,8 @@ class ServerPool:
 
     def close(self) -> None:
         while self.live:
-            _, server = self.live.popitem()
+            self.retire(self.live.popitem()[1])
+        for server in self.retiring:
             server.stop()
 
 
@@ -141,7 +159,7 @@ def send(server: GunicornProcess, data: bytes, cuts: list[int]) -> ResponseReade
             start = end
             if end != len(data):
                 time.sleep(PIECE_GAP)
-        s.shutdown(socket.SHUT_WR) if not os.environ.get("NOHC") else None
+        s.shutdown(socket.SHUT_WR)
     except OSError:  # EPIPE, ECONNRESET, or ENOTCONN on the half-close
         pass
     return ResponseReader(s, READ_TIMEOUT)
@@ -166,6 +184,10 @@ def check_echo(answer: dict[str, Any], expected: dict[str, Any], where: str) -> 
     if shortened:
         assert answer["path"].startswith(shortened.group(1)), where
         assert len(answer["path"]) == int(shortened.group(2)), where
+    elif expected["method"] == "CONNECT":
+        # The manifest's path of an authority-form target comes from gunicorn's urlsplit
+        # ("example.com:443" -> "443"); ASGI defines none, so the target itself is fine too.
+        assert answer["path"] in (path, expected["uri"]), where
     else:
         assert answer["path"] == path, where
     if answer["raw_path"] is not None:
@@ -221,11 +243,13 @@ def test_corpus_file(entry: dict[str, Any], worker_class: str, servers: ServerPo
         pytest.skip(f"the installed gunicorn has no setting {', '.join(missing)}")
     server = servers.get(worker_class, config)
 
+    # A valid file whose body is cut short is held to the rules of an invalid one.
+    answerable = entry["expect"] == "valid" and not truncated_body(data)
     before = probe(server)
     for how, cuts in (("whole", []), ("in pieces", split_points(entry["file"], len(data)))):
         reader = send(server, data, cuts)
         try:
-            if entry["expect"] == "valid":
+            if answerable:
                 check_valid(entry, reader, how)
             else:
                 check_invalid(entry, data, reader, how)
@@ -233,8 +257,9 @@ def test_corpus_file(entry: dict[str, Any], worker_class: str, servers: ServerPo
             reader.sock.close()
     after = probe(server)
 
-    answered = 2 * len(entry.get("requests", [entry])) if entry["expect"] == "valid" else 0
+    expected_calls = 2 * len(entry.get("requests", [entry])) if answerable else 0
     assert after["pid"] == before["pid"], "the worker process changed (did it crash?)"
-    assert after["calls"] - before["calls"] == answered + 1, (
-        f"the app completed {after['calls'] - before['calls'] - 1} requests, expected {answered}"
+    completed = after["calls"] - before["calls"] - 1
+    assert completed == expected_calls, (
+        f"the app completed {completed} requests of this file, expected {expected_calls}"
     )

@@ -36,7 +36,11 @@ def server(request: pytest.FixtureRequest) -> Iterator[GunicornProcess]:
 
 
 def exchange(server: GunicornProcess, raw: bytes) -> tuple[RawResponse, bool]:
-    """Send `raw` on a fresh connection; the response and whether the server then closed."""
+    """Send `raw` on a fresh connection; the response and whether the server then closed.
+
+    Only a server that closes (or a request with ``Connection: close``) keeps this quick:
+    otherwise the close check waits for the reader's timeout.
+    """
     with server.connect() as s:
         s.sendall(raw)
         reader = ResponseReader(s)
@@ -44,8 +48,15 @@ def exchange(server: GunicornProcess, raw: bytes) -> tuple[RawResponse, bool]:
         return resp, reader.at_eof()
 
 
+def fetch(server: GunicornProcess, target: bytes) -> RawResponse:
+    """A normal GET on a fresh connection that the server closes after the response."""
+    resp, _ = exchange(server, b"GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+                       % target)
+    return resp
+
+
 def app_calls(server: GunicornProcess) -> int:
-    resp, _ = exchange(server, b"GET /count HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    resp = fetch(server, b"/count")
     assert resp.status == 200
     return int(resp.body)
 
@@ -67,7 +78,7 @@ def assert_refused(server: GunicornProcess, raw: bytes, statuses: set[int]) -> R
     assert resp.status in statuses, f"status {resp.status}, expected one of {sorted(statuses)}"
     assert closed, "connection left open after refusing a malformed request"
     assert app_calls(server) == calls, "the app was called for a refused request"
-    ok, _ = exchange(server, b"GET /echo?after HTTP/1.1\r\nHost: t\r\n\r\n")
+    ok = fetch(server, b"/echo?after")
     assert ok.status == 200 and json.loads(ok.body)["query_string"] == "after"
     assert server.worker_pids() == pids, "the worker changed"
     errors = [line for line in error_log(server)[log_mark:].splitlines() if " [ERROR] " in line]
@@ -98,6 +109,12 @@ MALFORMED: dict[str, tuple[bytes, set[int]]] = {
     "bad_chunk_size": (
         request(b"POST /echo HTTP/1.1", b"Host: t", b"Transfer-Encoding: chunked",
                 body=b"zz\r\nhello\r\n0\r\n\r\n"), {400}),
+    "chunk_data_without_crlf": (
+        request(b"POST /echo HTTP/1.1", b"Host: t", b"Transfer-Encoding: chunked",
+                body=b"5\r\nhelloXX0\r\n\r\n"), {400}),
+    "chunk_size_overflow": (
+        request(b"POST /echo HTTP/1.1", b"Host: t", b"Transfer-Encoding: chunked",
+                body=b"1" + b"0" * 32 + b"\r\nhello\r\n0\r\n\r\n"), {400}),
     "space_in_header_name": (
         request(b"GET /echo HTTP/1.1", b"Host: t", b"Bad Header: x"), {400}),
     "control_char_in_header_name": (
@@ -161,7 +178,7 @@ def test_rfc9112_server_requirement(server: GunicornProcess, case: str) -> None:
 def test_absolute_form_target_accepted(server: GunicornProcess) -> None:
     # RFC 9112 3.2.2: "a server MUST accept the absolute-form in requests"
     resp, _ = exchange(server, request(b"GET http://test.example/scope?q=1 HTTP/1.1",
-                                       b"Host: test.example"))
+                                       b"Host: test.example", b"Connection: close"))
     assert resp.status == 200
     scope = json.loads(resp.body)
     assert scope["path"] == "/scope"
@@ -169,12 +186,12 @@ def test_absolute_form_target_accepted(server: GunicornProcess) -> None:
 
 
 def test_request_at_the_limits_accepted(server: GunicornProcess) -> None:
-    """The limits are not off by one: a request just inside all three is served."""
-    target = b"/echo?" + b"q" * (100 - len(b"GET /echo? HTTP/1.1") - 0)
-    line = b"GET " + target + b" HTTP/1.1"
-    assert len(line) <= 100
-    fields = [b"Host: t"] + [b"X-H%d: v" % i for i in range(8)] + [b"X-Big: " + b"v" * 80]
-    assert len(fields) == 10
+    """The limits are not off by one: a request exactly at the line and field-count limits."""
+    line = b"GET /echo?" + b"q" * 81 + b" HTTP/1.1"
+    assert len(line) == SETTINGS["limit_request_line"]
+    fields = [b"Host: t", b"Connection: close", b"X-Big: " + b"v" * 80]
+    fields += [b"X-H%d: v" % i for i in range(10 - len(fields))]
+    assert len(fields) == SETTINGS["limit_request_fields"]
     resp, _ = exchange(server, request(line, *fields))
     assert resp.status == 200
     headers = dict(json.loads(resp.body)["headers"])

@@ -1,0 +1,255 @@
+"""Parse the command line, run the suite and write the result files."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from benchmarks import corestat, machine, report, suite
+from benchmarks.servers import CONFIGS, CONFIGS_BY_NAME, ServerConfig
+from benchmarks.summary import summarise_workload
+from benchmarks.workloads import WORKLOADS, WORKLOADS_BY_NAME, Workload
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
+RESULTS = BENCH_DIR / "results"
+SERVER_CPU = 0
+CLIENT_CPU = 1
+SMOKE_DURATION_S = 2.0
+
+
+def parser() -> argparse.ArgumentParser:
+    """The suite's options."""
+    names = ", ".join(c.name for c in CONFIGS)
+    loads = ", ".join(w.name for w in WORKLOADS)
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Benchmark gaw's worker against other ASGI/WSGI servers with wrk.",
+        epilog=f"configurations: {names}. workloads: {loads}.",
+    )
+    p.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="NAMES",
+        help="comma-separated configuration and/or workload names to run (repeatable)",
+    )
+    p.add_argument("--rounds", type=int, default=3, help="rounds per workload (default 3)")
+    p.add_argument(
+        "--duration", type=float, default=10.0, help="seconds per measured run (default 10)"
+    )
+    p.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds (default 1)")
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="one ~2 s run of one configuration and one workload (for CI); "
+        "results go to results/raw/smoke/",
+    )
+    p.add_argument("--out", type=Path, help="directory for the result files (default results/)")
+    p.add_argument("--no-pin", action="store_true", help="do not pin server and wrk to cores")
+    p.add_argument("--list", action="store_true", help="list configurations and workloads")
+    p.add_argument(
+        "--reinstall", action="store_true", help="reinstall the pinned peers and the project"
+    )
+    return p
+
+
+def select(
+    only: list[str],
+) -> tuple[tuple[ServerConfig, ...], tuple[Workload, ...]]:
+    """Apply --only: names may be configurations or workloads; none of a kind means all."""
+    names = [n.strip() for item in only for n in item.split(",") if n.strip()]
+    unknown = [n for n in names if n not in CONFIGS_BY_NAME and n not in WORKLOADS_BY_NAME]
+    if unknown:
+        raise SystemExit(
+            f"unknown name(s) {', '.join(unknown)}; configurations: "
+            f"{', '.join(CONFIGS_BY_NAME)}; workloads: {', '.join(WORKLOADS_BY_NAME)}"
+        )
+    configs = tuple(c for c in CONFIGS if c.name in names) or CONFIGS
+    workloads = tuple(w for w in WORKLOADS if w.name in names) or WORKLOADS
+    return configs, workloads
+
+
+def smoke_selection(
+    configs: tuple[ServerConfig, ...], workloads: tuple[Workload, ...]
+) -> tuple[tuple[ServerConfig, ...], tuple[Workload, ...]]:
+    """The first available configuration (gaw first) and the first workload it serves."""
+    for config in configs:
+        reason = config.unavailable_reason()
+        if reason is None:
+            for workload in workloads:
+                if workload.kind in config.kinds:
+                    return (config,), (workload,)
+        else:
+            print(f"smoke: {config.name} unavailable ({reason})", flush=True)
+    raise SystemExit("smoke: no available configuration serves the selected workloads")
+
+
+def pinning(no_pin: bool) -> tuple[int | None, int | None, str]:
+    """CPUs for the server and for wrk, plus a description for the report."""
+    allowed = os.sched_getaffinity(0)
+    if no_pin:
+        return None, None, "off (--no-pin)"
+    if not {SERVER_CPU, CLIENT_CPU} <= allowed:
+        return None, None, f"off (CPUs {sorted(allowed)} lack {SERVER_CPU} and {CLIENT_CPU})"
+    return (
+        SERVER_CPU,
+        CLIENT_CPU,
+        f"server process tree on CPU {SERVER_CPU} (`taskset -c {SERVER_CPU}`), "
+        f"wrk and the runner on CPU {CLIENT_CPU} (`taskset -c {CLIENT_CPU}`)",
+    )
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _shown(path: Path) -> str:
+    """path relative to the repo root when inside it."""
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+
+
+def log(line: str) -> None:
+    """Progress output."""
+    print(line, flush=True)
+
+
+def build_result(
+    settings: suite.Settings,
+    records: dict[str, dict[str, list[dict]]],
+    skipped: dict[tuple[str, str], str],
+    facts: dict[str, Any],
+    started: dt.datetime,
+    pin_text: str,
+    loadavg_start: str,
+) -> dict[str, Any]:
+    """The JSON document of a run."""
+    finished = dt.datetime.now().astimezone()
+    workloads = []
+    for workload in settings.workloads:
+        by_config = records.get(workload.name, {})
+        workloads.append(
+            {
+                "name": workload.name,
+                "description": workload.description,
+                "kind": workload.kind,
+                "path": workload.path,
+                "method": workload.method,
+                "connections": workload.connections,
+                "idle_connections": workload.idle_connections,
+                "baseline": workload.baseline,
+                "configs": summarise_workload(
+                    by_config, workload.baseline, bool(workload.idle_connections)
+                ),
+                "rounds": by_config,
+            }
+        )
+    return {
+        "date": started.date().isoformat(),
+        "started_at": started.isoformat(timespec="seconds"),
+        "finished_at": finished.isoformat(timespec="seconds"),
+        "wall_minutes": (finished - started).total_seconds() / 60,
+        "settings": {
+            "rounds": settings.rounds,
+            "duration_s": settings.duration_s,
+            "warmup_s": settings.warmup_s,
+            "pinning": pin_text,
+            "loadavg_start": loadavg_start,
+            "loadavg_end": corestat.loadavg(),
+            "raw_dir": _shown(settings.raw_dir),
+        },
+        "machine": facts,
+        "configurations": {
+            c.name: " ".join(c.command("asgi" if "asgi" in c.kinds else "wsgi", 8000)).replace(
+                str(Path(sys.executable).parent) + "/", ""
+            )
+            for c in settings.configs
+        },
+        "skipped": [
+            {"config": config, "workload": workload, "reason": reason}
+            for (config, workload), reason in skipped.items()
+        ],
+        "workloads": workloads,
+    }
+
+
+def main(argv: list[str]) -> int:
+    """Run the suite; 0 when at least one measurement succeeded."""
+    args = parser().parse_args(argv)
+    if args.list:
+        for config in CONFIGS:
+            print(f"configuration {config.name:15} {config.description}")
+        for workload in WORKLOADS:
+            print(f"workload      {workload.name:15} {workload.description}")
+        return 0
+    if args.rounds < 1 or args.duration < 1 or args.warmup < 1:
+        raise SystemExit("--rounds, --duration and --warmup must be at least 1")
+    signal.signal(signal.SIGTERM, _interrupt)
+    configs, workloads = select(args.only)
+    rounds, duration = args.rounds, args.duration
+    out_dir = args.out or RESULTS
+    if args.smoke:
+        configs, workloads = smoke_selection(configs, workloads)
+        rounds, duration = 1, SMOKE_DURATION_S
+        out_dir = args.out or RESULTS / "raw" / "smoke"
+    started = dt.datetime.now().astimezone()
+    facts = machine.describe(REPO_ROOT)
+    loadavg_start = corestat.loadavg()
+    server_cpu, client_cpu, pin_text = pinning(args.no_pin)
+    if client_cpu is not None:
+        os.sched_setaffinity(0, {client_cpu})
+    settings = suite.Settings(
+        configs=configs,
+        workloads=workloads,
+        rounds=rounds,
+        duration_s=duration,
+        warmup_s=args.warmup,
+        server_cpu=server_cpu,
+        client_cpu=client_cpu,
+        raw_dir=RESULTS / "raw" / started.strftime("%Y-%m-%d_%H%M%S"),
+    )
+    log(f"machine: {facts['nproc']} CPUs, {facts['cpu_model']}, Python {facts['python']}")
+    log(f"pinning: {pin_text}")
+    log("preflight: starting each configuration once and probing every workload")
+    try:
+        skipped = suite.preflight(settings, log)
+        runnable = sum(1 for c, w in suite.pairs(settings) if (c.name, w.name) not in skipped)
+        log(
+            f"measuring {runnable} configuration×workload pairs × {rounds} rounds, "
+            f"about {suite.estimate_s(runnable, settings) / 60:.1f} min"
+        )
+        records = suite.run(settings, skipped, log)
+    except KeyboardInterrupt:
+        log("interrupted; servers stopped")
+        return 130
+    result = build_result(settings, records, skipped, facts, started, pin_text, loadavg_start)
+    chart_path = None
+    try:
+        from benchmarks import chart
+
+        chart_path = chart.draw(result, out_dir / "latest.png")
+    except Exception as error:  # the numbers matter more than the picture
+        log(f"chart failed: {type(error).__name__}: {error}")
+    written = report.write(result, out_dir, chart_path)
+    if chart_path is not None:
+        written.append(chart_path)
+    log("")
+    for workload in result["workloads"]:
+        if workload["configs"]:
+            log(f"{workload['name']} (baseline {workload['baseline']})")
+            for line in report.workload_table(workload):
+                log(line)
+            log("")
+    for item in result["skipped"]:
+        log(f"skipped {item['config']} / {item['workload']}: {item['reason']}")
+    log("wrote " + ", ".join(_shown(p) for p in written))
+    measured = any(
+        r.get("ok") for by_config in records.values() for rs in by_config.values() for r in rs
+    )
+    return 0 if measured else 1

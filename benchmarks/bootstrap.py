@@ -27,12 +27,20 @@ def in_venv() -> bool:
 
 
 def fingerprint() -> str:
-    """Changes whenever the pins, the project metadata or the interpreter change."""
+    """Changes whenever the pins or the project metadata change."""
     digest = hashlib.sha256()
     for path in (REQUIREMENTS, REPO_ROOT / "pyproject.toml"):
         digest.update(path.read_bytes() if path.exists() else b"-")
-    digest.update(sys.version.encode())
     return digest.hexdigest()
+
+
+def _venv_works() -> bool:
+    """True when the venv's interpreter exists and starts (its base Python may be gone)."""
+    try:
+        done = subprocess.run([str(venv_python()), "-c", "pass"], capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
 
 
 def _run(command: list[str], **kwargs: object) -> None:
@@ -42,8 +50,8 @@ def _run(command: list[str], **kwargs: object) -> None:
 
 def ensure_venv(reinstall: bool = False) -> None:
     """Create the venv if missing; (re)install pins and the project when they changed."""
-    if not venv_python().exists():
-        _run([sys.executable, "-m", "venv", str(VENV)])
+    if not _venv_works():
+        _run([sys.executable, "-m", "venv", "--clear", str(VENV)])
     current = STAMP.read_text().strip() if STAMP.exists() else ""
     wanted = fingerprint()
     if current == wanted and not reinstall:

@@ -15,7 +15,7 @@ from benchmarks.server_process import RunningServer, ServerStartError
 from benchmarks.servers import HOST, ServerConfig
 from benchmarks.workloads import Workload
 
-START_STOP_OVERHEAD_S = 1.5  # rough, for the time estimate only
+START_STOP_OVERHEAD_S = 1.0  # rough, for the time estimate only
 
 Log = Callable[[str], None]
 

@@ -208,6 +208,10 @@ class ServerConfig:
         if access is None:  # Gunicorn before 24 has no such property
             access = bool(cfg.accesslog or cfg.logconfig or getattr(cfg, "logconfig_dict", None)
                           or (cfg.syslog and not cfg.disable_redirect_access_to_syslog))
+        from gunicorn.glogging import Logger
+
+        if type(log) is not Logger:
+            access = True  # a custom logger_class decides for itself in access()
         if getattr(cfg, "statsd_host", None):
             access = True  # Gunicorn's statsd logger counts requests in access()
         return cls(

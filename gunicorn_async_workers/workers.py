@@ -100,6 +100,9 @@ class AsyncWorkerBase(Worker):
 
     # -- signals -------------------------------------------------------------------------
     def _wake(self) -> None:
+        """Leave the serving loop; a graceful end stops accepting at once, not a tick later."""
+        if self.server is not None and not self.quick_exit:
+            self.server.stop_listening()
         if self._stop is not None:
             self._stop.set()
 

@@ -6,7 +6,6 @@ import os
 from collections.abc import Iterator
 
 import pytest
-
 from gunicorn_process import GunicornProcess
 
 # Every integration test runs once per worker class: a later class is one more entry here.

@@ -81,6 +81,7 @@ class GunicornProcess:
             f"loglevel = {self.loglevel!r}",
             "graceful_timeout = 10",
             "timeout = 30",
+            "control_socket_disable = True",
         ]
         for key, value in self.settings.items():
             lines.append(f"{key} = {value!r}")
@@ -222,7 +223,7 @@ def read_until_close(s: socket.socket, timeout: float = 5.0, limit: int = 1 << 2
     while total < limit and time.monotonic() < deadline:
         try:
             data = s.recv(65536)
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             break
         except ConnectionResetError:
             break

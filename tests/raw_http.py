@@ -70,7 +70,7 @@ class ResponseReader:
             return False
         try:
             return not self._fill()
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             return False
 
     def read_response(self, head_request: bool = False) -> RawResponse:

@@ -52,6 +52,7 @@ class RequestCycle:
         "body",
         "body_read",
         "bytes_sent",
+        "cancelled",
         "complete",
         "discard",
         "expect_continue",
@@ -83,6 +84,7 @@ class RequestCycle:
         self.body: list[bytes] = []
         self.body_read = 0  # bytes buffered and not yet handed to the app
         self.discard = False
+        self.cancelled = False  # refused before its app ran: the app is never called
         self.waiter: asyncio.Future[None] | None = None
         self.started = False
         self.complete = False
@@ -128,6 +130,10 @@ class RequestCycle:
                 if self.body_read >= 0:
                     self.body_read = -1  # the final (empty) body message was handed out
                     return dict(_EMPTY_BODY)
+                if protocol.eof:
+                    # The client half-closed and the app listens for a disconnect: it is one.
+                    protocol.close()
+                    return dict(_DISCONNECT)
             elif self.expect_continue:
                 self.expect_continue = False
                 protocol.write(_CONTINUE)
@@ -240,6 +246,8 @@ class RequestCycle:
     # -- running the app ---------------------------------------------------------------
     async def run(self, app: Any) -> None:
         protocol = self.protocol
+        if self.cancelled:
+            return
         try:
             await app(self.scope, self.receive, self.send)
         except BaseException as exc:

@@ -304,11 +304,8 @@ class HttptoolsParser(ParserAdapter):
 
     # -- feeding -------------------------------------------------------------------------
     def feed(self, data: bytes) -> None:
-        if data[:2] == b"\r\n" and self.in_head and not self.head_bytes:
-            # RFC 9112 2.2 lets a server skip one empty line before a request, not more.
-            if data[:4] == b"\r\n\r\n" or self.leading_crlf:
-                raise BadRequest("more than one empty line before the request line")
-            self.leading_crlf = len(data) == 2
+        if self.in_head and not self.head_bytes:
+            self._check_request_line(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -328,3 +325,15 @@ class HttptoolsParser(ParserAdapter):
                 raise HeadersTooLarge(
                     f"request head exceeds {self.policy.max_head_bytes} bytes "
                     "(limit_request_fields x limit_request_field_size)")
+
+    def _check_request_line(self, data: bytes) -> None:
+        """What llhttp lets through at the start of a connection's next message: extra
+        empty lines (RFC 9112 2.2 allows one) and extra spaces in the request line (3)."""
+        if data[:2] == b"\r\n":
+            if data[:4] == b"\r\n\r\n" or self.leading_crlf:
+                raise BadRequest("more than one empty line before the request line")
+            self.leading_crlf = len(data) == 2
+            return
+        end = data.find(b"\r\n", 0, self.policy.limit_line + 2)
+        if end > 0 and data.count(b" ", 0, end) != 2:
+            raise BadRequest(f"request line {data[:min(end, 100)]!r} is not three parts")

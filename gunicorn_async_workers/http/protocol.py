@@ -146,6 +146,8 @@ class HttpProtocol(asyncio.Protocol):
             parsing.end_body()
         if self.cycle is None and self.pending_error is None and not self.pipeline:
             self.close()
+        elif self.cycle is not None and self.cycle.waiter is not None and not self.cycle.more_body:
+            self.cycle.wake()  # an app waiting for a disconnect gets one
         return True
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -246,7 +248,9 @@ class HttpProtocol(asyncio.Protocol):
         self.parsing = None
         cycle = self.cycle
         if cycle is not None and parsing is cycle:
-            # The body turned out bad while its app runs: the app's answer is dropped.
+            # The body turned out bad while its app runs (or before it ran: then the app is
+            # never called, as the task starts only after this data was parsed).
+            cycle.cancelled = True
             if cycle.framing is None:
                 self._send_error(exc)
             else:

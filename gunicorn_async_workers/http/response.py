@@ -111,7 +111,13 @@ def frame_head(
                 _check_name(lname)
             if lname in _FRAMING_NAMES:
                 if lname == _CONTENT_LENGTH:
+                    if content_length is not None:
+                        raise ResponseError("more than one content-length header")
                     content_length = value
+                    if status < 200 or status == 204:
+                        continue  # RFC 9110 8.6: never on 1xx or 204
+                    parts += (name, b": ", value, CRLF)
+                    lines += 1
                     continue
                 if lname == _TRANSFER_ENCODING:
                     continue  # the server frames the body itself
@@ -134,9 +140,6 @@ def frame_head(
             raise ResponseError(f"invalid content-length {content_length!r}") from None
         if framing.content_length < 0 or not content_length.isdigit():
             raise ResponseError(f"invalid content-length {content_length!r}")
-        if status >= 200 and status != 204:
-            parts += (b"content-length: ", content_length, CRLF)
-            lines += 1
     elif no_body:
         pass
     elif body_length is not None:

@@ -163,21 +163,35 @@ def test_serves_each_kind_of_bind(family: str, worker_class: str, short_dir: Pat
     assert pid in server.worker_pids()
 
 
+def answers_pid(address: str) -> int | None:
+    """The pid that answers GET /pid at `address`, or None if nothing answers yet."""
+    try:
+        with connect_to(address, timeout=2.0) as s:
+            s.sendall(request_bytes("/pid"))
+            resp = ResponseReader(s, 10.0).read_response()
+    except (OSError, EOFError):
+        return None
+    assert resp.status == 200, resp
+    return int(resp.body)
+
+
 def test_serves_every_bound_socket(worker_class: str, short_dir: Path,
                                    gunicorn: Callable[..., GunicornProcess]) -> None:
     binds = ["127.0.0.1:0", "127.0.0.1:0",
              f"unix:{short_dir}/many-{worker_class.replace('.', '_')}.sock"]
     if has_ipv6_loopback():
         binds.append("[::1]:0")
-    server = gunicorn(APP, settings={"bind": binds})
-    addresses = _LISTENING.findall(server.logs())
+    # Gunicorn logs every address on one "Listening at: a,b,c" line, which
+    # GunicornProcess.wait_ready does not parse: wait here instead.
+    server = gunicorn(APP, settings={"bind": binds}, wait=False)
+    line = wait_for(lambda: _LISTENING.search(server.logs()), timeout=20,
+                    what="gunicorn 'Listening at'")
+    addresses = line.group(1).split(",")  # type: ignore[attr-defined]
     assert len(addresses) == len(binds), addresses
-    (pid,) = server.worker_pids()
-    for address in addresses:
-        with connect_to(address) as s:
-            s.sendall(request_bytes("/pid"))
-            resp = ResponseReader(s, 10.0).read_response()
-        assert (resp.status, int(resp.body)) == (200, pid), address
+    pids = {address: wait_for(lambda a=address: answers_pid(a), timeout=20,
+                              what=f"an answer at {address}") for address in addresses}
+    assert len(set(pids.values())) == 1, pids
+    assert list(pids.values())[0] in server.worker_pids()
 
 
 # -- 2. heartbeat ----------------------------------------------------------------------------
@@ -319,9 +333,11 @@ def assert_graceful(conns: Connections) -> None:
 
 def refused(server: GunicornProcess) -> bool:
     try:
-        server.connect(1.0).close()
+        connect_to(server.address, 1.0).close()
     except ConnectionRefusedError:
         return True
+    except OSError:
+        return False
     return False
 
 

@@ -57,14 +57,14 @@ def http(method: str, target: str, *headers: str, body: bytes = b"",
 
 
 def get_json(server: GunicornProcess, target: str, *headers: str,
-             version: str = "HTTP/1.1") -> tuple[dict, socket.socket]:
-    """GET `target` on a fresh connection; the JSON body and the (closed) client socket."""
+             version: str = "HTTP/1.1") -> dict:
+    """GET `target` on a fresh connection (closed by the server after it); the JSON body."""
     with server.connect() as s:
         s.sendall(http("GET", target, "Host: test", *headers, "Connection: close",
                        version=version))
         resp = ResponseReader(s).read_response()
     assert resp.status == 200, resp
-    return json.loads(resp.body), s
+    return json.loads(resp.body)
 
 
 def error_log(server: GunicornProcess) -> str:
@@ -106,13 +106,13 @@ def test_scope_fields(server: GunicornProcess) -> None:
 
 
 def test_scope_state_carries_lifespan_startup_state(server: GunicornProcess) -> None:
-    scope, _ = get_json(server, "/scope")
+    scope = get_json(server, "/scope")
     assert scope["_types"].get("state") == "dict", "no state dict in the scope"
     assert scope["state"]["lifespan"] == "started"
 
 
 def test_scope_http_version_10(server: GunicornProcess) -> None:
-    scope, _ = get_json(server, "/scope", version="HTTP/1.0")
+    scope = get_json(server, "/scope", version="HTTP/1.0")
     assert scope["http_version"] == "1.0"
 
 
@@ -126,7 +126,7 @@ def test_scope_method(server: GunicornProcess, method: str) -> None:
 
 def test_underscore_header_dropped_under_default_header_map(server: GunicornProcess) -> None:
     """Gunicorn's default header_map="drop": a name with "_" never reaches the app."""
-    scope, _ = get_json(server, "/scope", "X_Forwarded_For: 6.6.6.6", "X-Forwarded-For: 1.2.3.4")
+    scope = get_json(server, "/scope", "X_Forwarded_For: 6.6.6.6", "X-Forwarded-For: 1.2.3.4")
     names = [name for name, _ in scope["headers"]]
     assert "x_forwarded_for" not in names
     assert ["x-forwarded-for", "1.2.3.4"] in scope["headers"]
@@ -236,7 +236,7 @@ def test_worker_survives_app_failures(server: GunicornProcess) -> None:
             s.sendall(http("GET", target, "Host: test", "Connection: close"))
             with contextlib.suppress(EOFError):  # /raise_after's response is cut short
                 ResponseReader(s).read_response()
-    doc, _ = get_json(server, "/echo?still-serving")
+    doc = get_json(server, "/echo?still-serving")
     assert doc["query_string"] == "still-serving"
     assert server.worker_pids() == pids
 

@@ -7,6 +7,7 @@ bounded and polled; every process is stopped by its pid.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -150,10 +151,8 @@ class GunicornProcess:
                 pass
         for pid in self.all_worker_pids():
             if pid_alive(pid):
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
         return self.proc.returncode
 
     def __enter__(self) -> GunicornProcess:
@@ -166,10 +165,8 @@ class GunicornProcess:
     def logs(self) -> str:
         text = ""
         for path in (self.errorlog, self.output):
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 text += path.read_text(errors="replace")
-            except FileNotFoundError:
-                pass
         return text
 
     def all_worker_pids(self) -> list[int]:

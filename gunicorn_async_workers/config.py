@@ -181,6 +181,8 @@ class ServerConfig:
     forwarder_headers: frozenset[bytes]
     header_map: str
     lenient_headers: bool
+    permit_unconventional_method: bool
+    casefold_method: bool
     root_path: str
     lifespan: str
     interface: str
@@ -235,6 +237,9 @@ class ServerConfig:
             header_map=str(getattr(cfg, "header_map", "refuse")),
             lenient_headers=bool(getattr(cfg, "strip_header_spaces", False)
                                  or getattr(cfg, "permit_obsolete_folding", False)),
+            permit_unconventional_method=bool(
+                getattr(cfg, "permit_unconventional_http_method", False)),
+            casefold_method=bool(getattr(cfg, "casefold_http_method", False)),
             root_path=str(values["root_path"]),
             lifespan=str(values["lifespan"]),
             interface=str(values["interface"]),

@@ -49,6 +49,8 @@ class Server:
             forwarder_headers=config.forwarder_headers,
             header_map=config.header_map,
             lenient_headers=config.lenient_headers,
+            permit_unconventional_method=config.permit_unconventional_method,
+            casefold_method=config.casefold_method,
         )
         self.new_cycle = new_cycle
         self.keep_alive_allowed = config.keepalive > 0

@@ -42,6 +42,13 @@ _ABSOLUTE_FORM = re.compile(
     rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]*)(?::[0-9]*)?(?:[/?].*)?")
 # RFC 9110 section 5.6.2 token, for field names the parser was told to be lenient about.
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Methods llhttp parses itself; any other token method reaches llhttp as GET, and the real
+# one is restored from the request line (Gunicorn accepts any uppercase token method).
+_LLHTTP_METHODS = frozenset(
+    b"DELETE GET HEAD POST PUT CONNECT OPTIONS TRACE COPY LOCK MKCOL MOVE PROPFIND PROPPATCH "
+    b"SEARCH UNLOCK BIND REBIND UNBIND ACL REPORT MKACTIVITY CHECKOUT MERGE M-SEARCH NOTIFY "
+    b"SUBSCRIBE UNSUBSCRIBE PATCH PURGE MKCALENDAR LINK UNLINK SOURCE QUERY".split())
+_CONVENTIONAL_METHOD = re.compile(rb"[A-Z0-9!$%&'*+\-.^_`|~]{3,20}")
 _POLICY_NAMES = frozenset((_HOST, _CONTENT_TYPE, _CONTENT_LENGTH, _TRANSFER_ENCODING, _EXPECT))
 
 
@@ -68,7 +75,9 @@ class HeadPolicy:
         "limit_fields",
         "limit_field_size",
         "limit_line",
+        "casefold_method",
         "max_head_bytes",
+        "permit_unconventional_method",
         "scheme_headers",
         "watch_trusted",
         "watch_untrusted",
@@ -84,8 +93,12 @@ class HeadPolicy:
         forwarder_headers: frozenset[bytes],
         header_map: str,
         lenient_headers: bool = False,
+        permit_unconventional_method: bool = False,
+        casefold_method: bool = False,
     ) -> None:
         self.lenient_headers = lenient_headers
+        self.permit_unconventional_method = permit_unconventional_method
+        self.casefold_method = casefold_method
         self.limit_line = limit_line
         self.limit_fields = limit_fields
         self.limit_field_size = limit_field_size
@@ -227,13 +240,16 @@ class HttptoolsParser(ParserAdapter):
     def __init__(self, listener: RequestListener, policy: HeadPolicy, *,
                  trusted: bool, scheme: str) -> None:
         super().__init__(listener, policy, trusted=trusted, scheme=scheme)
-        self.in_head = True
+        self.in_message = False  # between on_message_begin and on_message_complete
+        self.in_head = False  # from on_message_begin to on_headers_complete
         self.head_bytes = 0
+        self.held = b""  # the start of a request line, held until its method is complete
         self.leading_crlf = False
-        # httptools looks its callbacks up once, when the parser is made: body pieces and
-        # the message end go straight to the listener, with no call in between.
+        self.method_override: str | None = None
+        self.on_request_end = listener.on_request_end
+        # httptools looks its callbacks up once, when the parser is made: body pieces go
+        # straight to the listener, with no call in between.
         self.on_body = listener.on_body
-        self.on_message_complete = listener.on_request_end
         self.parser = httptools.HttpRequestParser(self)
         if policy.lenient_headers:
             # strip_header_spaces / permit_obsolete_folding: llhttp's lenient header mode;
@@ -241,14 +257,19 @@ class HttptoolsParser(ParserAdapter):
             self.parser.set_dangerous_leniencies(lenient_headers=True)
 
     def partial(self) -> bool:
-        return self.in_head and self.head_bytes > 0
+        return (self.in_message and self.in_head) or bool(self.held)
 
     # -- httptools callbacks -----------------------------------------------------------
     def on_message_begin(self) -> None:
         self.reset_head()
+        self.in_message = True
         self.in_head = True
         self.head_bytes = 0
         self.leading_crlf = False
+
+    def on_message_complete(self) -> None:
+        self.in_message = False  # the next bytes start a request line
+        self.on_request_end()
 
     def on_url(self, url: bytes) -> None:
         target = self.target + url if self.target else url
@@ -288,7 +309,12 @@ class HttptoolsParser(ParserAdapter):
     def on_headers_complete(self) -> None:
         parser = self.parser
         self.in_head = False
-        self.method = parser.get_method().decode("ascii")
+        override = self.method_override
+        if override is None:
+            self.method = parser.get_method().decode("ascii")
+        else:
+            self.method = override
+            self.method_override = None
         self.http_version = parser.get_http_version()
         line = len(self.method) + len(self.target) + 10
         if line > self.policy.limit_line:
@@ -304,8 +330,13 @@ class HttptoolsParser(ParserAdapter):
 
     # -- feeding -------------------------------------------------------------------------
     def feed(self, data: bytes) -> None:
-        if self.in_head and not self.head_bytes:
-            self._check_request_line(data)
+        if not self.in_message:
+            if self.held:
+                data = self.held + data
+                self.held = b""
+            data = self._check_request_line(data)
+            if not data:
+                return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -319,21 +350,40 @@ class HttptoolsParser(ParserAdapter):
             raise
         except httptools.HttpParserError as exc:
             raise BadRequest(f"malformed request: {exc}") from None
-        if self.in_head:
+        if self.in_head and self.in_message:
             self.head_bytes += len(data)
             if self.head_bytes > self.policy.max_head_bytes:
                 raise HeadersTooLarge(
                     f"request head exceeds {self.policy.max_head_bytes} bytes "
                     "(limit_request_fields x limit_request_field_size)")
 
-    def _check_request_line(self, data: bytes) -> None:
-        """What llhttp lets through at the start of a connection's next message: extra
-        empty lines (RFC 9112 2.2 allows one) and extra spaces in the request line (3)."""
+    def _check_request_line(self, data: bytes) -> bytes:
+        """What llhttp cannot judge at the start of a message, as Gunicorn judges it:
+        extra empty lines (RFC 9112 2.2 allows one), extra spaces in the request line (3),
+        and methods llhttp does not know. Returns the bytes to feed llhttp."""
         if data[:2] == b"\r\n":
             if data[:4] == b"\r\n\r\n" or self.leading_crlf:
                 raise BadRequest("more than one empty line before the request line")
             self.leading_crlf = len(data) == 2
-            return
-        end = data.find(b"\r\n", 0, self.policy.limit_line + 2)
+            return data
+        policy = self.policy
+        end = data.find(b"\r\n", 0, policy.limit_line + 2)
         if end > 0 and data.count(b" ", 0, end) != 2:
             raise BadRequest(f"request line {data[:min(end, 100)]!r} is not three parts")
+        space = data.find(b" ", 0, 64)
+        if space < 0:
+            if len(data) < 64 and b"\n" not in data:
+                self.held = data  # the method is not complete yet
+                return b""
+            return data
+        method = data[:space]
+        if method in _LLHTTP_METHODS:
+            return data
+        if not policy.permit_unconventional_method and not _CONVENTIONAL_METHOD.fullmatch(
+                method):
+            raise BadRequest(f"invalid method {method[:40]!r}")
+        if not _TOKEN.fullmatch(method):
+            raise BadRequest(f"invalid method {method[:40]!r}")
+        name = method.decode("ascii")
+        self.method_override = name.upper() if policy.casefold_method else name
+        return b"GET" + data[space:]

@@ -132,18 +132,17 @@ class HttpProtocol(asyncio.Protocol):
     def eof_received(self) -> bool:
         """The client half-closed: answer what it sent, then close (keep the write side).
 
-        A body cut short by the half-close ends there (as in Gunicorn's own workers, the
-        app reads what arrived) unless it is chunked, whose framing is then broken: 400.
+        A body cut short by the half-close can never complete: the app sees what arrived and
+        then a disconnect (a chunked one gets 400, its framing being broken).
         """
         self.eof = True
-        parsing = self.parsing
-        if parsing is not None:
+        if self.parsing is not None:
             if self.parser is not None and self.parser.chunked:
                 self.reject(BadRequest("request ended inside a chunked body"))
-                return True
-            self.parsing = None
-            parsing.keep_alive = False
-            parsing.end_body()
+            else:
+                # Never hand an app a cut-short body as whole: it is a disconnect.
+                self.close()
+            return True
         if self.cycle is None and self.pending_error is None and not self.pipeline:
             self.close()
         elif self.cycle is not None and self.cycle.waiter is not None and not self.cycle.more_body:

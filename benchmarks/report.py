@@ -99,8 +99,8 @@ def markdown(result: dict[str, Any], chart_name: str | None) -> str:
         "requests wrk completed; RSS is the sum of VmRSS over the server's process tree "
         "after the run. `errors` counts wrk socket errors plus non-2xx responses over all "
         "rounds. `other load %` is the highest share, over the rounds, of the server core's "
-        "busy time not spent by the server's processes (other programs, interrupts): "
-        "figures from runs where it is high are disturbed.",
+        "task time (user, system, steal; interrupts left out) not spent by the server's "
+        "processes, i.e. other programs: figures from runs where it is high are disturbed.",
         "",
         f"Load average at the start: {settings['loadavg_start']}, at the end: "
         f"{settings['loadavg_end']}.",

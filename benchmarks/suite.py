@@ -106,7 +106,7 @@ def measure(config: ServerConfig, workload: Workload, round_no: int, settings: S
                 record["rss_idle_kib"] = proctree.tree_rss_kib(server.pid)
             loadgen.run(url, settings.warmup_s, workload.connections, script, settings.client_cpu)
             before = proctree.cpu_seconds(server.tree())
-            cores_before = corestat.busy_seconds()
+            tasks_before, irq_before = corestat.task_seconds(), corestat.irq_seconds()
             wall_before = time.monotonic()
             result = loadgen.run(
                 url,
@@ -118,7 +118,7 @@ def measure(config: ServerConfig, workload: Workload, round_no: int, settings: S
             )
             after_pids = server.tree()
             after = proctree.cpu_seconds(after_pids)
-            cores_after = corestat.busy_seconds()
+            tasks_after, irq_after = corestat.task_seconds(), corestat.irq_seconds()
             wall = time.monotonic() - wall_before
             record["rss_kib"] = proctree.tree_rss_kib(server.pid)
             if connections is not None:
@@ -129,11 +129,13 @@ def measure(config: ServerConfig, workload: Workload, round_no: int, settings: S
     if result.requests == 0:
         raise loadgen.WrkError("wrk completed no request")
     record.update(result.as_dict())
-    busy = {cpu: cores_after[cpu] - cores_before.get(cpu, 0.0) for cpu in cores_after}
-    record["core_busy_pct"] = {str(cpu): round(100 * b / wall, 1) for cpu, b in busy.items()}
+    tasks = {cpu: tasks_after[cpu] - tasks_before.get(cpu, 0.0) for cpu in tasks_after}
+    irq = {cpu: irq_after[cpu] - irq_before.get(cpu, 0.0) for cpu in irq_after}
+    record["core_task_pct"] = {str(cpu): round(100 * t / wall, 1) for cpu, t in tasks.items()}
+    record["core_irq_pct"] = {str(cpu): round(100 * t / wall, 1) for cpu, t in irq.items()}
     if settings.server_cpu is not None:
-        # busy time on the server's core not spent by the server: other programs, or interrupts
-        other = busy.get(settings.server_cpu, 0.0) - cpu_s
+        # task time on the server's core that the server's processes did not use: other programs
+        other = tasks.get(settings.server_cpu, 0.0) - cpu_s
         record["other_load_on_server_core_pct"] = round(max(0.0, 100 * other / wall), 1)
     record.update(
         ok=True,

@@ -15,6 +15,7 @@ from typing import Protocol
 
 import httptools
 
+from .chunked import ChunkedDecoder
 from .errors import (
     BadRequest,
     ExpectationFailed,
@@ -32,10 +33,6 @@ _EXPECT = b"expect"
 _UPGRADE = b"upgrade"
 # RFC 9110 section 5.3: fields with a single member; a repeat makes the message ambiguous.
 _SINGLETONS = frozenset((_HOST, _CONTENT_TYPE))
-# RFC 9110 section 6.5.1: fields a trailer may not carry.
-_FORBIDDEN_TRAILERS = frozenset(
-    (_HOST, _CONTENT_LENGTH, _TRANSFER_ENCODING, b"trailer", b"authorization", b"te")
-)
 # RFC 3986 absolute-URI as a request target: scheme "://" authority, then path or query.
 _ABSOLUTE_FORM = re.compile(
     rb"[A-Za-z][A-Za-z0-9+.\-]*://(?:[A-Za-z0-9\-._~%!$&'()*+,;=:]*@)?"
@@ -235,7 +232,14 @@ class ParserAdapter:
 
 
 class HttptoolsParser(ParserAdapter):
-    """httptools (llhttp) adapter: its callbacks fill the head and call the listener."""
+    """httptools (llhttp) adapter.
+
+    llhttp parses each request head and Content-Length body, fed exactly one message's
+    bytes at a time, so message boundaries are always known here: the checks llhttp does
+    not make (methods it does not know, extra spaces or empty lines before a request line,
+    raw field sizes with obsolete folding) run at every message, and chunked bodies go to
+    our own `ChunkedDecoder`, whose grammar follows RFC 9112 where llhttp's is narrower.
+    """
 
     def __init__(self, listener: RequestListener, policy: HeadPolicy, *,
                  trusted: bool, scheme: str) -> None:
@@ -243,9 +247,14 @@ class HttptoolsParser(ParserAdapter):
         self.in_message = False  # between on_message_begin and on_message_complete
         self.in_head = False  # from on_message_begin to on_headers_complete
         self.head_bytes = 0
+        self.tail = b""  # the last bytes of a head fed so far (a CRLFCRLF may straddle)
         self.held = b""  # the start of a request line, held until its method is complete
+        self.raw_head = b""  # the head as received, kept only for lenient field sizes
         self.leading_crlf = False
+        self.body_left = 0  # Content-Length bytes still to feed llhttp
+        self.decoder: ChunkedDecoder | None = None
         self.method_override: str | None = None
+        self.upgrade_data = b""
         self.on_request_end = listener.on_request_end
         # httptools looks its callbacks up once, when the parser is made: body pieces go
         # straight to the listener, with no call in between.
@@ -253,22 +262,22 @@ class HttptoolsParser(ParserAdapter):
         self.parser = httptools.HttpRequestParser(self)
         if policy.lenient_headers:
             # strip_header_spaces / permit_obsolete_folding: llhttp's lenient header mode;
-            # field names are then checked here instead.
+            # field names and raw field sizes are then checked here instead.
             self.parser.set_dangerous_leniencies(lenient_headers=True)
 
     def partial(self) -> bool:
-        return (self.in_message and self.in_head) or bool(self.held)
+        return (self.in_message and self.in_head) or bool(self.held) or bool(self.tail)
 
     # -- httptools callbacks -----------------------------------------------------------
     def on_message_begin(self) -> None:
         self.reset_head()
         self.in_message = True
         self.in_head = True
-        self.head_bytes = 0
         self.leading_crlf = False
 
     def on_message_complete(self) -> None:
         self.in_message = False  # the next bytes start a request line
+        self.head_bytes = 0
         self.on_request_end()
 
     def on_url(self, url: bytes) -> None:
@@ -281,33 +290,26 @@ class HttptoolsParser(ParserAdapter):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         policy = self.policy
-        if not self.in_head:
-            self._trailer(name, value)
-            return
         headers = self.headers
         if len(headers) >= policy.limit_fields:
             raise HeadersTooLarge(
                 f"more than {policy.limit_fields} header fields (limit_request_fields)")
-        if len(name) + len(value) + 4 > policy.limit_field_size:
-            raise HeadersTooLarge(
-                f"header {name[:40]!r} is {len(name) + len(value) + 4} bytes, "
-                f"limit_request_field_size is {policy.limit_field_size}")
         if policy.lenient_headers:
             name = name.rstrip(b" \t")
             if not _TOKEN.fullmatch(name):
                 raise BadRequest(f"invalid header name {name[:40]!r}")
+        elif len(name) + len(value) + 4 > policy.limit_field_size:
+            raise HeadersTooLarge(
+                f"header {name[:40]!r} is {len(name) + len(value) + 4} bytes, "
+                f"limit_request_field_size is {policy.limit_field_size}")
         name = name.lower()
         if (name in self.watch or b"_" in name) and not self.police(name, value):
             return
         headers.append((name, value))
 
-    def _trailer(self, name: bytes, value: bytes) -> None:
-        name = name.lower()
-        if name in _FORBIDDEN_TRAILERS:
-            raise BadRequest(f"{name.decode('latin-1')} is not allowed in a trailer")
-
     def on_headers_complete(self) -> None:
         parser = self.parser
+        policy = self.policy
         self.in_head = False
         override = self.method_override
         if override is None:
@@ -317,32 +319,104 @@ class HttptoolsParser(ParserAdapter):
             self.method_override = None
         self.http_version = parser.get_http_version()
         line = len(self.method) + len(self.target) + 10
-        if line > self.policy.limit_line:
+        if line > policy.limit_line:
             raise RequestLineTooLong(
-                f"request line is {line} bytes, limit_request_line is {self.policy.limit_line}")
+                f"request line is {line} bytes, limit_request_line is {policy.limit_line}")
+        if policy.lenient_headers:
+            self._check_raw_field_sizes()
         self.keep_alive = parser.should_keep_alive()
         if parser.should_upgrade():
             for name, value in self.headers:
                 if name == _UPGRADE:
                     self.upgrade = value
         self.finish_head()
+        if self.chunked:
+            self.decoder = ChunkedDecoder(self.on_body, policy.limit_fields)
+        elif self.content_length:
+            self.body_left = self.content_length
         self.listener.on_request_head(self)
+
+    def _check_raw_field_sizes(self) -> None:
+        """With lenient headers, a field's size is that of its raw lines, folds included."""
+        limit = self.policy.limit_field_size
+        head = self.raw_head
+        self.raw_head = b""
+        size = 0
+        for line in head.split(b"\r\n")[1:]:
+            if line[:1] in (b" ", b"\t"):
+                size += len(line) + 2
+            else:
+                size = len(line) + 2
+            if size > limit:
+                raise HeadersTooLarge(
+                    f"a header field is {size} bytes, limit_request_field_size is {limit}")
 
     # -- feeding -------------------------------------------------------------------------
     def feed(self, data: bytes) -> None:
-        if not self.in_message:
-            if self.held:
-                data = self.held + data
-                self.held = b""
-            data = self._check_request_line(data)
-            if not data:
+        while data:
+            if self.upgraded_at is not None:
+                self.upgrade_data += data
                 return
+            decoder = self.decoder
+            if decoder is not None:
+                rest = decoder.feed(data)
+                if rest is None:
+                    return
+                self.decoder = None
+                self._llhttp(b"0\r\n\r\n")  # ends llhttp's view of the message
+                data = rest
+                continue
+            left = self.body_left
+            if left:
+                if len(data) <= left:
+                    self.body_left = left - len(data)
+                    self._llhttp(data)
+                    return
+                self.body_left = 0
+                self._llhttp(data[:left])
+                data = data[left:]
+                continue
+            if not self.in_message:
+                if self.held:
+                    data = self.held + data
+                    self.held = b""
+                data = self._check_request_line(data)
+                if not data:
+                    return
+            tail = self.tail
+            if tail:
+                end = (tail + data).find(b"\r\n\r\n")
+                cut = end + 4 - len(tail) if end >= 0 else -1
+            else:
+                end = data.find(b"\r\n\r\n")
+                cut = end + 4 if end >= 0 else -1
+            if cut < 0:
+                if self.policy.lenient_headers:
+                    self.raw_head += data
+                self._llhttp(data)  # all head: llhttp refuses bad bytes as they come
+                self.tail = (tail + data)[-3:]
+                self.head_bytes += len(data)
+                if self.head_bytes > self.policy.max_head_bytes:
+                    raise HeadersTooLarge(
+                        f"request head exceeds {self.policy.max_head_bytes} bytes "
+                        "(limit_request_fields x limit_request_field_size)")
+                return
+            self.tail = b""
+            head = data[:cut]
+            data = data[cut:]
+            if self.policy.lenient_headers:
+                self.raw_head += head
+            self._llhttp(head)
+            if self.upgraded_at is not None:
+                self.upgrade_data = data
+                return
+
+    def _llhttp(self, data: bytes) -> None:
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade as exc:
+        except httptools.HttpParserUpgrade:
             # llhttp stops after an upgrade request; the protocol decides what follows.
-            self.upgraded_at = exc.args[0] if exc.args else len(data)
-            return
+            self.upgraded_at = 0
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
             if isinstance(cause, RequestError):
@@ -350,22 +424,24 @@ class HttptoolsParser(ParserAdapter):
             raise
         except httptools.HttpParserError as exc:
             raise BadRequest(f"malformed request: {exc}") from None
-        if self.in_head and self.in_message:
-            self.head_bytes += len(data)
-            if self.head_bytes > self.policy.max_head_bytes:
-                raise HeadersTooLarge(
-                    f"request head exceeds {self.policy.max_head_bytes} bytes "
-                    "(limit_request_fields x limit_request_field_size)")
 
     def _check_request_line(self, data: bytes) -> bytes:
         """What llhttp cannot judge at the start of a message, as Gunicorn judges it:
         extra empty lines (RFC 9112 2.2 allows one), extra spaces in the request line (3),
         and methods llhttp does not know. Returns the bytes to feed llhttp."""
-        if data[:2] == b"\r\n":
-            if data[:4] == b"\r\n\r\n" or self.leading_crlf:
-                raise BadRequest("more than one empty line before the request line")
-            self.leading_crlf = len(data) == 2
-            return data
+        if data[:1] == b"\r":
+            if len(data) < 4 and b"\r\n\r\n".startswith(data):
+                self.held = data  # too short to tell
+                return b""
+            if data[:2] == b"\r\n":
+                if data[2:4] == b"\r\n" or self.leading_crlf:
+                    raise BadRequest("more than one empty line before the request line")
+                self.leading_crlf = True
+                data = data[2:]
+                if data[:1] == b"\r" and len(data) < 2:
+                    self.held = b"\r\n" + data
+                    self.leading_crlf = False
+                    return b""
         policy = self.policy
         end = data.find(b"\r\n", 0, policy.limit_line + 2)
         if end > 0 and data.count(b" ", 0, end) != 2:

@@ -1,0 +1,112 @@
+"""Fuzz the httptools parser adapter: any bytes, any split, only events or RequestError come out."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gunicorn_async_workers.http.errors import RequestError
+from gunicorn_async_workers.http.parsers import HeadPolicy, HttptoolsParser, ParserAdapter
+
+CORPUS = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "gunicorn-requests"
+_HEX_ESCAPE = re.compile(rb"\\x([0-9A-Fa-f]{2})")
+
+
+def decode(text: bytes) -> bytes:
+    """Wire bytes of a corpus `.http` file, decoded as the corpus README says."""
+    data = text.replace(b"\n", b"").replace(b"\\r\\n", b"\r\n")
+    data = data.replace(b"\\0", b"\x00").replace(b"\\n", b"\n").replace(b"\\t", b"\t")
+    return _HEX_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), data)
+
+
+def load_corpus() -> list[bytes]:
+    if not CORPUS.is_dir():
+        return []
+    return [decode(path.read_bytes()) for path in sorted(CORPUS.glob("*/*.http"))]
+
+
+REQUESTS = load_corpus()
+
+
+class Checker:
+    """A listener that asserts the calls come in a well-formed order: head, body*, end."""
+
+    def __init__(self) -> None:
+        self.in_request = False
+        self.requests = 0
+
+    def on_request_head(self, head: ParserAdapter) -> None:
+        assert not self.in_request, "a head inside a request"
+        assert isinstance(head.method, str) and head.method
+        assert isinstance(head.target, bytes)
+        assert head.http_version in ("1.0", "1.1")
+        assert all(name == name.lower() for name, _ in head.headers)
+        self.in_request = True
+        self.requests += 1
+
+    def on_body(self, data: bytes) -> None:
+        assert self.in_request and isinstance(data, bytes) and data
+
+    def on_request_end(self) -> None:
+        assert self.in_request, "an end without a head"
+        self.in_request = False
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> bytes:
+    """A corpus request with a few byte-level edits, or plain random bytes."""
+    if not REQUESTS or draw(st.integers(0, 4)) == 0:
+        return draw(st.binary(max_size=400))
+    data = bytearray(draw(st.sampled_from(REQUESTS)))
+    interesting = st.sampled_from(b"\r\n \t:\x00_-/?%*#;,\x7f\xff0aAzZ")
+    for _ in range(draw(st.integers(0, 4))):
+        at = draw(st.integers(0, len(data)))
+        op = draw(st.sampled_from(["insert", "delete", "replace", "repeat"]))
+        if op == "insert":
+            data[at:at] = bytes([draw(interesting)])
+        elif op == "delete":
+            del data[at:at + draw(st.integers(1, 4))]
+        elif op == "replace" and at < len(data):
+            data[at] = draw(interesting)
+        elif op == "repeat":
+            data[at:at] = data[at:at + draw(st.integers(1, 40))]
+    if draw(st.booleans()):
+        data += draw(st.sampled_from(REQUESTS))  # pipelined
+    return bytes(data)
+
+
+@pytest.mark.skipif(not REQUESTS, reason=f"conformance corpus not found at {CORPUS}")
+def test_corpus_is_decoded() -> None:
+    assert len(REQUESTS) > 100
+    assert all(b"\\" not in request for request in REQUESTS)
+
+
+@settings(max_examples=200, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(data=mutated(), cuts=st.lists(st.integers(0, 2000), max_size=8),
+       header_map=st.sampled_from(["refuse", "drop", "dangerous"]), trusted=st.booleans(),
+       lenient=st.booleans(), unconventional=st.booleans(), small_limits=st.booleans())
+def test_parser_only_raises_request_errors(data: bytes, cuts: list[int], header_map: str,
+                                           trusted: bool, lenient: bool, unconventional: bool,
+                                           small_limits: bool) -> None:
+    policy = HeadPolicy(
+        limit_line=64 if small_limits else 4094,
+        limit_fields=4 if small_limits else 100,
+        limit_field_size=40 if small_limits else 8190,
+        scheme_headers={b"x-forwarded-proto": b"https"}, forwarder_headers=frozenset(),
+        header_map=header_map, lenient_headers=lenient,
+        permit_unconventional_method=unconventional, casefold_method=unconventional)
+    checker = Checker()
+    parser = HttptoolsParser(checker, policy, trusted=trusted, scheme="http")
+    points = sorted({min(cut, len(data)) for cut in cuts} | {0, len(data)})
+    try:
+        for start, end in zip(points, points[1:], strict=False):
+            parser.feed(data[start:end])
+            if parser.upgraded_at is not None:
+                break  # what follows an upgrade is not HTTP/1.1: the protocol stops here
+    except RequestError as exc:
+        assert 400 <= exc.status <= 599 and exc.detail

@@ -1,0 +1,493 @@
+"""Unit tests of HttpProtocol + Server + the ASGI cycle over an in-memory transport, no sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import h11
+import pytest
+from gunicorn.config import Config
+from gunicorn.glogging import Logger
+
+from gunicorn_async_workers.config import ServerConfig
+from gunicorn_async_workers.http.errors import BadRequest, ExpectationFailed, error_response
+from gunicorn_async_workers.http.protocol import HttpProtocol
+from gunicorn_async_workers.server import Server
+
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+App = Callable[[Message, Receive, Send], Awaitable[None]]
+
+PEER = ("192.0.2.10", 50123)
+SOCK = ("127.0.0.1", 8000)
+
+
+class MemoryTransport(asyncio.Transport):
+    """Records what the protocol writes; closing reports connection_lost as a socket would."""
+
+    def __init__(self, protocol: asyncio.Protocol, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__({"peername": PEER, "sockname": SOCK})
+        self.protocol = protocol
+        self.loop = loop
+        self.writes: list[bytes] = []  # one entry per write() or writelines() call
+        self.late_writes = 0  # writes after close(): a real transport would drop them
+        self.closed = False
+        self.aborted = False
+        self.reading = True
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self.closed:
+            self.late_writes += 1
+            return
+        self.writes.append(bytes(data))
+
+    def writelines(self, list_of_data: Any) -> None:
+        self.write(b"".join(list_of_data))
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.loop.call_soon(self.protocol.connection_lost, None)
+
+    def abort(self) -> None:
+        self.aborted = True
+        self.close()
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    def is_reading(self) -> bool:
+        return self.reading
+
+    @property
+    def output(self) -> bytes:
+        return b"".join(self.writes)
+
+
+class Connection:
+    """One HttpProtocol on a MemoryTransport, served by a real Server with a real config."""
+
+    def __init__(self, app: App, **settings: object) -> None:
+        cfg = Config()
+        for name, value in settings.items():
+            cfg.set(name, value)
+        log = Logger(cfg)
+        config = ServerConfig.from_gunicorn(cfg, log, {}, max_requests=sys.maxsize)
+        self.loop = asyncio.get_running_loop()
+        self.server = Server(config, app, self.loop, log, None)
+        self.protocol = HttpProtocol(self.server)
+        self.transport = MemoryTransport(self.protocol, self.loop)
+        self.protocol.connection_made(self.transport)
+
+    def feed(self, data: bytes) -> None:
+        self.protocol.data_received(data)
+
+    async def close(self) -> None:
+        self.transport.close()
+        await settle()
+
+
+async def settle() -> None:
+    """Let every ready task and callback run; yields to the loop only, never waits on time."""
+    for _ in range(50):
+        await asyncio.sleep(0)
+
+
+def run(test: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(test())
+
+
+def read_responses(data: bytes, methods: list[bytes], *, eof: bool = False
+                   ) -> list[tuple[int, dict[bytes, bytes], bytes]]:
+    """The responses in `data`, parsed by h11 as a client that sent `methods` in turn."""
+    conn = h11.Connection(h11.CLIENT)
+    conn.receive_data(data)
+    if eof:
+        conn.receive_data(b"")
+    responses = []
+    for method in methods:
+        if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+            conn.start_next_cycle()
+        conn.send(h11.Request(method=method, target="/", headers=[(b"host", b"t")]))
+        conn.send(h11.EndOfMessage())
+        status, headers, body = 0, {}, b""
+        while True:
+            event = conn.next_event()
+            assert event is not h11.NEED_DATA, "response incomplete"
+            if isinstance(event, h11.Response):
+                status, headers = event.status_code, dict(event.headers)
+            elif isinstance(event, h11.Data):
+                body += bytes(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                break
+        responses.append((status, headers, body))
+    return responses
+
+
+def echo_app(calls: list[Message]) -> App:
+    """Answers with the method, path and whole request body; records each scope."""
+
+    async def app(scope: Message, receive: Receive, send: Send) -> None:
+        calls.append(scope)
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        reply = f"{scope['method']} {scope['path']} ".encode() + body
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": reply})
+
+    return app
+
+
+GET = b"GET /hello?x=1 HTTP/1.1\r\nHost: example.test\r\n\r\n"
+
+
+def test_get_is_one_write_of_head_and_body() -> None:
+    async def test() -> None:
+        calls: list[Message] = []
+        conn = Connection(echo_app(calls))
+        conn.feed(GET)
+        await settle()
+        assert len(conn.transport.writes) == 1
+        [write] = conn.transport.writes
+        head, _, body = write.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 OK\r\ndate: ")
+        assert b"\r\nserver: gunicorn\r\ncontent-type: text/plain\r\ncontent-length: 11" in head
+        assert body == b"GET /hello "
+        [(status, headers, parsed)] = read_responses(write, [b"GET"])
+        assert status == 200 and parsed == b"GET /hello " and headers[b"content-length"] == b"11"
+        assert not conn.transport.closed  # keep-alive
+        scope = calls[0]
+        assert scope["query_string"] == b"x=1" and scope["client"] == PEER
+        assert scope["server"] == SOCK and scope["http_version"] == "1.1"
+        assert (b"host", b"example.test") in scope["headers"]
+        await conn.close()
+        assert conn.protocol.lost and conn.protocol not in conn.server.connections
+
+    run(test)
+
+
+def test_pipelined_requests_answered_in_order() -> None:
+    async def test() -> None:
+        gate = asyncio.Event()
+        started: list[str] = []
+
+        async def app(scope: Message, receive: Receive, send: Send) -> None:
+            started.append(scope["path"])
+            if scope["path"] == "/slow":
+                await gate.wait()
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": scope["path"].encode()})
+
+        conn = Connection(app)
+        conn.feed(b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n"
+                  b"GET /3 HTTP/1.1\r\nHost: a\r\n\r\n")
+        await settle()
+        assert started == ["/slow"] and conn.transport.writes == []
+        gate.set()
+        await settle()
+        assert started == ["/slow", "/2", "/3"]
+        responses = read_responses(conn.transport.output, [b"GET"] * 3)
+        assert [body for _, _, body in responses] == [b"/slow", b"/2", b"/3"]
+        await conn.close()
+
+    run(test)
+
+
+def test_bad_request_gets_400_and_close_without_the_app() -> None:
+    async def test() -> None:
+        calls: list[Message] = []
+        conn = Connection(echo_app(calls))
+        conn.feed(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
+        await settle()
+        assert conn.transport.writes == [error_response(BadRequest("repeated host"))]
+        assert conn.transport.output.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+        assert b"connection: close" in conn.transport.output
+        assert conn.transport.closed and calls == []
+        assert conn.protocol.lost and conn.protocol not in conn.server.connections
+
+    run(test)
+
+
+def test_bad_request_after_a_good_one_is_answered_after_it() -> None:
+    async def test() -> None:
+        calls: list[Message] = []
+        conn = Connection(echo_app(calls))
+        conn.feed(GET + b"GET / HTTP/1.1\r\nExpect: later\r\n\r\n")
+        await settle()
+        assert [scope["path"] for scope in calls] == ["/hello"]
+        first, second = conn.transport.writes
+        assert read_responses(first, [b"GET"])[0][2] == b"GET /hello "
+        assert second == error_response(ExpectationFailed("later"))
+        assert conn.transport.closed and conn.transport.late_writes == 0
+
+    run(test)
+
+
+def test_post_body_in_several_feeds_reaches_the_app() -> None:
+    async def test() -> None:
+        calls: list[Message] = []
+        conn = Connection(echo_app(calls))
+        conn.feed(b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhel")
+        await settle()
+        assert conn.transport.writes == []
+        conn.feed(b"lo ")
+        await settle()
+        conn.feed(b"world")
+        await settle()
+        [(status, _, body)] = read_responses(conn.transport.output, [b"POST"])
+        assert (status, body) == (200, b"POST /up hello world")
+        await conn.close()
+
+    run(test)
+
+
+def test_chunked_post_reaches_the_app() -> None:
+    async def test() -> None:
+        conn = Connection(echo_app([]))
+        data = (b"POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n")
+        for i in range(0, len(data), 7):
+            conn.feed(data[i:i + 7])
+            await settle()
+        [(_, _, body)] = read_responses(conn.transport.output, [b"POST"])
+        assert body == b"POST /c abcdefg"
+        await conn.close()
+
+    run(test)
+
+
+def test_expect_100_continue_only_when_the_app_reads() -> None:
+    async def test() -> None:
+        gate = asyncio.Event()
+        calls: list[Message] = []
+        echo = echo_app(calls)
+
+        async def app(scope: Message, receive: Receive, send: Send) -> None:
+            await gate.wait()
+            await echo(scope, receive, send)
+
+        conn = Connection(app)
+        conn.feed(b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n"
+                  b"Content-Length: 5\r\n\r\n")
+        await settle()
+        assert conn.transport.writes == []
+        gate.set()
+        await settle()
+        assert conn.transport.writes == [b"HTTP/1.1 100 Continue\r\n\r\n"]
+        conn.feed(b"hello")
+        await settle()
+        assert len(conn.transport.writes) == 2
+        conn_h11 = h11.Connection(h11.CLIENT)
+        conn_h11.send(h11.Request(method="POST", target="/", headers=[
+            (b"host", b"a"), (b"expect", b"100-continue"), (b"content-length", b"5")]))
+        conn_h11.receive_data(conn.transport.output)
+        assert conn_h11.next_event().status_code == 100
+        assert conn_h11.next_event().status_code == 200
+        assert bytes(conn_h11.next_event().data) == b"POST / hello"
+        await conn.close()
+
+    run(test)
+
+
+def test_expect_100_continue_not_sent_when_the_app_does_not_read() -> None:
+    async def test() -> None:
+        async def app(scope: Message, receive: Receive, send: Send) -> None:
+            await send({"type": "http.response.start", "status": 413, "headers": []})
+            await send({"type": "http.response.body", "body": b"no"})
+
+        conn = Connection(app)
+        conn.feed(b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n"
+                  b"Content-Length: 5\r\n\r\n")
+        await settle()
+        assert b"100 Continue" not in conn.transport.output
+        [(status, _, body)] = read_responses(conn.transport.output, [b"POST"])
+        assert (status, body) == (413, b"no")
+        assert conn.transport.closed  # the client may still send the body: close
+
+    run(test)
+
+
+@pytest.mark.parametrize("fault", ["raise", "return"])
+def test_app_failing_before_start_gets_500(fault: str) -> None:
+    async def test() -> None:
+        async def app(scope: Message, receive: Receive, send: Send) -> None:
+            if fault == "raise":
+                raise RuntimeError("boom")
+
+        conn = Connection(app)
+        conn.feed(GET)
+        await settle()
+        [(status, headers, body)] = read_responses(conn.transport.output, [b"GET"])
+        assert status == 500 and body == b"Internal Server Error\n"
+        assert headers[b"connection"] == b"close"
+        assert conn.transport.closed
+
+    run(test)
+
+
+def test_app_failing_mid_response_aborts() -> None:
+    async def test() -> None:
+        async def app(scope: Message, receive: Receive, send: Send) -> None:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"part", "more_body": True})
+            raise RuntimeError("boom")
+
+        conn = Connection(app)
+        conn.feed(GET)
+        await settle()
+        assert conn.transport.output.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert b"transfer-encoding: chunked" in conn.transport.output
+        assert not conn.transport.output.endswith(b"0\r\n\r\n")
+        assert conn.transport.aborted
+
+    run(test)
+
+
+def test_head_response_has_no_body() -> None:
+    async def test() -> None:
+        conn = Connection(echo_app([]))
+        conn.feed(b"HEAD /x HTTP/1.1\r\nHost: a\r\n\r\n")
+        await settle()
+        [write] = conn.transport.writes
+        assert write.endswith(b"\r\n\r\n") and b"content-length: 8" in write
+        [(status, headers, body)] = read_responses(write, [b"HEAD"])
+        assert (status, body) == (200, b"") and headers[b"content-length"] == b"8"
+        conn.feed(GET)  # the connection is still usable
+        await settle()
+        assert read_responses(conn.transport.writes[1], [b"GET"])[0][2] == b"GET /hello "
+        await conn.close()
+
+    run(test)
+
+
+def test_streaming_response_is_chunked() -> None:
+    async def test() -> None:
+        async def app(scope: Message, receive: Receive, send: Send) -> None:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            for piece in (b"a", b"bc", b""):
+                await send({"type": "http.response.body", "body": piece,
+                            "more_body": bool(piece)})
+
+        conn = Connection(app)
+        conn.feed(GET)
+        await settle()
+        [(status, headers, body)] = read_responses(conn.transport.output, [b"GET"])
+        assert headers[b"transfer-encoding"] == b"chunked" and body == b"abc"
+        assert conn.transport.output.endswith(b"0\r\n\r\n")
+        await conn.close()
+
+    run(test)
+
+
+def test_http10_request_closes_after_response() -> None:
+    async def test() -> None:
+        conn = Connection(echo_app([]))
+        conn.feed(b"GET /old HTTP/1.0\r\n\r\n")
+        await settle()
+        assert b"connection: close" in conn.transport.output
+        assert conn.transport.closed
+
+    run(test)
+
+
+def test_keep_alive_connection_closed_by_check_timeouts() -> None:
+    async def test() -> None:
+        conn = Connection(echo_app([]), keepalive=5)
+        conn.feed(GET)
+        await settle()
+        protocol, server = conn.protocol, conn.server
+        assert protocol.is_idle() and not conn.transport.closed
+        protocol.idle_since = 1000.0
+        server.now = 1004.9
+        protocol.check_timeouts(server.now)
+        assert not conn.transport.closed
+        server.now = 1005.0
+        protocol.check_timeouts(server.now)
+        assert conn.transport.closed and not conn.transport.aborted
+        await settle()
+        assert protocol not in server.connections
+
+    run(test)
+
+
+def test_request_in_flight_is_not_timed_out() -> None:
+    async def test() -> None:
+        gate = asyncio.Event()
+
+        async def app(scope: Message, receive: Receive, send: Send) -> None:
+            await gate.wait()
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body"})
+
+        conn = Connection(app, keepalive=1)
+        conn.feed(GET)
+        await settle()
+        conn.protocol.check_timeouts(conn.protocol.idle_since + 3600)
+        assert not conn.transport.closed
+        gate.set()
+        await settle()
+        assert read_responses(conn.transport.output, [b"GET"])[0][0] == 204
+        await conn.close()
+
+    run(test)
+
+
+def test_partial_head_times_out_after_header_timeout() -> None:
+    async def test() -> None:
+        conn = Connection(echo_app([]), keepalive=1)
+        conn.feed(b"GET /slow HTTP/1.1\r\nHo")
+        protocol = conn.protocol
+        timeout = conn.server.config.header_timeout
+        protocol.check_timeouts(protocol.idle_since + timeout)
+        assert not conn.transport.closed  # keepalive does not apply to a partial head
+        protocol.check_timeouts(protocol.idle_since + timeout + 0.5)
+        assert conn.transport.aborted
+        await settle()
+
+    run(test)
+
+
+def test_responses_use_the_date_block_and_tick_refreshes_it() -> None:
+    async def test() -> None:
+        conn = Connection(echo_app([]))
+        date = conn.server.date
+        date.value = b"date: Mon, 01 Jan 2001 00:00:00 GMT\r\nserver: gunicorn\r\n"
+        conn.feed(GET)
+        await settle()
+        assert b"\r\ndate: Mon, 01 Jan 2001 00:00:00 GMT\r\n" in conn.transport.writes[0]
+        conn.server.tick()
+        assert date.value != b"date: Mon, 01 Jan 2001 00:00:00 GMT\r\nserver: gunicorn\r\n"
+        assert date.value.startswith(b"date: ") and date.value.endswith(b"server: gunicorn\r\n")
+        conn.feed(GET)
+        await settle()
+        assert b"2001" not in conn.transport.writes[1]
+        await conn.close()
+
+    run(test)
+
+
+def test_client_half_close_after_response_closes() -> None:
+    async def test() -> None:
+        conn = Connection(echo_app([]))
+        conn.feed(GET)
+        await settle()
+        assert conn.protocol.eof_received() is True
+        assert conn.transport.closed
+        await settle()
+
+    run(test)

@@ -29,7 +29,8 @@ def _command_output(command: list[str]) -> str:
         done = subprocess.run(command, capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
-    return (done.stdout + done.stderr).strip().splitlines()[0] if done.returncode == 0 else ""
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    return lines[0] if done.returncode == 0 and lines else ""
 
 
 def cpu_model() -> str:
@@ -71,7 +72,7 @@ def versions() -> dict[str, str]:
 def git_revision(repo: Path) -> str:
     """The repo's HEAD commit (with -dirty), or 'no commit yet'."""
     head = _command_output(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"])
-    if not head or head == "unknown":
+    if head in ("", "unknown"):
         return "no commit yet"
     dirty = _command_output(["git", "-C", str(repo), "status", "--porcelain"])
     return head + ("-dirty" if dirty else "")

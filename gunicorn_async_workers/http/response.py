@@ -121,8 +121,13 @@ def frame_head(
                     continue
                 if lname == _TRANSFER_ENCODING:
                     continue  # the server frames the body itself
+                # connection: the server states its own decision below; the app's "close"
+                # is honoured, its "keep-alive" is not echoed when the server closes.
+                if b"\r" in value or b"\n" in value or b"\0" in value:
+                    raise ResponseError("response header value contains CR, LF or NUL")
                 if b"close" in value.lower():
                     app_close = True
+                if status != 101:
                     continue
             parts += (name, b": ", value, CRLF)
             lines += 1

@@ -185,11 +185,10 @@ class RequestCycle:
     def _write_head(self, body: bytes, more: bool) -> None:
         protocol = self.protocol
         framing = Framing()
+        server = protocol.server
         head = frame_head(
-            self.status, self.headers, protocol.server.date.value,
-            head_request=self.head_request, http10=self.http10,
-            keep_alive=self.keep_alive and not protocol.server.draining,
-            body_length=None if more else len(body), framing=framing)
+            self.status, self.headers, server.date, self.head_request, self.http10,
+            self.keep_alive and not server.draining, None if more else len(body), framing)
         self.framing = framing
         self.keep_alive = framing.keep_alive
         if framing.no_body:

@@ -20,7 +20,6 @@ from .errors import (
     BadRequest,
     ExpectationFailed,
     HeadersTooLarge,
-    RequestError,
     RequestLineTooLong,
     UnsupportedTransferCoding,
 )
@@ -32,7 +31,7 @@ _TRANSFER_ENCODING = b"transfer-encoding"
 _EXPECT = b"expect"
 _UPGRADE = b"upgrade"
 # RFC 9110 section 5.3: fields with a single member; a repeat makes the message ambiguous.
-_SINGLETONS = frozenset((_HOST, _CONTENT_TYPE))
+_SINGLETONS = frozenset((_CONTENT_TYPE,))  # Host is tracked apart: it comes every time
 # RFC 3986 absolute-URI as a request target: scheme "://" authority, then path or query.
 _ABSOLUTE_FORM = re.compile(
     rb"[A-Za-z][A-Za-z0-9+.\-]*://(?:[A-Za-z0-9\-._~%!$&'()*+,;=:]*@)?"
@@ -46,7 +45,18 @@ _LLHTTP_METHODS = frozenset(
     b"SEARCH UNLOCK BIND REBIND UNBIND ACL REPORT MKACTIVITY CHECKOUT MERGE M-SEARCH NOTIFY "
     b"SUBSCRIBE UNSUBSCRIBE PATCH PURGE MKCALENDAR LINK UNLINK SOURCE QUERY".split())
 _CONVENTIONAL_METHOD = re.compile(rb"[A-Z0-9!$%&'*+\-.^_`|~]{3,20}")
-_POLICY_NAMES = frozenset((_HOST, _CONTENT_TYPE, _CONTENT_LENGTH, _TRANSFER_ENCODING, _EXPECT))
+_POLICY_NAMES = frozenset((_CONTENT_TYPE, _CONTENT_LENGTH, _TRANSFER_ENCODING, _EXPECT))
+# Method names as llhttp reports them, decoded once.
+_METHOD_NAMES = {m: m.decode("ascii") for m in (
+    b"GET", b"POST", b"PUT", b"DELETE", b"HEAD", b"OPTIONS", b"PATCH", b"CONNECT", b"TRACE")}
+
+
+def _request_error(exc: Exception) -> BaseException:
+    """The RequestError behind an llhttp error: ours raised in a callback, or a parse error."""
+    cause = exc.__context__
+    if isinstance(exc, httptools.HttpParserCallbackError):
+        return cause if cause is not None else exc
+    return BadRequest(f"malformed request: {exc}")
 
 
 class RequestListener(Protocol):
@@ -136,23 +146,29 @@ class ParserAdapter:
         self.chunked = False
         self.content_length: int | None = None
         self.codings: list[bytes] | None = None
+        self.host: bytes | None = None
         self._seen: set[bytes] | None = None
         self._scheme_set = False
+        self._policed = False  # whether `police` changed anything since the last reset
 
     def reset_head(self) -> None:
         self.target = b""
         self.headers = []
-        self.expect_continue = False
-        self.upgrade = None
-        self.scheme = self.base_scheme
-        self.chunked = False
-        self.content_length = None
-        self.codings = None
-        self._seen = None
-        self._scheme_set = False
+        self.host = None
+        if self._policed:  # the rarely-set fields, reset only when set
+            self._policed = False
+            self.expect_continue = False
+            self.upgrade = None
+            self.scheme = self.base_scheme
+            self.chunked = False
+            self.content_length = None
+            self.codings = None
+            self._seen = None
+            self._scheme_set = False
 
     def police(self, name: bytes, value: bytes) -> bool:
         """Apply the header rules to a watched or underscored name; False drops the field."""
+        self._policed = True
         policy = self.policy
         if b"_" in name and name not in policy.forwarder_headers and not policy.allow_underscore:
             if policy.drop_underscore:
@@ -256,6 +272,7 @@ class HttptoolsParser(ParserAdapter):
         self.method_override: str | None = None
         self.upgrade_data = b""
         self.on_request_end = listener.on_request_end
+        self.on_request_head = listener.on_request_head
         # httptools looks its callbacks up once, when the parser is made: body pieces go
         # straight to the listener, with no call in between.
         self.on_body = listener.on_body
@@ -270,7 +287,11 @@ class HttptoolsParser(ParserAdapter):
 
     # -- httptools callbacks -----------------------------------------------------------
     def on_message_begin(self) -> None:
-        self.reset_head()
+        self.target = b""
+        self.headers = []
+        self.host = None
+        if self._policed:
+            self.reset_head()
         self.in_message = True
         self.in_head = True
         self.leading_crlf = False
@@ -303,7 +324,11 @@ class HttptoolsParser(ParserAdapter):
                 f"header {name[:40]!r} is {len(name) + len(value) + 4} bytes, "
                 f"limit_request_field_size is {policy.limit_field_size}")
         name = name.lower()
-        if (name in self.watch or b"_" in name) and not self.police(name, value):
+        if name == _HOST:
+            if self.host is not None:
+                raise BadRequest("repeated host header")
+            self.host = value
+        elif (name in self.watch or b"_" in name) and not self.police(name, value):
             return
         headers.append((name, value))
 
@@ -313,7 +338,8 @@ class HttptoolsParser(ParserAdapter):
         self.in_head = False
         override = self.method_override
         if override is None:
-            self.method = parser.get_method().decode("ascii")
+            method = parser.get_method()
+            self.method = _METHOD_NAMES.get(method) or method.decode("ascii")
         else:
             self.method = override
             self.method_override = None
@@ -326,15 +352,17 @@ class HttptoolsParser(ParserAdapter):
             self._check_raw_field_sizes()
         self.keep_alive = parser.should_keep_alive()
         if parser.should_upgrade():
+            self._policed = True
             for name, value in self.headers:
                 if name == _UPGRADE:
                     self.upgrade = value
-        self.finish_head()
+        if self._policed or self.target[:1] != b"/" or self.http_version != "1.1":
+            self.finish_head()  # the common GET with an origin-form target needs none of it
         if self.chunked:
             self.decoder = ChunkedDecoder(self.on_body, policy.limit_fields)
         elif self.content_length:
             self.body_left = self.content_length
-        self.listener.on_request_head(self)
+        self.on_request_head(self)
 
     def _check_raw_field_sizes(self) -> None:
         """With lenient headers, a field's size is that of its raw lines, folds included."""
@@ -406,7 +434,12 @@ class HttptoolsParser(ParserAdapter):
             data = data[cut:]
             if self.policy.lenient_headers:
                 self.raw_head += head
-            self._llhttp(head)
+            try:
+                self.parser.feed_data(head)
+            except httptools.HttpParserUpgrade:
+                self.upgraded_at = 0
+            except httptools.HttpParserError as exc:
+                raise _request_error(exc) from None
             if self.upgraded_at is not None:
                 self.upgrade_data = data
                 return
@@ -417,13 +450,8 @@ class HttptoolsParser(ParserAdapter):
         except httptools.HttpParserUpgrade:
             # llhttp stops after an upgrade request; the protocol decides what follows.
             self.upgraded_at = 0
-        except httptools.HttpParserCallbackError as exc:
-            cause = exc.__context__
-            if isinstance(cause, RequestError):
-                raise cause from None
-            raise
         except httptools.HttpParserError as exc:
-            raise BadRequest(f"malformed request: {exc}") from None
+            raise _request_error(exc) from None
 
     def _check_request_line(self, data: bytes) -> bytes:
         """What llhttp cannot judge at the start of a message, as Gunicorn judges it:

@@ -19,17 +19,19 @@ STATUS_LINES: dict[int, bytes] = {
     s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode("latin-1") for s in HTTPStatus
 }
 
-# Framing headers the server decides itself; the app's own copies are read, not trusted.
-_CONTENT_LENGTH = b"content-length"
-_TRANSFER_ENCODING = b"transfer-encoding"
-_CONNECTION = b"connection"
-_FRAMING_NAMES = frozenset((_CONTENT_LENGTH, _TRANSFER_ENCODING, _CONNECTION))
-
+# What a response header name is, by name as the app spelled it: a plain field, or one of
+# the framing fields the server decides itself. Names enter once validated; bounded, so a
+# hostile app cannot grow it without end.
+_PLAIN, _CONTENT_LENGTH, _TRANSFER_ENCODING, _CONNECTION = range(4)
+_NAME_KINDS: dict[bytes, int] = {
+    b"content-length": _CONTENT_LENGTH,
+    b"transfer-encoding": _TRANSFER_ENCODING,
+    b"connection": _CONNECTION,
+    b"content-type": _PLAIN,
+}
+_NAME_KINDS_MAX = 4096
 # RFC 9110 section 5.6.2 token: what a field name may be made of.
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-# Header names seen valid before; bounded so a hostile app cannot grow it without end.
-_VALID_NAMES: set[bytes] = set()
-_VALID_NAMES_MAX = 4096
 
 
 class ResponseError(Exception):
@@ -49,25 +51,32 @@ def status_line(status: int) -> bytes:
 class DateHeader:
     """The `date` and `server` header lines, rebuilt once a second by the worker's ticker."""
 
-    __slots__ = ("server", "value")
+    __slots__ = ("lines", "server", "value")
 
     def __init__(self, server: bytes = b"gunicorn") -> None:
         self.server = server
         self.value = b""
+        self.lines = 0
         self.refresh()
 
     def refresh(self) -> None:
-        self.value = (
-            b"date: " + formatdate(usegmt=True).encode("ascii") + b"\r\nserver: "
-            + self.server + CRLF
-        )
+        value = b"date: " + formatdate(usegmt=True).encode("ascii") + CRLF
+        if self.server:
+            value += b"server: " + self.server + CRLF
+        self.value = value
+        self.lines = value.count(b"\n")
 
 
-def _check_name(name: bytes) -> None:
-    if not _TOKEN.fullmatch(name):
-        raise ResponseError(f"invalid response header name {name!r}")
-    if len(_VALID_NAMES) < _VALID_NAMES_MAX:
-        _VALID_NAMES.add(name)
+def _name_kind(name: bytes) -> int:
+    """Classify a header name not seen before (validating it), remembering the answer."""
+    kind = _NAME_KINDS.get(name.lower())
+    if kind is None:
+        if not isinstance(name, bytes) or not _TOKEN.fullmatch(name):
+            raise ResponseError(f"invalid response header name {name!r}")
+        kind = _PLAIN
+    if len(_NAME_KINDS) < _NAME_KINDS_MAX:
+        _NAME_KINDS[name] = kind
+    return kind
 
 
 class Framing:
@@ -82,75 +91,61 @@ class Framing:
         self.no_body = False
 
 
-def frame_head(
-    status: int,
-    headers: object,
-    date_block: bytes,
-    *,
-    head_request: bool,
-    http10: bool,
-    keep_alive: bool,
-    body_length: int | None,
-    framing: Framing,
-) -> bytes:
+def frame_head(status: int, headers: object, date: DateHeader, head_request: bool,
+               http10: bool, keep_alive: bool, body_length: int | None,
+               framing: Framing) -> bytes:
     """Build the response head and fill `framing`.
 
     `body_length` is the whole body's length when the server already holds all of it
     (a single final body message), else None. `keep_alive` is what the request allows;
     the result, after the app's own `connection` header, is left in `framing.keep_alive`.
+    The app's header order is kept; the server states its own `connection` decision.
     Raises ResponseError for a status or header that must not be sent.
     """
-    parts = [status_line(status), date_block]
+    line = STATUS_LINES.get(status)
+    parts = [line if line is not None else status_line(status), date.value]
     content_length: bytes | None = None
-    app_close = False
-    lines = 0
+    no_body = status < 200 or status == 204 or status == 304
+    lines = 2 + date.lines  # the status line, the date block and the final empty line
     try:
         for name, value in headers:  # type: ignore[attr-defined]
-            lname = name.lower()
-            if lname not in _VALID_NAMES:
-                _check_name(lname)
-            if lname in _FRAMING_NAMES:
-                if lname == _CONTENT_LENGTH:
+            kind = _NAME_KINDS.get(name)
+            if kind is None:
+                kind = _name_kind(name)
+            if kind:
+                if kind == _CONTENT_LENGTH:
                     if content_length is not None:
                         raise ResponseError("more than one content-length header")
                     content_length = value
                     if status < 200 or status == 204:
                         continue  # RFC 9110 8.6: never on 1xx or 204
-                    parts += (name, b": ", value, CRLF)
-                    lines += 1
-                    continue
-                if lname == _TRANSFER_ENCODING:
+                elif kind == _TRANSFER_ENCODING:
                     continue  # the server frames the body itself
-                # connection: the server states its own decision below; the app's "close"
-                # is honoured, its "keep-alive" is not echoed when the server closes.
-                if b"\r" in value or b"\n" in value or b"\0" in value:
-                    raise ResponseError("response header value contains CR, LF or NUL")
-                if b"close" in value.lower():
-                    app_close = True
-                if status != 101:
-                    continue
+                else:
+                    if b"\r" in value or b"\n" in value or b"\0" in value:
+                        raise ResponseError("response header value contains CR, LF or NUL")
+                    if b"close" in value.lower():
+                        keep_alive = False
+                    if status != 101:
+                        continue
             parts += (name, b": ", value, CRLF)
             lines += 1
     except (TypeError, ValueError, AttributeError) as exc:
         raise ResponseError(f"response headers must be (bytes, bytes) pairs: {exc}") from None
-
-    no_body = status < 200 or status == 204 or status == 304
     framing.no_body = no_body or head_request
-    if app_close or not keep_alive:
-        keep_alive = False
     if content_length is not None:
-        try:
-            framing.content_length = int(content_length)
-        except ValueError:
-            raise ResponseError(f"invalid content-length {content_length!r}") from None
-        if framing.content_length < 0 or not content_length.isdigit():
+        if not content_length.isdigit():
             raise ResponseError(f"invalid content-length {content_length!r}")
+        framing.content_length = int(content_length)
     elif no_body:
         pass
-    elif body_length is not None:
-        framing.content_length = body_length
-        parts += (b"content-length: ", str(body_length).encode("ascii"), CRLF)
-        lines += 1
+    elif body_length is not None:  # for HEAD too: the length a GET would have had
+        if head_request and not body_length:
+            pass  # an app answering HEAD with an empty body states no length
+        else:
+            framing.content_length = body_length
+            parts += (b"content-length: ", b"%d" % body_length, CRLF)
+            lines += 1
     elif head_request:
         pass
     elif http10:
@@ -170,10 +165,8 @@ def frame_head(
     parts.append(CRLF)
     head = b"".join(parts)
     # One scan of the whole head instead of one per value: a value carrying CR, LF or NUL
-    # would add line breaks beyond the ones framed here (response splitting). The status
-    # line, the date block's lines, each header line and the blank line end in CRLF.
-    expected = 2 + date_block.count(b"\n") + lines
-    if head.count(b"\n") != expected or head.count(b"\r") != expected or b"\0" in head:
+    # adds line breaks beyond the `lines` framed here (response splitting).
+    if head.count(b"\n") != lines or head.count(b"\r") != lines or b"\0" in head:
         raise ResponseError("response header value contains CR, LF or NUL")
     return head
 

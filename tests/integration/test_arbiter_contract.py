@@ -52,6 +52,14 @@ def get_pid(server: GunicornProcess) -> int:
     return int(resp.body)
 
 
+def wait_replaced(server: GunicornProcess, old: int) -> None:
+    """Wait until the arbiter has a new worker serving in place of `old`. (This also keeps
+    the teardown's SIGTERM away from a worker that has not installed its handlers yet.)"""
+    wait_for(lambda: [p for p in server.worker_pids() if p != old], timeout=10,
+             what=f"a worker replacing {old}")
+    assert get_pid(server) != old
+
+
 def connect_to(address: str, timeout: float = 5.0) -> socket.socket:
     """A client socket to one address as Gunicorn logs it (http://h:p, http://[h]:p, unix:p)."""
     if address.startswith("unix:"):
@@ -246,7 +254,10 @@ def run_blocked(worker_class: str, marker_file: Path) -> BlockedRun:
                              config_text=hooks_config(marker_file),
                              env={"GAW_TEST_MARKERS": str(marker_file)})
     try:
-        server.start()
+        try:
+            server.start()
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}; gunicorn logged:\n{server.logs()}") from exc
         old = get_pid(server)
         with server.connect(15.0) as blocker:
             blocker.sendall(request_bytes("/block?s=10"))
@@ -371,9 +382,7 @@ def test_sigterm_to_a_worker_is_graceful_and_it_is_replaced(
     finally:
         conns.close()
     wait_for(lambda: not pid_alive(old), timeout=10, what=f"worker {old} exiting")
-    wait_for(lambda: [p for p in server.worker_pids() if p != old], timeout=10,
-             what="a replacement worker")
-    assert get_pid(server) != old
+    wait_replaced(server, old)
     assert server.proc is not None and server.proc.poll() is None, "the arbiter stopped"
 
 
@@ -392,6 +401,7 @@ def test_quick_exit_on_sigint_and_sigquit(sig: signal.Signals, worker_class: str
         wait_for(lambda: not pid_alive(pid), timeout=2.0,
                  what=f"worker exit within 2 s of {sig.name}")
     assert f"worker_int {pid}" in markers(marker_file)
+    wait_replaced(server, pid)
 
 
 # -- 7. SIGUSR1 ------------------------------------------------------------------------------
@@ -549,6 +559,7 @@ def test_worker_exit_hook(worker_class: str, marker_file: Path,
     os.kill(pid, signal.SIGTERM)
     wait_for(lambda: f"worker_exit {pid}" in markers(marker_file), timeout=10,
              what="worker_exit hook")
+    wait_replaced(server, pid)
 
 
 # -- 12. lifespan ------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Unit tests of ASGI interface detection (`detect_interface`) and the ASGI 2 adapter (`as_asgi3`)."""
+"""Unit tests of ASGI interface detection (detect_interface) and the ASGI 2 adapter (as_asgi3)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
-"""Unit tests of configuration: option precedence, TrustedPeers, ServerConfig from a real Gunicorn cfg."""
+"""Unit tests of configuration: option precedence, TrustedPeers, ServerConfig from Gunicorn."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
 
 import pytest
 from gunicorn.config import Config
@@ -20,14 +20,11 @@ from gunicorn_async_workers.config import (
 
 
 @pytest.fixture(autouse=True)
-def no_gaw_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def no_gaw_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """`from_gunicorn` reads os.environ: keep the runner's GAW_* variables out of it."""
-    import os
-
     for name in list(os.environ):
         if name.startswith("GAW_"):
             monkeypatch.delenv(name)
-    yield
 
 
 def defaults() -> dict[str, object]:

@@ -56,22 +56,34 @@ class Checker:
         self.in_request = False
 
 
+_DELIMITERS = re.compile(rb"[\r\n ;:,=\t]")
+_INTERESTING = b"\r\n \t:\x00_-/?%*#;,=\"\x7f\xff0aAfFzZ"
+
+
 @st.composite
 def mutated(draw: st.DrawFn) -> bytes:
-    """A corpus request with a few byte-level edits, or plain random bytes."""
+    """A corpus request with a few byte-level edits, or plain random bytes.
+
+    Edits land next to a delimiter (CR, LF, space, ';', ':', ...) as often as anywhere: that
+    is where framing decisions are made.
+    """
     if not REQUESTS or draw(st.integers(0, 4)) == 0:
         return draw(st.binary(max_size=400))
     data = bytearray(draw(st.sampled_from(REQUESTS)))
-    interesting = st.sampled_from(b"\r\n \t:\x00_-/?%*#;,\x7f\xff0aAzZ")
-    for _ in range(draw(st.integers(0, 4))):
-        at = draw(st.integers(0, len(data)))
+    for _ in range(draw(st.integers(1, 4))):
+        delimiters = [m.start() for m in _DELIMITERS.finditer(data)]
+        if delimiters and draw(st.booleans()):
+            at = draw(st.sampled_from(delimiters)) + draw(st.integers(-1, 1))
+            at = max(0, min(at, len(data)))
+        else:
+            at = draw(st.integers(0, len(data)))
         op = draw(st.sampled_from(["insert", "delete", "replace", "repeat"]))
         if op == "insert":
-            data[at:at] = bytes([draw(interesting)])
+            data[at:at] = bytes([draw(st.sampled_from(_INTERESTING))])
         elif op == "delete":
             del data[at:at + draw(st.integers(1, 4))]
         elif op == "replace" and at < len(data):
-            data[at] = draw(interesting)
+            data[at] = draw(st.sampled_from(_INTERESTING))
         elif op == "repeat":
             data[at:at] = data[at:at + draw(st.integers(1, 40))]
     if draw(st.booleans()):

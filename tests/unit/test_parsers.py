@@ -1,4 +1,4 @@
-"""Unit tests of the httptools parser adapter: events, split-independence, limits and policy errors."""
+"""Unit tests of the httptools parser adapter: events at any split, limits, policy errors."""
 
 from __future__ import annotations
 
@@ -120,7 +120,8 @@ def assert_refused(data: bytes, status: int, **kw: object) -> RequestError:
 
 # -- accepted requests ----------------------------------------------------------------------
 
-SIMPLE = b"GET /a/b?x=1 HTTP/1.1\r\nHost: example.test\r\nX-Mixed-Case: Value\r\nAccept: */*\r\n\r\n"
+SIMPLE = (b"GET /a/b?x=1 HTTP/1.1\r\nHost: example.test\r\nX-Mixed-Case: Value\r\n"
+          b"Accept: */*\r\n\r\n")
 
 
 def test_simple_get_events() -> None:
@@ -232,15 +233,6 @@ def test_absolute_form() -> None:
     data = b"GET http://example.test:8080/p/q?r=1 HTTP/1.1\r\nHost: example.test\r\n\r\n"
     [request] = assert_split_independent(data)
     assert request.head.target == b"http://example.test:8080/p/q?r=1"
-
-
-def test_upgrade_header_reported() -> None:
-    recorder = Recorder()
-    parser = HttptoolsParser(recorder, policy(), trusted=False, scheme="http")
-    parser.feed(b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
-                b"\r\nnot http")
-    assert recorder.requests[0].head.upgrade == b"websocket"
-    assert parser.upgraded_at is not None
 
 
 def test_trusted_scheme_header() -> None:
@@ -364,37 +356,130 @@ def test_refused_at_every_split(data: bytes, status: int) -> None:
     assert_refused(data, status)
 
 
-@pytest.mark.xfail(strict=True, reason="request-line checks run only on the first bytes of a "
-                   "feed(): an extra space is accepted when the CRLF arrives in a later piece")
-def test_double_space_refused_at_every_split() -> None:
-    assert_refused(b"GET  / HTTP/1.1\r\n\r\n", 400)
+# -- request-line checks at every message boundary and every split --------------------------
 
-
-@pytest.mark.xfail(strict=True, reason="leading empty lines are judged per feed(): in 3-byte "
-                   "pieces ('\\r\\n\\r', '\\nGE', ...) two empty lines pass")
 def test_two_leading_crlfs_refused_at_every_split() -> None:
     assert_refused(b"\r\n\r\nGET / HTTP/1.1\r\n\r\n", 400)
 
 
-@pytest.mark.xfail(strict=True, reason="after a leading CRLF in the same feed() the request "
-                   "line skips _check_request_line: -BLARGH is refused by llhttp")
 def test_unknown_method_after_leading_crlf() -> None:
-    [request] = whole(b"\r\n-BLARGH / HTTP/1.1\r\n\r\n")
+    [request] = assert_split_independent(b"\r\n-BLARGH / HTTP/1.1\r\n\r\n")
     assert request.head.method == "-BLARGH"
 
 
-@pytest.mark.xfail(strict=True, reason="a pipelined request that starts inside the same feed() "
-                   "skips _check_request_line: -BLARGH is refused by llhttp")
-def test_pipelined_unknown_method_in_one_feed() -> None:
-    requests = whole(b"GET / HTTP/1.1\r\n\r\n-BLARGH / HTTP/1.1\r\n\r\n")
+def test_pipelined_unknown_method() -> None:
+    requests = assert_split_independent(b"GET / HTTP/1.1\r\n\r\n-BLARGH /b HTTP/1.1\r\n\r\n")
     assert [r.head.method for r in requests] == ["GET", "-BLARGH"]
 
 
-@pytest.mark.xfail(strict=True, reason="a pipelined request that starts inside the same feed() "
-                   "skips _check_request_line: its double space is accepted")
-def test_pipelined_double_space_in_one_feed() -> None:
+def test_pipelined_request_after_a_body_is_checked() -> None:
+    data = (b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nok"
+            b"PURGE-IT /x HTTP/1.1\r\n\r\n")
+    requests = assert_split_independent(data)
+    assert [(r.head.method, r.body) for r in requests] == [("POST", b"ok"), ("PURGE-IT", b"")]
+
+
+def test_pipelined_request_lines_checked_in_one_feed() -> None:
     with pytest.raises(BadRequest):
         whole(b"GET / HTTP/1.1\r\n\r\nGET  / HTTP/1.1\r\n\r\n")
+    with pytest.raises(BadRequest):
+        whole(b"GET / HTTP/1.1\r\n\r\nget / HTTP/1.1\r\n\r\n")
+
+
+def test_two_empty_lines_between_pipelined_requests() -> None:
+    data = b"GET / HTTP/1.1\r\n\r\n\r\n\r\nGET / HTTP/1.1\r\n\r\n"
+    for pieces in [[data], *splits(data)]:
+        recorder = Recorder()
+        parser = HttptoolsParser(recorder, policy(), trusted=False, scheme="http")
+        with pytest.raises(BadRequest):
+            for piece in pieces:
+                parser.feed(piece)
+        assert len(recorder.requests) == 1, pieces
+
+
+@pytest.mark.xfail(strict=True, reason="_check_request_line sees only the bytes present when "
+                   "a message starts: once the method's space has arrived, a request line "
+                   "whose CRLF comes in a later piece skips the three-parts check, and a "
+                   "piece holding a bare LF before any space skips every check")
+@pytest.mark.parametrize("data", [
+    b"GET  / HTTP/1.1\r\n\r\n",
+    b"GET /  HTTP/1.1\r\n\r\n",
+    b"\nGET / HTTP/1.1\r\n\r\n",
+    b"GET / HTTP/1.1\r\n\r\nGET  /2 HTTP/1.1\r\n\r\n",
+])
+def test_malformed_request_line_refused_at_every_split(data: bytes) -> None:
+    assert isinstance(error_of([data]), BadRequest)
+    for pieces in splits(data):
+        assert isinstance(error_of(pieces), BadRequest), pieces
+
+
+# -- chunked bodies -------------------------------------------------------------------------
+
+CHUNKED_HEAD = b"POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+@pytest.mark.parametrize("body", [
+    b"5\r\nhello\r\n0\r\n\r\n",
+    b"5 ; a = b ;c=\"q\\\"x\"\r\nhello\r\n0\r\n\r\n",
+    b"2\r\nhe\r\n3;x\r\nllo\r\n0;last\r\nX-Trailer: 1\r\nY: 2\r\n\r\n",
+    b"0000000000000005\r\nhello\r\n0\r\n\r\n",
+    b"5\r\nhello\r\n000\r\n\r\n",
+])
+def test_chunked_grammar_accepted(body: bytes) -> None:
+    [request] = assert_split_independent(CHUNKED_HEAD + body)
+    assert request.body == b"hello" and request.ended
+    assert request.head.headers == [(b"host", b"a"), (b"transfer-encoding", b"chunked")]
+
+
+@pytest.mark.parametrize(("body", "status"), [
+    (b"5;\r\nhello\r\n0\r\n\r\n", 400),
+    (b"5\nhello\r\n0\r\n\r\n", 400),
+    (b"5\r\nhelloXX0\r\n\r\n", 400),
+    (b"5\r\nhello\n0\r\n\r\n", 400),
+    (b"+5\r\nhello\r\n0\r\n\r\n", 400),
+    (b"-5\r\nhello\r\n0\r\n\r\n", 400),
+    (b"0x5\r\nhello\r\n0\r\n\r\n", 400),
+    (b" 5\r\nhello\r\n0\r\n\r\n", 400),
+    (b"00000000000000005\r\nhello\r\n0\r\n\r\n", 400),
+    (b"5;a\x00\r\nhello\r\n0\r\n\r\n", 400),
+    (b"5\r\nhello\r\n0\r\nHost: x\r\n\r\n", 400),
+    (b"5\r\nhello\r\n0\r\nContent-Length: 5\r\n\r\n", 400),
+    (b"5\r\nhello\r\n0\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+    (b"5\r\nhello\r\n0\r\n X: folded\r\n\r\n", 400),
+    (b"5\r\nhello\r\n0\r\nBad Name: 1\r\n\r\n", 400),
+    (b"5\r\nhello\r\n0\r\n" + b"T: 1\r\n" * 5 + b"\r\n", 431),
+])
+def test_chunked_grammar_refused(body: bytes, status: int) -> None:
+    assert_refused(CHUNKED_HEAD + body, status, limit_fields=4)
+
+
+def test_chunked_body_never_ends_without_final_crlf() -> None:
+    recorder = Recorder()
+    parser = HttptoolsParser(recorder, policy(), trusted=False, scheme="http")
+    parser.feed(CHUNKED_HEAD + b"5\r\nhello\r\n0\r\n\r")
+    assert recorder.requests[0].body == b"hello" and not recorder.requests[0].ended
+    parser.feed(b"\n")
+    assert recorder.requests[0].ended
+
+
+def test_chunked_then_pipelined() -> None:
+    data = CHUNKED_HEAD + b"3\r\nabc\r\n0\r\n\r\nGET /next HTTP/1.1\r\nHost: a\r\n\r\n"
+    requests = assert_split_independent(data)
+    assert [(r.head.target, r.body, r.ended) for r in requests] == [
+        (b"/c", b"abc", True), (b"/next", b"", True)]
+
+
+def test_upgrade_keeps_the_bytes_that_follow() -> None:
+    data = (b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+            b"\r\n\x81\x05hello")
+    for pieces in [[data], *splits(data)]:
+        recorder = Recorder()
+        parser = HttptoolsParser(recorder, policy(), trusted=False, scheme="http")
+        for piece in pieces:
+            parser.feed(piece)
+        assert parser.upgraded_at is not None
+        assert parser.upgrade_data == b"\x81\x05hello", pieces
+        assert [r.head.upgrade for r in recorder.requests] == [b"websocket"]
 
 
 def test_error_status_attributes() -> None:

@@ -491,3 +491,19 @@ def test_client_half_close_after_response_closes() -> None:
         await settle()
 
     run(test)
+
+
+def test_upgrade_request_is_answered_as_http_then_closed() -> None:
+    async def test() -> None:
+        calls: list[Message] = []
+        conn = Connection(echo_app(calls))
+        conn.feed(b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                  b"\r\n\x81\x05hello")
+        assert not conn.transport.reading  # what follows is not HTTP/1.1
+        await settle()
+        [(status, headers, body)] = read_responses(conn.transport.output, [b"GET"])
+        assert (status, body) == (200, b"GET /ws ")
+        assert headers[b"connection"] == b"close" and conn.transport.closed
+        assert [scope["path"] for scope in calls] == ["/ws"]
+
+    run(test)

@@ -1,4 +1,4 @@
-"""Unit tests of PROXY protocol v1/v2 header parsing (`read_proxy_header`), bytes in, results out."""
+"""Unit tests of PROXY protocol v1/v2 header parsing (read_proxy_header): bytes in, results out."""
 
 from __future__ import annotations
 

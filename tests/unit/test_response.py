@@ -1,4 +1,4 @@
-"""Unit tests of response framing (`frame_head`, `chunk`, `status_line`, `DateHeader`), with h11 as oracle."""
+"""Unit tests of response framing (frame_head, chunk, status_line, DateHeader); h11 as oracle."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ from gunicorn_async_workers.http.response import (
     status_line,
 )
 
-DATE = b"date: Thu, 01 Jan 2026 00:00:00 GMT\r\nserver: gunicorn\r\n"
+DATE_BLOCK = b"date: Thu, 01 Jan 2026 00:00:00 GMT\r\nserver: gunicorn\r\n"
+DATE = DateHeader()
+DATE.value = DATE_BLOCK
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -42,6 +44,10 @@ def header_lines(head: bytes) -> list[bytes]:
     """The header lines of a head: status line and blank line stripped."""
     assert head.endswith(b"\r\n\r\n")
     return head[:-4].split(b"\r\n")[1:]
+
+
+def connection_lines(head: bytes) -> list[bytes]:
+    return [line for line in header_lines(head) if line.lower().startswith(b"connection:")]
 
 
 def h11_read(data: bytes, *, method: bytes = b"GET", close: bool = False,
@@ -116,13 +122,13 @@ def test_chunk_pieces() -> None:
 def test_plain_200_keeps_app_content_length_and_header_order() -> None:
     headers = [(b"X-First", b"1"), (b"Content-Length", b"5"), (b"x-last", b"3")]
     head, framing = frame(200, headers, body_length=5)
-    assert head == (b"HTTP/1.1 200 OK\r\n" + DATE
+    assert head == (b"HTTP/1.1 200 OK\r\n" + DATE_BLOCK
                     + b"X-First: 1\r\nContent-Length: 5\r\nx-last: 3\r\n\r\n")
     assert framing.content_length == 5
     assert not framing.chunked and framing.keep_alive and not framing.no_body
     status, raw, body, ended = h11_response(h11_read(head + b"hello"))
     assert status == 200 and body == b"hello" and ended
-    assert raw == [(b"date", DATE[6:35]), (b"server", b"gunicorn"), (b"X-First", b"1"),
+    assert raw == [(b"date", DATE_BLOCK[6:35]), (b"server", b"gunicorn"), (b"X-First", b"1"),
                    (b"Content-Length", b"5"), (b"x-last", b"3")]
 
 
@@ -238,8 +244,7 @@ def test_1xx_informational_has_no_framing() -> None:
 def test_app_connection_close_ends_keep_alive(value: bytes) -> None:
     head, framing = frame(200, [(b"Connection", value)], body_length=0)
     assert not framing.keep_alive
-    assert [line for line in header_lines(head) if line.lower().startswith(b"connection")] == [
-        b"connection: close"]
+    assert connection_lines(head) == [b"connection: close"]
 
 
 def test_app_transfer_encoding_is_dropped() -> None:
@@ -248,14 +253,29 @@ def test_app_transfer_encoding_is_dropped() -> None:
     assert framing.content_length == 3 and not framing.chunked
 
 
-@pytest.mark.xfail(strict=True, reason="app's `connection: keep-alive` is passed through next "
-                   "to the server's own `connection: close`")
 def test_app_keep_alive_is_not_echoed_when_the_server_closes() -> None:
     head, framing = frame(200, [(b"connection", b"keep-alive")], keep_alive=False,
                           body_length=0)
     assert not framing.keep_alive
-    connection = [line for line in header_lines(head) if line.lower().startswith(b"connection")]
-    assert connection == [b"connection: close"]
+    assert connection_lines(head) == [b"connection: close"]
+
+
+def test_app_keep_alive_is_stated_once_on_http10() -> None:
+    head, framing = frame(200, [(b"Connection", b"keep-alive")], http10=True, body_length=0)
+    assert framing.keep_alive
+    assert connection_lines(head) == [b"connection: keep-alive"]
+
+
+def test_app_keep_alive_on_http11_adds_nothing() -> None:
+    head, framing = frame(200, [(b"connection", b"keep-alive")], body_length=0)
+    assert framing.keep_alive and connection_lines(head) == []
+
+
+def test_101_keeps_the_app_connection_upgrade() -> None:
+    head, framing = frame(101, [(b"upgrade", b"websocket"), (b"connection", b"Upgrade")])
+    assert head.startswith(b"HTTP/1.1 101 Switching Protocols\r\n")
+    assert header_lines(head)[-2:] == [b"upgrade: websocket", b"connection: Upgrade"]
+    assert framing.no_body and not framing.chunked
 
 
 # -- refused responses ----------------------------------------------------------------------

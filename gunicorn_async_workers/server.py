@@ -15,7 +15,7 @@ import socket
 from typing import Any
 
 from .accesslog import RequestRecorder
-from .asgi.http import new_cycle
+from .asgi.http import RequestCycle
 from .config import ServerConfig
 from .http.parsers import HeadPolicy, HttptoolsParser, ParserAdapter
 from .http.protocol import HttpProtocol
@@ -52,7 +52,7 @@ class Server:
             permit_unconventional_method=config.permit_unconventional_method,
             casefold_method=config.casefold_method,
         )
-        self.new_cycle = new_cycle
+        self.cycle_class = RequestCycle
         self.keep_alive_allowed = config.keepalive > 0
         self.state: dict[str, Any] = {}
         self.date = DateHeader(config.server_header)
@@ -130,9 +130,8 @@ class Server:
             self.resume_accepting()
 
     # -- per request ---------------------------------------------------------------------
-    def request_started(self) -> None:
-        self.requests_left -= 1
-        if self.requests_left == 0 and self.on_max_requests is not None:
+    def max_requests_reached(self) -> None:
+        if self.on_max_requests is not None:
             self.on_max_requests()
 
     def record_start(self, protocol: HttpProtocol, cycle: Any) -> None:

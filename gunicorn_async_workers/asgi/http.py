@@ -71,16 +71,50 @@ class RequestCycle:
         "waiter",
     )
 
-    def __init__(self, protocol: HttpProtocol, scope: Scope, *, keep_alive: bool,
-                 expect_continue: bool, more_body: bool, http10: bool,
-                 head_request: bool) -> None:
+    def __init__(self, protocol: HttpProtocol, head: ParserAdapter) -> None:
+        """Build the HTTP scope for a parsed head; the app runs later, in `run`."""
+        server = protocol.server
+        target = head.target
+        method = head.method
+        if target[:1] != b"/" and target != b"*" and method != "CONNECT":
+            # absolute-form (RFC 9112 section 3.2.2): the path starts after the authority;
+            # CONNECT's authority-form target is its own path
+            start = target.find(b"/", target.find(b"://") + 3)
+            target = target[start:] if start >= 0 else b"/"
+        if b"#" in target:
+            target = target.partition(b"#")[0]
+        raw_path, _, query = target.partition(b"?")
+        try:
+            path = raw_path.decode("ascii")
+        except UnicodeDecodeError:
+            raise BadRequest(f"non-ASCII byte in request target {raw_path[:100]!r}") from None
+        if "%" in path:
+            path = unquote(path)
+        root_path = server.config.root_path
+        if root_path and not (path == root_path or path.startswith(root_path + "/")):
+            path = root_path + path  # the proxy stripped the mount point; ASGI paths include it
+        http_version = head.http_version
+        self.scope: Scope = {
+            "type": "http",
+            "asgi": _ASGI_VERSION,
+            "http_version": http_version,
+            "server": protocol.sockname,
+            "client": protocol.client,
+            "scheme": head.scheme,
+            "method": method,
+            "root_path": root_path,
+            "path": path,
+            "raw_path": raw_path,
+            "query_string": query,
+            "headers": head.headers,
+            "state": server.state.copy(),
+        }
         self.protocol = protocol
-        self.scope = scope
-        self.keep_alive = keep_alive
-        self.expect_continue = expect_continue
-        self.more_body = more_body
-        self.http10 = http10
-        self.head_request = head_request
+        self.keep_alive = head.keep_alive and server.keep_alive_allowed
+        self.expect_continue = head.expect_continue
+        self.more_body = head.chunked or bool(head.content_length)
+        self.http10 = http_version == "1.0"
+        self.head_request = method == "HEAD"
         self.body: list[bytes] = []
         self.body_read = 0  # bytes buffered and not yet handed to the app
         self.discard = False
@@ -108,10 +142,6 @@ class RequestCycle:
             self.waiter = None
             if not waiter.done():
                 waiter.set_result(None)
-
-    def end_body(self) -> None:
-        self.more_body = False
-        self.wake()
 
     def wake(self) -> None:
         waiter = self.waiter
@@ -210,7 +240,8 @@ class RequestCycle:
             else:
                 protocol.write(head)
         elif len(body) < _JOIN_LIMIT:
-            protocol.write(head + body)
+            if not protocol.closing:
+                protocol.transport.write(head + body)
         else:
             protocol.writelines([head, body])
 
@@ -239,7 +270,8 @@ class RequestCycle:
             # Shorter than announced: the client can only tell by the connection closing.
             self.keep_alive = False
         self.complete = True
-        self.wake()
+        if self.waiter is not None:
+            self.wake()
         self.protocol.on_response_complete(self)
 
     # -- running the app ---------------------------------------------------------------
@@ -270,7 +302,8 @@ class RequestCycle:
                     self.scope["method"], self.scope["path"])
                 self._fail()
         finally:
-            protocol.on_cycle_done(self)
+            if protocol.server.records_requests:
+                protocol.server.record_end(protocol, self)
 
     def _fail(self) -> None:
         """Answer 500 if nothing was sent yet; otherwise the response is cut: close."""
@@ -291,50 +324,3 @@ class RequestCycle:
 
 
 _ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
-
-
-def new_cycle(protocol: HttpProtocol, head: ParserAdapter) -> RequestCycle:
-    """Build the HTTP scope for a parsed head and the cycle that will run the app."""
-    target = head.target
-    if head.method == "CONNECT":
-        target = target  # authority-form: the path is the authority itself
-    elif target[:1] != b"/" and target != b"*":
-        # absolute-form (RFC 9112 section 3.2.2): the path starts after the authority
-        start = target.find(b"/", target.find(b"://") + 3)
-        target = target[start:] if start >= 0 else b"/"
-    if b"#" in target:
-        target = target.partition(b"#")[0]
-    raw_path, _, query = target.partition(b"?")
-    try:
-        path = raw_path.decode("ascii")
-    except UnicodeDecodeError:
-        raise BadRequest(f"non-ASCII byte in request target {raw_path[:100]!r}") from None
-    if "%" in path:
-        path = unquote(path)
-    server = protocol.server
-    root_path = server.config.root_path
-    if root_path and not (path == root_path or path.startswith(root_path + "/")):
-        path = root_path + path  # the proxy stripped the mount point; ASGI paths include it
-    scope = {
-        "type": "http",
-        "asgi": _ASGI_VERSION,
-        "http_version": head.http_version,
-        "server": protocol.sockname,
-        "client": protocol.client,
-        "scheme": head.scheme,
-        "method": head.method,
-        "root_path": root_path,
-        "path": path,
-        "raw_path": raw_path,
-        "query_string": query,
-        "headers": head.headers,
-        "state": server.state.copy(),
-    }
-    return RequestCycle(
-        protocol, scope,
-        keep_alive=head.keep_alive and server.keep_alive_allowed,
-        expect_continue=head.expect_continue,
-        more_body=head.chunked or bool(head.content_length),
-        http10=head.http_version == "1.0",
-        head_request=head.method == "HEAD",
-    )

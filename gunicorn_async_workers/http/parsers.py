@@ -286,19 +286,17 @@ class HttptoolsParser(ParserAdapter):
         return (self.in_message and self.in_head) or bool(self.held) or bool(self.tail)
 
     # -- httptools callbacks -----------------------------------------------------------
-    def on_message_begin(self) -> None:
+    def on_message_complete(self) -> None:
+        # The listener read the head in on_request_head; reset it for the next message here
+        # rather than in an on_message_begin callback (one call fewer per request).
+        self.in_message = False  # the next bytes start a request line
+        self.head_bytes = 0
+        self.leading_crlf = False
         self.target = b""
         self.headers = []
         self.host = None
         if self._policed:
             self.reset_head()
-        self.in_message = True
-        self.in_head = True
-        self.leading_crlf = False
-
-    def on_message_complete(self) -> None:
-        self.in_message = False  # the next bytes start a request line
-        self.head_bytes = 0
         self.on_request_end()
 
     def on_url(self, url: bytes) -> None:
@@ -405,12 +403,22 @@ class HttptoolsParser(ParserAdapter):
                 data = data[left:]
                 continue
             if not self.in_message:
-                if self.held:
-                    data = self.held + data
-                    self.held = b""
-                data = self._check_request_line(data)
-                if not data:
-                    return
+                # A request line starts here. The usual one (a method llhttp knows, single
+                # spaces) is checked inline; anything else goes to _check_request_line.
+                space = data.find(b" ", 0, 24)
+                if space > 0 and not self.held and data[:space] in _LLHTTP_METHODS:
+                    end = data.find(b"\r\n", space, self.policy.limit_line + 2)
+                    if end > 0 and data.count(b" ", 0, end) != 2:
+                        raise BadRequest(
+                            f"request line {data[:min(end, 100)]!r} is not three parts")
+                else:
+                    if self.held:
+                        data = self.held + data
+                        self.held = b""
+                    data = self._check_request_line(data)
+                    if not data:
+                        return
+                self.in_message = self.in_head = True
             tail = self.tail
             if tail:
                 end = (tail + data).find(b"\r\n\r\n")

@@ -2,9 +2,9 @@
 
 One `HttpProtocol` per connection. It owns keep-alive, pipelining, flow control in both
 directions, timeouts and error answers, for any parser behind the `ParserAdapter`
-interface. Per request it asks the server's `new_cycle` for a request cycle (ASGI today)
-and runs it as a task; the cycle writes through `write`/`writelines` and reports back with
-`on_response_complete` and `on_cycle_done`.
+interface. Per request it builds the server's `cycle_class` (the ASGI cycle today) from the
+parsed head and runs it as a task; the cycle writes through the protocol and reports back
+with `on_response_complete`.
 """
 
 from __future__ import annotations
@@ -176,13 +176,18 @@ class HttpProtocol(asyncio.Protocol):
     # -- called by the parser adapter ----------------------------------------------------
     def on_request_head(self, head: ParserAdapter) -> None:
         server = self.server
-        cycle = server.new_cycle(self, head)
+        cycle = server.cycle_class(self, head)
         if head.upgrade is not None:
             cycle.keep_alive = False
         self.parsing = cycle
-        server.request_started()
+        server.requests_left -= 1
+        if not server.requests_left:
+            server.max_requests_reached()
         if self.cycle is None:
-            self.start(cycle)
+            self.cycle = cycle
+            if server.records_requests:
+                server.record_start(self, cycle)
+            self.loop.create_task(cycle.run(server.app))
         else:
             self.pipeline.append(cycle)
             if len(self.pipeline) >= MAX_PIPELINE:
@@ -194,7 +199,9 @@ class HttpProtocol(asyncio.Protocol):
     def on_request_end(self) -> None:
         cycle = self.parsing
         self.parsing = None
-        cycle.end_body()
+        cycle.more_body = False
+        if cycle.waiter is not None:
+            cycle.wake()
 
     # -- request cycles ------------------------------------------------------------------
     def start(self, cycle: Any) -> None:
@@ -230,12 +237,8 @@ class HttpProtocol(asyncio.Protocol):
         elif self.eof:
             self.close()
             return
-        self.resume_reading()
-
-    def on_cycle_done(self, cycle: Any) -> None:
-        """The app returned (after its response, or having failed)."""
-        if self.server.records_requests:
-            self.server.record_end(self, cycle)
+        if self.read_paused:
+            self.resume_reading()
 
     # -- errors and closing --------------------------------------------------------------
     def reject(self, exc: RequestError) -> None:

@@ -80,15 +80,15 @@ def _name_kind(name: bytes) -> int:
 
 
 class Framing:
-    """How one response body is delimited, as decided by `frame_head`."""
+    """How one response body is delimited, as decided by `frame_head`.
 
-    __slots__ = ("chunked", "content_length", "keep_alive", "no_body")
+    The class attributes are the defaults; `frame_head` sets only what differs.
+    """
 
-    def __init__(self) -> None:
-        self.content_length: int | None = None
-        self.chunked = False
-        self.keep_alive = True
-        self.no_body = False
+    content_length: int | None = None
+    chunked = False
+    keep_alive = True
+    no_body = False
 
 
 def frame_head(status: int, headers: object, date: DateHeader, head_request: bool,
@@ -132,7 +132,8 @@ def frame_head(status: int, headers: object, date: DateHeader, head_request: boo
             lines += 1
     except (TypeError, ValueError, AttributeError) as exc:
         raise ResponseError(f"response headers must be (bytes, bytes) pairs: {exc}") from None
-    framing.no_body = no_body or head_request
+    if no_body or head_request:
+        framing.no_body = True
     if content_length is not None:
         if not content_length.isdigit():
             raise ResponseError(f"invalid content-length {content_length!r}")
@@ -161,7 +162,8 @@ def frame_head(status: int, headers: object, date: DateHeader, head_request: boo
         elif http10:
             parts.append(b"connection: keep-alive\r\n")
             lines += 1
-    framing.keep_alive = keep_alive
+    if not keep_alive:
+        framing.keep_alive = False
     parts.append(CRLF)
     head = b"".join(parts)
     # One scan of the whole head instead of one per value: a value carrying CR, LF or NUL

@@ -478,8 +478,10 @@ def keep_alive_client(server: GunicornProcess, stop: threading.Event, tally: Tal
 def test_max_requests_recycles_without_losing_a_request(
         worker_class: str, gunicorn: Callable[..., GunicornProcess]) -> None:
     max_requests, jitter = 50, 5
-    server = gunicorn(APP, workers=2,
-                      settings={"max_requests": max_requests, "max_requests_jitter": jitter})
+    # A short graceful_timeout: a SIGTERM at teardown that lands on a worker still booting
+    # is lost (Gunicorn's fork window), and the arbiter then waits out the whole timeout.
+    server = gunicorn(APP, workers=2, settings={
+        "max_requests": max_requests, "max_requests_jitter": jitter, "graceful_timeout": 3})
     sequential, kept = Tally(), Tally()
     stop = threading.Event()
     background = threading.Thread(target=keep_alive_client, args=(server, stop, kept))

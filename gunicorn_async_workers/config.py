@@ -201,7 +201,9 @@ class ServerConfig:
                       max_requests: int) -> ServerConfig:
         values = resolve_options(options, cfg)
         line = cfg.limit_request_line
-        line = 8190 if line <= 0 or line > 8190 else line
+        # As Gunicorn: 0 is unlimited (capped at 1 MiB, as its fast parser caps it), a
+        # negative or larger value is 8190.
+        line = 1 << 20 if line == 0 else 8190 if line < 0 or line > 8190 else line
         fields = cfg.limit_request_fields
         fields = 32768 if fields <= 0 or fields > 32768 else fields
         field_size = cfg.limit_request_field_size

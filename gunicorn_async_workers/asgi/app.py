@@ -19,6 +19,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 def _is_asgi3(app: object) -> bool:
     if inspect.isclass(app):
         return False
+    if inspect.iscoroutinefunction(app):  # also sees through functools.partial
+        return True
     call = app if inspect.isroutine(app) else getattr(app, "__call__", None)  # noqa: B004
     return asyncio.iscoroutinefunction(call) or inspect.iscoroutinefunction(call)
 

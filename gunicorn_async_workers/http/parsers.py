@@ -21,7 +21,6 @@ from .errors import (
     ExpectationFailed,
     HeadersTooLarge,
     RequestLineTooLong,
-    UnsupportedTransferCoding,
 )
 
 _HOST = b"host"
@@ -212,7 +211,8 @@ class ParserAdapter:
         codings = self.codings
         if codings is not None:
             if codings[-1] != b"chunked":
-                raise UnsupportedTransferCoding(
+                # RFC 9112 6.3: the body's length cannot be known: 400 and close.
+                raise BadRequest(
                     f"transfer-encoding {b', '.join(codings)!r} does not end in chunked")
             if b"chunked" in codings[:-1]:
                 raise BadRequest("chunked applied more than once")
@@ -403,19 +403,27 @@ class HttptoolsParser(ParserAdapter):
                 data = data[left:]
                 continue
             if not self.in_message:
-                # A request line starts here. The usual one (a method llhttp knows, single
-                # spaces) is checked inline; anything else goes to _check_request_line.
-                space = data.find(b" ", 0, 24)
-                if space > 0 and not self.held and data[:space] in _LLHTTP_METHODS:
-                    end = data.find(b"\r\n", space, self.policy.limit_line + 2)
-                    if end > 0 and data.count(b" ", 0, end) != 2:
-                        raise BadRequest(
-                            f"request line {data[:min(end, 100)]!r} is not three parts")
-                else:
-                    if self.held:
-                        data = self.held + data
-                        self.held = b""
-                    data = self._check_request_line(data)
+                # A request line starts here: held until its CRLF has arrived, so that it
+                # is judged the same however the bytes were split. The usual line (a method
+                # llhttp knows, single spaces) is checked inline, anything else in
+                # _check_request_line.
+                if self.held:
+                    data = self.held + data
+                    self.held = b""
+                limit = self.policy.limit_line + 2
+                end = data.find(b"\r\n", 0, limit)
+                if end < 0:
+                    if b"\n" in data[:limit]:
+                        raise BadRequest("bare LF in or before the request line")
+                    if len(data) >= limit:
+                        raise RequestLineTooLong(
+                            f"request line exceeds limit_request_line ({limit - 2} bytes)")
+                    self.held = data
+                    return
+                space = data.find(b" ", 0, end)
+                if not (space > 0 and data[:space] in _LLHTTP_METHODS
+                        and data.count(b" ", 0, end) == 2):
+                    data = self._check_request_line(data, end)
                     if not data:
                         return
                 self.in_message = self.in_head = True
@@ -461,36 +469,29 @@ class HttptoolsParser(ParserAdapter):
         except httptools.HttpParserError as exc:
             raise _request_error(exc) from None
 
-    def _check_request_line(self, data: bytes) -> bytes:
+    def _check_request_line(self, data: bytes, end: int) -> bytes:
         """What llhttp cannot judge at the start of a message, as Gunicorn judges it:
         extra empty lines (RFC 9112 2.2 allows one), extra spaces in the request line (3),
-        and methods llhttp does not know. Returns the bytes to feed llhttp."""
-        if data[:1] == b"\r":
-            if len(data) < 4 and b"\r\n\r\n".startswith(data):
-                self.held = data  # too short to tell
-                return b""
-            if data[:2] == b"\r\n":
-                if data[2:4] == b"\r\n" or self.leading_crlf:
-                    raise BadRequest("more than one empty line before the request line")
+        and methods llhttp does not know. `end` is where the first CRLF is. Returns the
+        bytes to feed llhttp (empty when more must arrive first)."""
+        if end == 0:
+            if data[2:4] == b"\r\n" or self.leading_crlf:
+                raise BadRequest("more than one empty line before the request line")
+            if b"\n" in data[2:4] and data[2:4] != b"\r\n":
+                raise BadRequest("bare LF before the request line")
+            if len(data) > 2:
                 self.leading_crlf = True
-                data = data[2:]
-                if data[:1] == b"\r" and len(data) < 2:
-                    self.held = b"\r\n" + data
-                    self.leading_crlf = False
-                    return b""
-        policy = self.policy
-        end = data.find(b"\r\n", 0, policy.limit_line + 2)
-        if end > 0 and data.count(b" ", 0, end) != 2:
-            raise BadRequest(f"request line {data[:min(end, 100)]!r} is not three parts")
-        space = data.find(b" ", 0, 64)
-        if space < 0:
-            if len(data) < 64 and b"\n" not in data:
-                self.held = data  # the method is not complete yet
-                return b""
-            return data
-        method = data[:space]
+                return self.feed_after_crlf(data[2:])
+            self.held = data  # judged once the next bytes come
+            return b""
+        line = data[:end]
+        if line.count(b" ") != 2 or b"  " in line:
+            raise BadRequest(f"request line {line[:100]!r} is not three parts")
+        space = line.find(b" ")
+        method = line[:space]
         if method in _LLHTTP_METHODS:
             return data
+        policy = self.policy
         if not policy.permit_unconventional_method and not _CONVENTIONAL_METHOD.fullmatch(
                 method):
             raise BadRequest(f"invalid method {method[:40]!r}")
@@ -499,3 +500,20 @@ class HttptoolsParser(ParserAdapter):
         name = method.decode("ascii")
         self.method_override = name.upper() if policy.casefold_method else name
         return b"GET" + data[space:]
+
+    def feed_after_crlf(self, data: bytes) -> bytes:
+        """The bytes after one allowed leading CRLF: checked as a fresh request line."""
+        limit = self.policy.limit_line + 2
+        end = data.find(b"\r\n", 0, limit)
+        if end < 0:
+            if b"\n" in data[:limit]:
+                raise BadRequest("bare LF in or before the request line")
+            if len(data) >= limit:
+                raise RequestLineTooLong(
+                    f"request line exceeds limit_request_line ({limit - 2} bytes)")
+            self.held = b"\r\n" + data
+            self.leading_crlf = False
+            return b""
+        if end == 0:
+            raise BadRequest("more than one empty line before the request line")
+        return self._check_request_line(data, end)

@@ -165,7 +165,10 @@ def frame_head(status: int, headers: object, date: DateHeader, head_request: boo
     if not keep_alive:
         framing.keep_alive = False
     parts.append(CRLF)
-    head = b"".join(parts)
+    try:
+        head = b"".join(parts)
+    except TypeError as exc:
+        raise ResponseError(f"response headers must be (bytes, bytes) pairs: {exc}") from None
     # One scan of the whole head instead of one per value: a value carrying CR, LF or NUL
     # adds line breaks beyond the `lines` framed here (response splitting).
     if head.count(b"\n") != lines or head.count(b"\r") != lines or b"\0" in head:

@@ -195,6 +195,7 @@ def check_echo(answer: dict[str, Any], expected: dict[str, Any], where: str) -> 
     assert answer["query"] == expected["query"], where
     assert answer["http_version"] == expected["version"], where
     assert answer["body_length"] == expected["body_length"], where
+    assert answer["header_count"] == expected["header_count"], f"{where}: header count"
 
 
 def check_valid(entry: dict[str, Any], reader: ResponseReader, how: str) -> None:

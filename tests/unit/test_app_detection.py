@@ -106,8 +106,6 @@ def test_as_asgi3_runs_a_partial() -> None:
     assert drive(app)[-1] == {"type": "http.response.body", "body": b"/p?"}
 
 
-@pytest.mark.xfail(strict=True, reason="a partial binding a keyword argument is refused: "
-                   "_is_asgi3 inspects partial.__call__ and the fallback counts 4 parameters")
 def test_partial_with_keyword_argument_is_asgi3() -> None:
     app = functools.partial(with_keyword, suffix=b"?")
     assert detect_interface(app) == "asgi3"

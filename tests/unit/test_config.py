@@ -185,7 +185,7 @@ def test_from_gunicorn_defaults() -> None:
 
 
 @pytest.mark.parametrize(("setting", "value", "attribute", "expected"), [
-    ("limit_request_line", 0, "limit_request_line", 8190),
+    ("limit_request_line", 0, "limit_request_line", 1 << 20),  # unlimited, capped at 1 MiB
     ("limit_request_line", 9000, "limit_request_line", 8190),
     ("limit_request_line", 100, "limit_request_line", 100),
     ("limit_request_fields", 0, "limit_request_fields", 32768),

@@ -320,8 +320,6 @@ def test_malformed_header_pairs_are_refused(headers: object) -> None:
         frame(200, headers, body_length=0)  # type: ignore[arg-type]
 
 
-@pytest.mark.xfail(strict=True, reason="a str header value raises TypeError from b''.join, "
-                   "not ResponseError")
 def test_str_header_value_is_refused_as_response_error() -> None:
     with pytest.raises(ResponseError):
         frame(200, [(b"x-a", "text")], body_length=0)  # type: ignore[list-item]

@@ -194,7 +194,8 @@ def test_serves_every_bound_socket(worker_class: str, short_dir: Path,
     server = gunicorn(APP, settings={"bind": binds}, wait=False)
     line = wait_for(lambda: _LISTENING.search(server.logs()), timeout=20,
                     what="gunicorn 'Listening at'")
-    addresses = line.group(1).split(",")  # type: ignore[attr-defined]
+    assert isinstance(line, re.Match)
+    addresses = line.group(1).split(",")
     assert len(addresses) == len(binds), addresses
     pids = {address: wait_for(lambda a=address: answers_pid(a), timeout=20,
                               what=f"an answer at {address}") for address in addresses}
@@ -452,15 +453,16 @@ def keep_alive_client(server: GunicornProcess, stop: threading.Event, tally: Tal
     sock: socket.socket | None = None
     try:
         while not stop.is_set():
-            if sock is None:
-                sock = server.connect(10.0)
-                reader = ResponseReader(sock, 10.0)
             try:
+                if sock is None:
+                    sock = server.connect(10.0)
+                    reader = ResponseReader(sock, 10.0)
                 sock.sendall(request_bytes("/pid", keep_alive=True))
                 resp = reader.read_response()
             except (OSError, EOFError) as exc:
                 tally.failures.append(f"keep-alive request {len(tally.pids) + 1}: {exc!r}")
-                sock.close()
+                if sock is not None:
+                    sock.close()
                 sock = None
                 continue
             if resp.status != 200:

@@ -1,0 +1,185 @@
+"""One request/response exchange on a connection, as the protocol drives it.
+
+`Exchange` holds what the protocol needs of a request in flight, whatever the app interface:
+the request body as it arrives (with flow control), and the response as it is written
+(framing decided by `frame_head`, head and first body piece in one write, the body counted
+against its Content-Length). The ASGI cycle and the WSGI bridge are subclasses; they only
+differ in how the app is called and how it reads the body.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .response import LAST_CHUNK, Framing, ResponseError, chunk, frame_head
+
+if TYPE_CHECKING:
+    from .parsers import ParserAdapter
+    from .protocol import HttpProtocol
+
+# Request body bytes buffered for an app that has not read them yet, before the protocol
+# stops reading the socket (flow control towards the client).
+BODY_HIGH_WATER = 256 * 1024
+# Below this a body is copied into the head's write; above it the pieces go to writelines.
+_JOIN_LIMIT = 16 * 1024
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_ERROR_HEADERS = [(b"content-type", b"text/plain; charset=utf-8")]
+
+
+class ClientDisconnected(OSError):
+    """The client went away (the ASGI spec asks `send` to raise an OSError subclass)."""
+
+
+class Exchange:
+    """A request in flight: body in, response out."""
+
+    HIGH_WATER = BODY_HIGH_WATER
+
+    __slots__ = (
+        "body",
+        "body_read",
+        "bytes_sent",
+        "cancelled",
+        "complete",
+        "discard",
+        "expect_continue",
+        "framing",
+        "head_request",
+        "headers",
+        "http10",
+        "keep_alive",
+        "more_body",
+        "protocol",
+        "record",
+        "remaining",
+        "started",
+        "status",
+        "waiter",
+    )
+
+    def start_exchange(self, protocol: HttpProtocol, head: ParserAdapter,
+                       http_version: str, method: str) -> None:
+        """Set the protocol-facing state; called by a subclass's __init__."""
+        self.protocol = protocol
+        self.keep_alive = head.keep_alive and protocol.server.keep_alive_allowed
+        self.expect_continue = head.expect_continue
+        self.more_body = head.chunked or bool(head.content_length)
+        self.http10 = http_version == "1.0"
+        self.head_request = method == "HEAD"
+        self.body: list[bytes] = []
+        self.body_read = 0  # bytes buffered and not yet handed to the app
+        self.discard = False
+        self.cancelled = False  # refused before its app ran: the app is never called
+        self.waiter: Any = None  # set while the app waits for body or a disconnect
+        self.started = False
+        self.complete = False
+        self.status = 0
+        self.headers: Any = ()
+        self.framing: Framing | None = None
+        self.remaining: int | None = None
+        self.bytes_sent = 0
+        self.record: Any = None  # access-log record, when the access log or hooks want one
+
+    # -- fed by the protocol -----------------------------------------------------------
+    def feed_body(self, data: bytes) -> None:
+        if self.discard:
+            return
+        self.body.append(data)
+        self.body_read += len(data)
+        if self.body_read > BODY_HIGH_WATER:
+            self.protocol.pause_reading()
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- response writing --------------------------------------------------------------
+    def write_head(self, body: bytes, more: bool) -> None:
+        protocol = self.protocol
+        framing = Framing()
+        server = protocol.server
+        head = frame_head(
+            self.status, self.headers, server.date, self.head_request, self.http10,
+            self.keep_alive and not server.draining, None if more else len(body), framing)
+        self.framing = framing
+        self.keep_alive = framing.keep_alive
+        if framing.no_body:
+            protocol.write(head)
+            return
+        if framing.content_length is not None:
+            self.remaining = framing.content_length - len(body)
+            if self.remaining < 0:
+                raise ResponseError("response body is longer than its content-length")
+        self.bytes_sent = len(body)
+        if framing.chunked:
+            if body:
+                pieces = [head, *chunk(body)]
+                if not more:
+                    pieces.append(LAST_CHUNK)
+                protocol.writelines(pieces)
+            elif not more:
+                protocol.write(head + LAST_CHUNK)
+            else:
+                protocol.write(head)
+        elif len(body) < _JOIN_LIMIT:
+            if not protocol.closing:
+                protocol.transport.write(head + body)
+        else:
+            protocol.writelines([head, body])
+
+    def write_body(self, body: bytes) -> None:
+        framing = self.framing
+        assert framing is not None
+        if framing.no_body:
+            return
+        self.bytes_sent += len(body)
+        if self.remaining is not None:
+            self.remaining -= len(body)
+            if self.remaining < 0:
+                raise ResponseError("response body is longer than its content-length")
+            self.protocol.write(body)
+        elif framing.chunked:
+            self.protocol.writelines(chunk(body))
+        else:
+            self.protocol.write(body)
+
+    def finish(self) -> None:
+        framing = self.framing
+        assert framing is not None
+        if framing.chunked and self.bytes_sent and not framing.no_body:
+            self.protocol.write(LAST_CHUNK)
+        if self.remaining:
+            # Shorter than announced: the client can only tell by the connection closing.
+            self.keep_alive = False
+        self.complete = True
+        if self.waiter is not None:
+            self.wake()
+        self.protocol.on_response_complete(self)
+
+    def fail(self) -> None:
+        """Answer 500 if nothing was sent yet; otherwise the response is cut: close."""
+        if self.complete:
+            return
+        protocol = self.protocol
+        if self.framing is None and not protocol.closing:
+            self.status = 500
+            self.headers = _ERROR_HEADERS
+            self.keep_alive = False
+            self.started = True
+            self.write_head(b"Internal Server Error\n", False)
+            self.finish()
+        else:
+            self.complete = True
+            self.keep_alive = False
+            protocol.abort()
+
+
+_ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}

@@ -57,8 +57,8 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("interface", "auto", _choice("auto", "asgi3", "asgi2"),
-           "Application interface: `auto` detects ASGI 3 or ASGI 2 at load time."),
+    Option("interface", "auto", _choice("auto", "asgi3", "asgi2", "wsgi"),
+           "Application interface: `auto` detects ASGI 3, ASGI 2 or WSGI at load time."),
     Option("lifespan", "auto", _choice("auto", "on", "off"),
            "ASGI lifespan: `auto` runs it if the app supports it, `on` requires it, `off` "
            "skips it.", gunicorn_setting="asgi_lifespan"),
@@ -174,6 +174,8 @@ class ServerConfig:
     limit_request_fields: int
     limit_request_field_size: int
     worker_connections: int
+    threads: int
+    sendfile: bool
     max_requests: int
     is_ssl: bool
     trusted_peers: TrustedPeers
@@ -226,6 +228,8 @@ class ServerConfig:
             limit_request_fields=fields,
             limit_request_field_size=field_size,
             worker_connections=int(cfg.worker_connections),
+            threads=max(1, int(cfg.threads)),
+            sendfile=cfg.sendfile is not False,
             max_requests=max_requests,
             is_ssl=bool(cfg.is_ssl),
             trusted_peers=TrustedPeers(cfg.forwarded_allow_ips),

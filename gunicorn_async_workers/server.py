@@ -63,8 +63,25 @@ class Server:
         self.accepting = False
         self.draining = False
         self.requests_left = config.max_requests
+        # The WSGI bridge's pieces, set by `serve_wsgi`.
+        self.executor: Any = None
+        self.environ_base: dict[str, Any] = {}
+        self.script_name = ""
+        self.sendfile_allowed = False
         self.recorder = RequestRecorder(config, log, worker)
         self.records_requests = self.recorder.enabled
+
+    def serve_wsgi(self, environ_base: dict[str, Any], script_name: str) -> None:
+        """Serve a WSGI app: each request on a pool of `threads` threads."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from .wsgi.bridge import WsgiCycle
+
+        self.cycle_class = WsgiCycle  # type: ignore[assignment]
+        self.executor = ThreadPoolExecutor(self.config.threads, thread_name_prefix="gaw-wsgi")
+        self.environ_base = environ_base
+        self.script_name = script_name.rstrip("/")
+        self.sendfile_allowed = self.config.sendfile and not self.config.is_ssl
 
     # -- accepting -----------------------------------------------------------------------
     def listen(self, sockets: list[socket.socket]) -> None:
@@ -177,3 +194,5 @@ class Server:
     def close_all(self) -> None:
         for conn in list(self.connections):
             conn.abort()
+        if self.executor is not None:
+            self.executor.shutdown(wait=False, cancel_futures=True)

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from gunicorn.workers.base import Worker
 
-from .asgi.app import as_asgi3
+from .asgi.app import load_app
 from .asgi.lifespan import Lifespan, LifespanFailed
 from .config import ConfigError, ServerConfig
 from .http.parsers import HttptoolsParser, ParserAdapter
@@ -81,7 +81,7 @@ class AsyncWorkerBase(Worker):
             self._boot_error(str(exc))
         super().load_wsgi()
         try:
-            self.app_asgi = as_asgi3(self.wsgi, self.config.interface)
+            self.interface, self.app_callable = load_app(self.wsgi, self.config.interface)
         except ConfigError as exc:
             self._boot_error(str(exc))
 
@@ -142,16 +142,23 @@ class AsyncWorkerBase(Worker):
         loop = self.loop
         self._stop = asyncio.Event()
         state: dict[str, Any] = {}
-        lifespan = Lifespan(self.app_asgi, config.lifespan, state, self.log)
+        wsgi = self.interface == "wsgi"
+        lifespan = Lifespan(self.app_callable, "off" if wsgi else config.lifespan, state,
+                            self.log)
         try:
             await lifespan.startup()
         except LifespanFailed as exc:
             self._boot_error(f"ASGI lifespan startup failed: {exc}")
         server = self.server = Server(
-            config, self.app_asgi, loop, self.log, self,
+            config, self.app_callable, loop, self.log, self,
             parser_class=type(self).parser_class, ssl_context=self._ssl_context(),
             on_max_requests=self._on_max_requests)
         server.state = state
+        if wsgi:
+            from .wsgi.bridge import base_environ
+
+            server.serve_wsgi(base_environ(self.cfg, config.threads),
+                              config.root_path or os.environ.get("SCRIPT_NAME", ""))
         server.listen([getattr(s, "sock", s) for s in self.sockets])
         interval = max(0.1, min(1.0, self.timeout / 2))
         while self.alive:

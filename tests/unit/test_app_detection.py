@@ -75,7 +75,21 @@ def test_detect_interface(app: object, kind: str) -> None:
     assert detect_interface(app) == kind
 
 
-@pytest.mark.parametrize("app", [42, "module:app", None, object(), lambda a, b: None])
+def wsgi_function(environ: dict[str, object], start_response: object) -> list[bytes]:
+    return []
+
+
+class WsgiInstance:
+    def __call__(self, environ: dict[str, object], start_response: object) -> list[bytes]:
+        return []
+
+
+@pytest.mark.parametrize("app", [wsgi_function, WsgiInstance(), lambda environ, sr: []])
+def test_wsgi_detected(app: object) -> None:
+    assert detect_interface(app) == "wsgi"
+
+
+@pytest.mark.parametrize("app", [42, "module:app", None, object(), lambda a, b, c, d: None])
 def test_not_an_application(app: object) -> None:
     with pytest.raises(ConfigError, match="interface"):
         detect_interface(app)

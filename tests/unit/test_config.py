@@ -103,7 +103,7 @@ def test_invalid_lifespan_message(explicit: dict[str, object], env: dict[str, st
 
 @pytest.mark.parametrize(("name", "value"), [
     ("header_timeout", "soon"), ("header_timeout", 0), ("shutdown_idle_grace", -1),
-    ("interface", "wsgi"), ("header_timeout", None),
+    ("interface", "wsgi3"), ("header_timeout", None),
 ])
 def test_invalid_values_name_the_option(name: str, value: object) -> None:
     with pytest.raises(ConfigError, match=name):

@@ -1,0 +1,288 @@
+"""The WSGI bridge: PEP 3333 apps on a thread pool, their I/O on the event loop.
+
+Per request the loop builds the environ and hands the call to the pool once. The common
+response, a list of byte strings, comes back once and leaves in one transport write. Any
+other iterable, `write()` calls and `wsgi.file_wrapper` stream piece by piece: the app's
+thread waits while the transport's buffer is above its high-water mark, so a slow reader
+never makes the worker buffer more than a bounded amount. The iterable's `close()` is always
+called, also when the client went away or the app raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import threading
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_to_bytes
+
+from gunicorn.http.wsgi import FileWrapper, WSGIErrorsWrapper
+
+from ..http.exchange import ClientDisconnected, Exchange
+from ..http.response import ResponseError
+from .input import WsgiInput
+
+if TYPE_CHECKING:
+    from ..http.parsers import ParserAdapter
+    from ..http.protocol import HttpProtocol
+
+# RFC 9110 5.6.2 token, and the hop-by-hop fields a WSGI app must not set (PEP 3333).
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-authenticate",
+                         "proxy-authorization", "te", "trailer", "trailers",
+                         "transfer-encoding", "upgrade"))
+_STATUS = re.compile(r"([1-9][0-9][0-9]) [^\r\n\0]*")
+# Keys every environ shares, set once per worker (PEP 3333 section "environ Variables").
+ENVIRON_BASE_KEYS = ("wsgi.version", "wsgi.errors", "wsgi.multithread", "wsgi.multiprocess",
+                     "wsgi.run_once", "wsgi.input_terminated", "wsgi.file_wrapper",
+                     "SERVER_SOFTWARE")
+
+
+def base_environ(cfg: Any, threads: int) -> dict[str, Any]:
+    """The environ keys that are the same for every request of this worker."""
+    return {
+        "wsgi.version": (1, 0),
+        "wsgi.errors": WSGIErrorsWrapper(cfg),
+        "wsgi.multithread": threads > 1,
+        "wsgi.multiprocess": cfg.workers > 1,
+        "wsgi.run_once": False,
+        "wsgi.input_terminated": True,
+        "wsgi.file_wrapper": FileWrapper,
+        "SERVER_SOFTWARE": "gunicorn-async-workers",
+    }
+
+
+class WsgiCycle(Exchange):
+    """One WSGI request: its environ, its streaming input, and its response."""
+
+    __slots__ = ("cond", "environ", "scope", "wrote")
+
+    def __init__(self, protocol: HttpProtocol, head: ParserAdapter) -> None:
+        server = protocol.server
+        method = head.method
+        http_version = head.http_version
+        target = head.target
+        if target[:1] != b"/" and target != b"*" and method != "CONNECT":
+            start = target.find(b"/", target.find(b"://") + 3)
+            target = target[start:] if start >= 0 else b"/"
+        if b"#" in target:
+            target = target.partition(b"#")[0]
+        raw_path, _, query = target.partition(b"?")
+        if b"%" in raw_path:
+            path = unquote_to_bytes(raw_path).decode("latin-1")
+        else:
+            path = raw_path.decode("latin-1")
+        script_name = server.script_name
+        if script_name and (path == script_name or path.startswith(script_name + "/")):
+            path = path[len(script_name):]
+        environ = dict(server.environ_base)
+        environ["REQUEST_METHOD"] = method
+        environ["SCRIPT_NAME"] = script_name
+        environ["PATH_INFO"] = path
+        environ["QUERY_STRING"] = query.decode("latin-1")
+        environ["RAW_URI"] = head.target.decode("latin-1")
+        environ["SERVER_PROTOCOL"] = "HTTP/" + http_version
+        environ["wsgi.url_scheme"] = head.scheme
+        environ["wsgi.input"] = WsgiInput(self)
+        client = protocol.client
+        if client is not None:
+            environ["REMOTE_ADDR"] = client[0]
+            environ["REMOTE_PORT"] = str(client[1])
+        for name, value in head.headers:
+            if name == b"content-type":
+                environ["CONTENT_TYPE"] = value.decode("latin-1")
+            elif name == b"content-length":
+                environ["CONTENT_LENGTH"] = value.decode("latin-1")
+            else:
+                key = "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
+                text = value.decode("latin-1")
+                environ[key] = environ[key] + ", " + text if key in environ else text
+        sockname = protocol.sockname
+        if sockname is not None and sockname[1] is not None:
+            environ["SERVER_NAME"], environ["SERVER_PORT"] = sockname[0], str(sockname[1])
+        else:  # a unix socket: the Host header names the server, as in Gunicorn
+            host = head.host.decode("latin-1") if head.host else ""
+            name, _, port = host.partition(":")
+            environ["SERVER_NAME"] = name
+            environ["SERVER_PORT"] = port or ("443" if head.scheme == "https" else "80")
+        self.environ = environ
+        self.cond = threading.Condition()
+        self.wrote = False
+        self.scope: dict[str, Any] | None = None
+        if server.records_requests:
+            self.scope = {"method": method, "path": path, "query_string": query,
+                          "raw_path": raw_path, "http_version": http_version,
+                          "scheme": head.scheme, "headers": head.headers, "client": client}
+        self.start_exchange(protocol, head, http_version, method)
+
+    # -- fed by the protocol (loop thread) ---------------------------------------------
+    def feed_body(self, data: bytes) -> None:
+        if self.discard:
+            return
+        with self.cond:
+            self.body.append(data)
+            self.body_read += len(data)
+            self.cond.notify()
+        if self.body_read > self.HIGH_WATER:
+            self.protocol.pause_reading()
+
+    def wake(self) -> None:
+        with self.cond:
+            self.cond.notify_all()
+
+    # -- the app's side (pool thread) ----------------------------------------------------
+    def start_response(self, status: str, headers: list[tuple[str, str]],
+                       exc_info: Any = None) -> Callable[[bytes], None]:
+        if exc_info:
+            try:
+                if self.framing is not None:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        elif self.started:
+            raise AssertionError("start_response called a second time without exc_info")
+        if not isinstance(status, str) or not _STATUS.fullmatch(status):
+            raise ResponseError(f"invalid WSGI status {status!r}: want '200 OK'")
+        if not isinstance(headers, list):
+            raise ResponseError(f"WSGI response headers must be a list, got {type(headers)}")
+        encoded = []
+        for item in headers:
+            if not isinstance(item, tuple) or len(item) != 2:
+                raise ResponseError(f"WSGI response header {item!r} is not a (name, value)")
+            name, value = item
+            if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+                raise ResponseError(f"invalid WSGI response header name {name!r}")
+            if not isinstance(value, str) or "\r" in value or "\n" in value or "\0" in value:
+                raise ResponseError(f"invalid WSGI response header value for {name}")
+            lower = name.lower()
+            if lower in _HOP_BY_HOP:
+                if lower == "connection" and "close" in value.lower():
+                    self.keep_alive = False
+                continue  # the server owns the connection and the framing
+            encoded.append((name.encode("latin-1"), value.encode("latin-1")))
+        self.status = int(status[:3])
+        self.headers = encoded
+        self.started = True
+        return self.write
+
+    def write(self, data: bytes) -> None:
+        """PEP 3333's `write()` callable: sent before the call returns."""
+        if not self.started:
+            raise AssertionError("write() called before start_response()")
+        if not isinstance(data, (bytes, bytearray)):
+            raise TypeError(f"write() takes bytes, got {type(data).__name__}")
+        self.wrote = True
+        if data:
+            self._send(bytes(data), True)
+
+    def _send(self, data: bytes, more: bool) -> None:
+        """Hand one piece to the loop and wait until the transport can take more."""
+        loop = self.protocol.loop
+        asyncio.run_coroutine_threadsafe(self._write_on_loop(data, more), loop).result()
+
+    async def _write_on_loop(self, data: bytes, more: bool) -> None:
+        protocol = self.protocol
+        if protocol.closing:
+            raise ClientDisconnected("client disconnected")
+        if self.framing is None:
+            self.write_head(data, more)
+        elif data:
+            self.write_body(data)
+        if not more:
+            self.finish()
+        elif protocol.write_paused:
+            await protocol.drain()
+
+    async def _sendfile_on_loop(self, wrapper: Any) -> bool:
+        """Send a `wsgi.file_wrapper` body with the loop's sendfile; False if it cannot."""
+        protocol = self.protocol
+        filelike = wrapper.filelike
+        try:
+            fileno = filelike.fileno()
+            offset = filelike.tell()
+            size = os.fstat(fileno).st_size - offset
+        except (AttributeError, OSError, ValueError):
+            return False
+        if protocol.closing:
+            raise ClientDisconnected("client disconnected")
+        if self.framing is None:
+            if not any(n.lower() == b"content-length" for n, _ in self.headers):
+                self.headers = [*self.headers, (b"content-length", str(size).encode())]
+            self.write_head(b"", True)
+        await protocol.drain()
+        if self.framing is not None and not self.framing.no_body:
+            await protocol.loop.sendfile(protocol.transport, filelike, offset, size)
+            self.bytes_sent += size
+            if self.remaining is not None:
+                self.remaining -= size
+        self.finish()
+        return True
+
+    def call_app(self, app: Callable[..., Iterable[bytes]]) -> bytes | None:
+        """Run the app in a pool thread. A list body comes back whole; anything else is
+        streamed from here. The iterable's close() is always called."""
+        result = app(self.environ, self.start_response)
+        try:
+            if type(result) is list and not self.wrote:
+                if not self.started:
+                    raise AssertionError("the app returned before calling start_response()")
+                return b"".join(result)
+            if (isinstance(result, FileWrapper) and not self.wrote
+                    and self.protocol.server.sendfile_allowed):
+                sent = asyncio.run_coroutine_threadsafe(
+                    self._sendfile_on_loop(result), self.protocol.loop).result()
+                if sent:
+                    return None
+            for data in result:
+                if not self.started:
+                    raise AssertionError("the app yielded data before start_response()")
+                if data:
+                    self._send(data, True)
+            if not self.started:
+                raise AssertionError("the app returned before calling start_response()")
+            self._send(b"", False)
+            return None
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+
+    # -- the loop's side ---------------------------------------------------------------
+    async def run(self, app: Any) -> None:
+        protocol = self.protocol
+        server = protocol.server
+        if self.cancelled:
+            return
+        try:
+            body = await protocol.loop.run_in_executor(server.executor, self.call_app, app)
+        except BaseException as exc:
+            if isinstance(exc, ClientDisconnected) or (protocol.closing
+                                                       and isinstance(exc, OSError)):
+                server.log.debug("client went away during the response")
+            elif isinstance(exc, asyncio.CancelledError):
+                protocol.abort()
+                raise
+            else:
+                server.log.error("Error handling request %s %s", self.environ["REQUEST_METHOD"],
+                                 self.environ["RAW_URI"], exc_info=exc)
+            self.fail()
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            if body is not None and not self.complete:
+                if protocol.closing:
+                    self.complete = True
+                else:
+                    try:
+                        self.write_head(body, False)
+                        self.finish()
+                    except ResponseError as exc:
+                        server.log.error("Error handling request %s %s: %s",
+                                         self.environ["REQUEST_METHOD"],
+                                         self.environ["RAW_URI"], exc)
+                        self.fail()
+        finally:
+            if server.records_requests:
+                server.record_end(protocol, self)

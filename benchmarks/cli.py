@@ -22,6 +22,7 @@ RESULTS = BENCH_DIR / "results"
 SERVER_CPU = 0
 CLIENT_CPU = 1
 SMOKE_DURATION_S = 2.0
+KINDS = ("asgi", "wsgi")  # --only asgi / --only wsgi select every workload of that kind
 
 
 def parser() -> argparse.ArgumentParser:
@@ -38,7 +39,8 @@ def parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAMES",
-        help="comma-separated configuration and/or workload names to run (repeatable)",
+        help="comma-separated configuration and/or workload names to run, or `asgi`/`wsgi` "
+        "for every workload of that kind (repeatable)",
     )
     p.add_argument("--rounds", type=int, default=3, help="rounds per workload (default 3)")
     p.add_argument(
@@ -63,16 +65,21 @@ def parser() -> argparse.ArgumentParser:
 def select(
     only: list[str],
 ) -> tuple[tuple[ServerConfig, ...], tuple[Workload, ...]]:
-    """Apply --only: names may be configurations or workloads; none of a kind means all."""
+    """Apply --only: configuration, workload or kind (asgi, wsgi) names; none of one means all."""
     names = [n.strip() for item in only for n in item.split(",") if n.strip()]
-    unknown = [n for n in names if n not in CONFIGS_BY_NAME and n not in WORKLOADS_BY_NAME]
+    unknown = [
+        n
+        for n in names
+        if n not in CONFIGS_BY_NAME and n not in WORKLOADS_BY_NAME and n not in KINDS
+    ]
     if unknown:
         raise SystemExit(
             f"unknown name(s) {', '.join(unknown)}; configurations: "
-            f"{', '.join(CONFIGS_BY_NAME)}; workloads: {', '.join(WORKLOADS_BY_NAME)}"
+            f"{', '.join(CONFIGS_BY_NAME)}; workloads: {', '.join(WORKLOADS_BY_NAME)}; "
+            f"kinds: {', '.join(KINDS)}"
         )
     configs = tuple(c for c in CONFIGS if c.name in names) or CONFIGS
-    workloads = tuple(w for w in WORKLOADS if w.name in names) or WORKLOADS
+    workloads = tuple(w for w in WORKLOADS if w.name in names or w.kind in names) or WORKLOADS
     return configs, workloads
 
 
@@ -113,6 +120,12 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 def _shown(path: Path) -> str:
     """path relative to the repo root when inside it."""
     return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+
+
+def _shown_command(config: ServerConfig, kind: str) -> str:
+    """The configuration's command line for that app kind, without the venv's bin path."""
+    command = " ".join(config.command(kind, 8000))
+    return command.replace(str(Path(sys.executable).parent) + "/", "")
 
 
 def log(line: str) -> None:
@@ -166,11 +179,16 @@ def build_result(
         },
         "machine": facts,
         "configurations": {
-            c.name: " ".join(c.command("asgi" if "asgi" in c.kinds else "wsgi", 8000)).replace(
-                str(Path(sys.executable).parent) + "/", ""
-            )
+            c.name: _shown_command(c, "asgi" if "asgi" in c.kinds else "wsgi")
             for c in settings.configs
         },
+        # one command line per configuration and app kind measured in this run
+        "commands": [
+            {"config": c.name, "kind": kind, "command": _shown_command(c, kind)}
+            for c in settings.configs
+            for kind in c.kinds
+            if any(w.kind == kind for w in settings.workloads)
+        ],
         "skipped": [
             {"config": config, "workload": workload, "reason": reason}
             for (config, workload), reason in skipped.items()

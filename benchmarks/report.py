@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,115 @@ def _ratio(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}×"
 
 
+@dataclass(frozen=True)
+class Target:
+    """A goal for one configuration on one workload: median ratio `relation` threshold.
+
+    The ratio is to the workload's baseline, or to the configuration named in `versus`.
+    """
+
+    workload: str
+    config: str
+    metric: str
+    relation: str  # ">=", "<=" or "<"
+    threshold: float
+    versus: str | None = None
+    stretch: bool = False
+
+
+# the WSGI goals of the issue that added the WSGI workloads
+TARGETS: tuple[Target, ...] = (
+    Target("wsgi-plaintext", "gaw", "rps", ">=", 3.0),
+    Target("wsgi-plaintext", "gaw", "cpu_us_per_req", "<=", 0.33),
+    Target("wsgi-plaintext", "gaw", "p99_ms", "<", 1.0),
+    Target("wsgi-plaintext", "gaw", "rps", ">=", 0.5, versus="granian", stretch=True),
+)
+
+
+def _target_ratio(workload: dict[str, Any], target: Target) -> float | None:
+    """The median ratio a target is about, or None when either side was not measured."""
+    configs = workload["configs"]
+    mine = configs.get(target.config)
+    if mine is None:
+        return None
+    if target.versus is None:
+        return mine["ratios"].get(target.metric)
+    theirs = configs.get(target.versus)
+    a = mine["figures"].get(target.metric)
+    b = theirs["figures"].get(target.metric) if theirs else None
+    return a["median"] / b["median"] if a and b and b["median"] else None
+
+
+def targets_table(result: dict[str, Any]) -> list[str]:
+    """One row per target whose workload was run: the ratio and whether it is met."""
+    by_name = {w["name"]: w for w in result["workloads"]}
+    labels = {**METRICS, **IDLE_METRICS}
+    lines = []
+    for target in TARGETS:
+        workload = by_name.get(target.workload)
+        if workload is None:
+            continue
+        versus = target.versus or workload["baseline"]
+        ratio = _target_ratio(workload, target)
+        if ratio is None:
+            verdict = "not measured"
+        else:
+            met = {
+                ">=": ratio >= target.threshold,
+                "<=": ratio <= target.threshold,
+                "<": ratio < target.threshold,
+            }[target.relation]
+            verdict = "met" if met else "**not met**"
+        kind = "stretch" if target.stretch else "target"
+        lines.append(
+            f"| {target.workload} | {target.config} | {labels[target.metric][0]} ÷ {versus} | "
+            f"{kind}: {target.relation} {target.threshold:g}× | {_ratio(ratio)} | {verdict} |"
+        )
+    if not lines:
+        return []
+    return [
+        "| workload | configuration | ratio | goal | measured | |",
+        "|---|---|---|---|---|---|",
+        *lines,
+    ]
+
+
+GLANCE_METRICS = ("rps", "cpu_us_per_req", "p99_ms")
+
+
+def glance_tables(result: dict[str, Any]) -> list[str]:
+    """Ratios to the baseline at a glance: per baseline, a configuration × workload table whose
+    cells are req/s × / CPU µs/req × / p99 ×."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for workload in result["workloads"]:
+        if workload["configs"]:
+            groups.setdefault(workload["baseline"], []).append(workload)
+    lines: list[str] = []
+    for baseline, workloads in groups.items():
+        names: list[str] = []
+        for workload in workloads:
+            names += [n for n in workload["configs"] if n not in names]
+        lines += [
+            f"Baseline **{baseline}**; each cell: req/s × / CPU µs/req × / p99 ×.",
+            "",
+            "| configuration | " + " | ".join(w["name"] for w in workloads) + " |",
+            "|---|" + "---|" * len(workloads),
+        ]
+        for name in names:
+            cells = []
+            for workload in workloads:
+                summary = workload["configs"].get(name)
+                cells.append(
+                    "–"
+                    if summary is None
+                    else " / ".join(_ratio(summary["ratios"].get(k)) for k in GLANCE_METRICS)
+                )
+            shown = f"**{name}**" if name == baseline else name
+            lines.append(f"| {shown} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
 def workload_table(workload: dict[str, Any]) -> list[str]:
     """The Markdown table of one workload: median (min–max) and ratio per figure."""
     keys = list(METRICS) + (list(IDLE_METRICS) if workload["idle_connections"] else [])
@@ -53,6 +163,19 @@ def workload_table(workload: dict[str, Any]) -> list[str]:
         row += [str(summary["errors"]), "n/a" if other is None else f"{other:.0f}", rounds]
         lines.append("| " + " | ".join(row) + " |")
     return lines
+
+
+def _commands_table(result: dict[str, Any]) -> list[str]:
+    """configuration | app | command, one row per configuration and app kind."""
+    commands = result.get("commands") or [
+        {"config": name, "kind": "", "command": command}
+        for name, command in result["configurations"].items()
+    ]
+    return [
+        "| configuration | app | command |",
+        "|---|---|---|",
+        *(f"| {c['config']} | {c['kind']} | `{c['command']}` |" for c in commands),
+    ]
 
 
 def markdown(result: dict[str, Any], chart_name: str | None) -> str:
@@ -85,15 +208,14 @@ def markdown(result: dict[str, Any], chart_name: str | None) -> str:
         "64 connections unless stated",
         "- configurations, one worker process each, access logs off:",
         "",
-        "| configuration | command |",
-        "|---|---|",
-        *(f"| {name} | `{command}` |" for name, command in result["configurations"].items()),
+        *_commands_table(result),
         "",
         "## How to read the tables",
         "",
         "Each cell is the median over the rounds with the spread (min–max) in brackets. "
         "`×base` is the ratio of that median to the baseline's median from this same run "
-        "(the bold row: uvicorn-worker, or gthread for the WSGI workload). For req/s a ratio "
+        "(the bold row: uvicorn-worker for the ASGI workloads, gthread for the WSGI ones, "
+        "since uvicorn-worker serves no WSGI). For req/s a ratio "
         "above 1 is better; for CPU µs/req, latency and RSS a ratio below 1 is better. "
         "CPU µs/req is the server tree's utime+stime during the measured run divided by the "
         "requests wrk completed; RSS is the sum of VmRSS over the server's process tree "
@@ -107,7 +229,23 @@ def markdown(result: dict[str, Any], chart_name: str | None) -> str:
         "",
     ]
     if chart_name:
-        lines += [f"![req/s and CPU per request relative to the baseline]({chart_name})", ""]
+        lines += [
+            f"![req/s, CPU per request and p99 relative to the baseline]({chart_name})",
+            "",
+        ]
+    glance = glance_tables(result)
+    if glance:
+        lines += ["## Ratios at a glance", "", *glance]
+    targets = targets_table(result)
+    if targets:
+        lines += [
+            "## Targets",
+            "",
+            "Goals from the issue that added the WSGI workloads; ratios of medians from this run.",
+            "",
+            *targets,
+            "",
+        ]
     for workload in result["workloads"]:
         lines += [
             f"## {workload['name']}",

@@ -17,6 +17,8 @@ APP_SPECS = {
     "wsgi": "benchmarks.apps.wsgi_apps:app",
 }
 
+WSGI_THREADS = 4  # threads per worker for the WSGI app: gaw, gthread and granian alike
+
 CommandBuilder = Callable[[str, int], list[str]]
 
 
@@ -25,13 +27,16 @@ def _bin(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 
 
-def _gunicorn(worker_class: str, *extra: str) -> CommandBuilder:
+def _gunicorn(worker_class: str, *extra: str, wsgi_extra: tuple[str, ...] = ()) -> CommandBuilder:
+    """A Gunicorn command; wsgi_extra is added only when the app is the WSGI one."""
+
     def build(kind: str, port: int) -> list[str]:
         return [
             _bin("gunicorn"),
             "-w", "1",
             "-k", worker_class,
             *extra,
+            *(wsgi_extra if kind == "wsgi" else ()),
             "-b", f"{HOST}:{port}",
             "--keep-alive", str(KEEPALIVE_S),
             "--backlog", str(BACKLOG),
@@ -63,12 +68,13 @@ def _uvicorn(kind: str, port: int) -> list[str]:
 
 
 def _granian(kind: str, port: int) -> list[str]:
-    loop = ["--loop", "uvloop"] if kind == "asgi" else []
+    # ASGI: the uvloop event loop; WSGI: the app runs on a pool of blocking threads
+    per_kind = ["--loop", "uvloop"] if kind == "asgi" else ["--blocking-threads", str(WSGI_THREADS)]
     return [
         _bin("granian"),
         "--interface", kind,
         "--workers", "1",
-        *loop,
+        *per_kind,
         "--no-access-log",
         "--host", HOST,
         "--port", str(port),
@@ -126,9 +132,9 @@ class ServerConfig:
 CONFIGS: tuple[ServerConfig, ...] = (
     ServerConfig(
         name="gaw",
-        description="gunicorn -w 1 -k gaw.UvloopWorker",
+        description="gunicorn -w 1 -k gaw.UvloopWorker (WSGI: --threads 4)",
         kinds=("asgi", "wsgi"),
-        build=_gunicorn("gaw.UvloopWorker"),
+        build=_gunicorn("gaw.UvloopWorker", wsgi_extra=("--threads", str(WSGI_THREADS))),
         import_check="import gaw; gaw.UvloopWorker",
     ),
     ServerConfig(
@@ -154,7 +160,8 @@ CONFIGS: tuple[ServerConfig, ...] = (
     ),
     ServerConfig(
         name="granian",
-        description="granian --interface asgi|wsgi --workers 1 (asgi: --loop uvloop)",
+        description="granian --interface asgi|wsgi --workers 1 "
+        "(ASGI: --loop uvloop; WSGI: --blocking-threads 4)",
         kinds=("asgi", "wsgi"),
         build=_granian,
         import_check="import granian",
@@ -168,10 +175,18 @@ CONFIGS: tuple[ServerConfig, ...] = (
     ),
     ServerConfig(
         name="gthread",
-        description="gunicorn -w 1 -k gthread --threads 4",
+        description="gunicorn -w 1 -k gthread --threads 4 (WSGI only; the WSGI baseline)",
         kinds=("wsgi",),
-        build=_gunicorn("gthread", "--threads", "4"),
+        build=_gunicorn("gthread", "--threads", str(WSGI_THREADS)),
         import_check="import gunicorn.workers.gthread",
+    ),
+    ServerConfig(
+        # one connection at a time, no keep-alive: slow with 64 connections, measured anyway
+        name="sync",
+        description="gunicorn -w 1 -k sync (WSGI only; one connection at a time, no keep-alive)",
+        kinds=("wsgi",),
+        build=_gunicorn("sync"),
+        import_check="import gunicorn.workers.sync",
     ),
 )
 

@@ -8,6 +8,8 @@ from benchmarks.apps import asgi_apps
 
 ECHO_SIZE = 16 * 1024
 ECHO_FILL = b"a"
+ASGI_BASELINE = "uvicorn-worker"
+WSGI_BASELINE = "gthread"  # uvicorn-worker serves no WSGI
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ class Workload:
     request_body: bytes = b""
     connections: int = 64
     idle_connections: int = 0
-    baseline: str = "uvicorn-worker"
+    baseline: str = ASGI_BASELINE
 
     def wrk_script(self) -> str | None:
         """Lua for wrk when the request is not a plain GET."""
@@ -98,13 +100,40 @@ WORKLOADS: tuple[Workload, ...] = (
         expected=Expected("text/plain", body=asgi_apps.PLAINTEXT_BODY),
         idle_connections=1000,
     ),
+    # WSGI: the same requests against the WSGI app (apps/wsgi_apps.py); gthread is the baseline
     Workload(
         name="wsgi-plaintext",
         description='WSGI app: GET, 13-byte text/plain body "Hello, world!"',
         kind="wsgi",
         path="/plaintext",
         expected=Expected("text/plain", body=asgi_apps.PLAINTEXT_BODY),
-        baseline="gthread",
+        baseline=WSGI_BASELINE,
+    ),
+    Workload(
+        name="wsgi-json",
+        description='WSGI app: GET, small JSON {"message":"Hello, world!"} serialised per request',
+        kind="wsgi",
+        path="/json",
+        expected=Expected("application/json", body=b'{"message":"Hello, world!"}'),
+        baseline=WSGI_BASELINE,
+    ),
+    Workload(
+        name="wsgi-echo-16k",
+        description="WSGI app: POST a 16 KiB body, read from wsgi.input and echoed back",
+        kind="wsgi",
+        path="/echo",
+        method="POST",
+        request_body=ECHO_FILL * ECHO_SIZE,
+        expected=Expected("application/octet-stream", body=ECHO_FILL * ECHO_SIZE),
+        baseline=WSGI_BASELINE,
+    ),
+    Workload(
+        name="wsgi-large-1m",
+        description="WSGI app: GET, 1 MiB response with content-length (a one-item list)",
+        kind="wsgi",
+        path="/large",
+        expected=Expected("application/octet-stream", length=asgi_apps.LARGE_SIZE),
+        baseline=WSGI_BASELINE,
     ),
 )
 

@@ -64,6 +64,7 @@ class Server:
         self.draining = False
         self.requests_left = config.max_requests
         # The WSGI bridge's pieces, set by `serve_wsgi`.
+        self.wsgi = False
         self.executor: Any = None
         self.environ_base: dict[str, Any] = {}
         self.script_name = ""
@@ -73,12 +74,12 @@ class Server:
 
     def serve_wsgi(self, environ_base: dict[str, Any], script_name: str) -> None:
         """Serve a WSGI app: each request on a pool of `threads` threads."""
-        from concurrent.futures import ThreadPoolExecutor
-
         from .wsgi.bridge import WsgiCycle
+        from .wsgi.pool import ThreadPool
 
         self.cycle_class = WsgiCycle  # type: ignore[assignment]
-        self.executor = ThreadPoolExecutor(self.config.threads, thread_name_prefix="gaw-wsgi")
+        self.wsgi = True
+        self.executor = ThreadPool(self.config.threads, self.loop)
         self.environ_base = environ_base
         self.script_name = script_name.rstrip("/")
         self.sendfile_allowed = self.config.sendfile and not self.config.is_ssl
@@ -195,4 +196,4 @@ class Server:
         for conn in list(self.connections):
             conn.abort()
         if self.executor is not None:
-            self.executor.shutdown(wait=False, cancel_futures=True)
+            self.executor.shutdown()

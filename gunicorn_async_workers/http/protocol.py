@@ -187,7 +187,10 @@ class HttpProtocol(asyncio.Protocol):
             self.cycle = cycle
             if server.records_requests:
                 server.record_start(self, cycle)
-            self.loop.create_task(cycle.run(server.app))
+            if server.wsgi:
+                cycle.submit(server.app)
+            else:
+                self.loop.create_task(cycle.run(server.app))
         else:
             self.pipeline.append(cycle)
             if len(self.pipeline) >= MAX_PIPELINE:
@@ -209,7 +212,10 @@ class HttpProtocol(asyncio.Protocol):
         server = self.server
         if server.records_requests:
             server.record_start(self, cycle)
-        self.loop.create_task(cycle.run(server.app))
+        if server.wsgi:
+            cycle.submit(server.app)
+        else:
+            self.loop.create_task(cycle.run(server.app))
 
     def on_response_complete(self, cycle: Any) -> None:
         """The cycle's response is fully written: close, or move on to the next request."""

@@ -15,6 +15,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
 
@@ -108,7 +109,8 @@ class WsgiCycle(Exchange):
             environ["SERVER_NAME"] = name
             environ["SERVER_PORT"] = port or ("443" if head.scheme == "https" else "80")
         self.environ = environ
-        self.cond = threading.Condition()
+        # Only a request with a body has a loop feeding a reading thread.
+        self.cond = threading.Condition() if (head.chunked or head.content_length) else None
         self.wrote = False
         self.scope: dict[str, Any] | None = None
         if server.records_requests:
@@ -119,7 +121,7 @@ class WsgiCycle(Exchange):
 
     # -- fed by the protocol (loop thread) ---------------------------------------------
     def feed_body(self, data: bytes) -> None:
-        if self.discard:
+        if self.discard or self.cond is None:
             return
         with self.cond:
             self.body.append(data)
@@ -129,8 +131,10 @@ class WsgiCycle(Exchange):
             self.protocol.pause_reading()
 
     def wake(self) -> None:
-        with self.cond:
-            self.cond.notify_all()
+        cond = self.cond
+        if cond is not None:
+            with cond:
+                cond.notify_all()
 
     # -- the app's side (pool thread) ----------------------------------------------------
     def start_response(self, status: str, headers: list[tuple[str, str]],
@@ -250,39 +254,33 @@ class WsgiCycle(Exchange):
                 close()
 
     # -- the loop's side ---------------------------------------------------------------
-    async def run(self, app: Any) -> None:
+    def submit(self, app: Any) -> None:
+        """Queue the app's call on the pool; `_done` finishes the response on the loop."""
+        if not self.cancelled:
+            self.protocol.server.executor.submit(partial(self.call_app, app), self._done)
+
+    def _done(self, body: bytes | None, exc: BaseException | None) -> None:
         protocol = self.protocol
         server = protocol.server
-        if self.cancelled:
-            return
-        try:
-            body = await protocol.loop.run_in_executor(server.executor, self.call_app, app)
-        except BaseException as exc:
+        if exc is not None:
             if isinstance(exc, ClientDisconnected) or (protocol.closing
                                                        and isinstance(exc, OSError)):
                 server.log.debug("client went away during the response")
-            elif isinstance(exc, asyncio.CancelledError):
-                protocol.abort()
-                raise
             else:
                 server.log.error("Error handling request %s %s", self.environ["REQUEST_METHOD"],
                                  self.environ["RAW_URI"], exc_info=exc)
             self.fail()
-            if not isinstance(exc, Exception):
-                raise
-        else:
-            if body is not None and not self.complete:
-                if protocol.closing:
-                    self.complete = True
-                else:
-                    try:
-                        self.write_head(body, False)
-                        self.finish()
-                    except ResponseError as exc:
-                        server.log.error("Error handling request %s %s: %s",
-                                         self.environ["REQUEST_METHOD"],
-                                         self.environ["RAW_URI"], exc)
-                        self.fail()
-        finally:
-            if server.records_requests:
-                server.record_end(protocol, self)
+        elif body is not None and not self.complete:
+            if protocol.closing:
+                self.complete = True
+            else:
+                try:
+                    self.write_head(body, False)
+                    self.finish()
+                except ResponseError as error:
+                    server.log.error("Error handling request %s %s: %s",
+                                     self.environ["REQUEST_METHOD"], self.environ["RAW_URI"],
+                                     error)
+                    self.fail()
+        if server.records_requests:
+            server.record_end(protocol, self)

@@ -29,12 +29,13 @@ class WsgiInput:
 
     def _next_chunk(self) -> bytes:
         """The next body bytes from the loop; b"" at the end of the body."""
-        if self.done:
-            return b""
         cycle = self.cycle
+        cond = cycle.cond
+        if self.done or cond is None:
+            return b""
         protocol = cycle.protocol
         loop = protocol.loop
-        with cycle.cond:
+        with cond:
             cycle.waiter = True  # set before looking: a wake-up cannot be missed
             try:
                 while not cycle.body:
@@ -48,7 +49,7 @@ class WsgiInput:
                         loop.call_soon_threadsafe(protocol.write, CONTINUE)
                     if protocol.read_paused:
                         loop.call_soon_threadsafe(protocol.resume_reading)
-                    cycle.cond.wait(_WAIT)
+                    cond.wait(_WAIT)
             finally:
                 cycle.waiter = None
             chunks = cycle.body

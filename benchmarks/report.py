@@ -121,9 +121,11 @@ def glance_tables(result: dict[str, Any]) -> list[str]:
             groups.setdefault(workload["baseline"], []).append(workload)
     lines: list[str] = []
     for baseline, workloads in groups.items():
+        order = list(result.get("configurations", {}))
         names: list[str] = []
         for workload in workloads:
             names += [n for n in workload["configs"] if n not in names]
+        names.sort(key=lambda n: order.index(n) if n in order else len(order))
         lines += [
             f"Baseline **{baseline}**; each cell: req/s × / CPU µs/req × / p99 ×.",
             "",

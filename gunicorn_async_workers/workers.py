@@ -64,9 +64,19 @@ class AsyncWorkerBase(Worker):
 
     # -- boot ----------------------------------------------------------------------------
     def init_process(self) -> None:
+        # Until init_signals runs, the child still has the arbiter's handlers, which would
+        # queue a SIGTERM for the arbiter and lose it: remember it here instead.
+        signal.signal(signal.SIGTERM, self._early_signal)
+        signal.signal(signal.SIGINT, self._early_signal)
+        signal.signal(signal.SIGQUIT, self._early_signal)
         self.loop = type(self).loop_factory()
         asyncio.set_event_loop(self.loop)
         super().init_process()
+
+    def _early_signal(self, sig: int, frame: object) -> None:
+        self.alive = False
+        if sig != signal.SIGTERM:
+            self.quick_exit = True
 
     def _boot_error(self, message: str) -> None:
         self.log.error("gunicorn-async-workers: %s", message)
@@ -97,6 +107,8 @@ class AsyncWorkerBase(Worker):
         # SIGABRT comes from the arbiter when the worker missed its heartbeat, usually
         # because an app blocked the loop: a plain handler still runs between bytecodes.
         signal.signal(signal.SIGABRT, self.handle_abort)
+        if self.quick_exit and self.alive is False:
+            self.cfg.worker_int(self)  # a SIGINT/SIGQUIT that came before the handlers
 
     # -- signals -------------------------------------------------------------------------
     def _wake(self) -> None:

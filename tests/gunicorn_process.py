@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 TESTS = REPO / "tests"
 
-_LISTENING = re.compile(r"Listening at: (\S+)")
+_LISTENING = re.compile(r"Listening at: ([^,\s]+)")  # the first of several binds
 _BOOTING = re.compile(r"Booting worker with pid: (\d+)")
 _EXITING = re.compile(r"Worker exiting \(pid: (\d+)\)")
 

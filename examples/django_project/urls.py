@@ -1,8 +1,6 @@
 """URLs of the example Django project."""
 
-from django.conf import settings
 from django.urls import path, re_path
-from django.views.static import serve
 
 from . import views
 
@@ -13,6 +11,5 @@ urlpatterns = [
     path("form", views.form),
     path("upload", views.upload),
     path("stream", views.stream),
-    # Fine for an example; in production a web server or WhiteNoise serves static files.
-    re_path(r"^static/(?P<path>.+)$", serve, {"document_root": settings.STATIC_ROOT}),
+    re_path(r"^static/(?P<path>.+)$", views.static_file),
 ]

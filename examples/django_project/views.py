@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 
+from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
 from django.http import (
     HttpRequest,
@@ -17,6 +18,7 @@ from django.http import (
 )
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
+from django.views.static import serve
 
 STREAM_CHUNKS = 10
 
@@ -87,3 +89,22 @@ def stream(request: HttpRequest) -> HttpResponse:
     content = (_achunks(who, request.path) if isinstance(request, ASGIRequest)
                else _chunks(who, request.path))
     return StreamingHttpResponse(content, content_type="text/plain")
+
+
+async def _read_in_thread(chunks: Iterable[bytes]) -> AsyncIterator[bytes]:
+    iterator = iter(chunks)
+    while (chunk := await asyncio.to_thread(next, iterator, None)) is not None:
+        yield chunk
+
+
+def static_file(request: HttpRequest, path: str) -> HttpResponse:
+    """django.views.static.serve (Last-Modified, If-Modified-Since, 404) from STATIC_ROOT.
+
+    Fine for an example; in production a web server or WhiteNoise serves static files.
+    Under WSGI the FileResponse goes to the server's wsgi.file_wrapper (sendfile); under
+    ASGI Django wants an async iterator, so the file is read in a thread chunk by chunk.
+    """
+    response = serve(request, path, document_root=settings.STATIC_ROOT)
+    if isinstance(request, ASGIRequest) and response.streaming and not response.is_async:
+        response.streaming_content = _read_in_thread(response.streaming_content)
+    return response

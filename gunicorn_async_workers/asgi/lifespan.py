@@ -36,6 +36,8 @@ class Lifespan:
                  "state": self.state}
         try:
             await self.app(scope, self.inbox.get, self._send)
+        except asyncio.CancelledError:
+            raise  # a quick exit: nothing to report
         except BaseException as exc:  # the app does not support lifespan, or failed
             self.app_error = exc
             if self.mode == "on" or (self.startup_done and self.startup_done.done()):

@@ -177,8 +177,8 @@ class HttpProtocol(asyncio.Protocol):
     def on_request_head(self, head: ParserAdapter) -> None:
         server = self.server
         cycle = server.cycle_class(self, head)
-        if head.upgrade is not None:
-            cycle.keep_alive = False
+        if head.upgrade is not None or head.method == "CONNECT":
+            cycle.keep_alive = False  # no tunnel or other protocol follows on this connection
         self.parsing = cycle
         server.requests_left -= 1
         if not server.requests_left:

@@ -82,7 +82,10 @@ class Server:
         self.executor = ThreadPool(self.config.threads, self.loop)
         self.environ_base = environ_base
         self.script_name = script_name.rstrip("/")
-        self.sendfile_allowed = self.config.sendfile and not self.config.is_ssl
+        # uvloop has no loop.sendfile (the stdlib loop has): file bodies are then read in
+        # the app's thread and streamed with backpressure like any other iterable.
+        native = type(self.loop).sendfile is not asyncio.AbstractEventLoop.sendfile
+        self.sendfile_allowed = self.config.sendfile and not self.config.is_ssl and native
 
     # -- accepting -----------------------------------------------------------------------
     def listen(self, sockets: list[socket.socket]) -> None:

@@ -2,10 +2,12 @@
 
 from gunicorn_async_workers import (
     OPTIONS,
+    AsyncioWorker,
     AsyncWorkerBase,
     ConfigError,
     UvloopWorker,
     __version__,
 )
 
-__all__ = ["OPTIONS", "AsyncWorkerBase", "ConfigError", "UvloopWorker", "__version__"]
+__all__ = ["OPTIONS", "AsyncWorkerBase", "AsyncioWorker", "ConfigError", "UvloopWorker",
+           "__version__"]

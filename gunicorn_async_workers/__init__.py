@@ -5,7 +5,7 @@ Use `gunicorn -k gaw.UvloopWorker app:app`, or `worker_class = "gaw.UvloopWorker
 """
 
 from .config import OPTIONS, ConfigError
-from .workers import AsyncWorkerBase, UvloopWorker
+from .workers import AsyncioWorker, AsyncWorkerBase, UvloopWorker
 
-__all__ = ["OPTIONS", "AsyncWorkerBase", "ConfigError", "UvloopWorker"]
+__all__ = ["OPTIONS", "AsyncWorkerBase", "AsyncioWorker", "ConfigError", "UvloopWorker"]
 __version__ = "0.1.0"

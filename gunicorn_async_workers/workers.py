@@ -221,3 +221,11 @@ class UvloopWorker(AsyncWorkerBase):
 
     loop_factory = staticmethod(_uvloop_factory)
     parser_class = HttptoolsParser
+
+
+class AsyncioWorker(AsyncWorkerBase):
+    """The standard library's asyncio event loop + httptools: for debuggers, tracers and
+    profilers that hook the stdlib loop, and where `loop.sendfile` is wanted."""
+
+    loop_factory = staticmethod(asyncio.new_event_loop)
+    parser_class = HttptoolsParser

@@ -21,8 +21,11 @@ ASGI_APPLICATION = "examples.django_project.asgi.application"
 
 DATABASES: dict[str, dict[str, str]] = {}
 USE_TZ = True
+# Django sets the process's TZ from this (its default is America/Chicago), which would also
+# change the time zone of the worker's own log lines.
+TIME_ZONE = "UTC"
 
-# Served by a view (django.views.static.serve) from STATIC_ROOT, so no collectstatic.
+# Served by views.static_file (django.views.static.serve) from STATIC_ROOT: no collectstatic.
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "static"
 

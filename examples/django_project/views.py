@@ -101,8 +101,9 @@ def static_file(request: HttpRequest, path: str) -> HttpResponse:
     """django.views.static.serve (Last-Modified, If-Modified-Since, 404) from STATIC_ROOT.
 
     Fine for an example; in production a web server or WhiteNoise serves static files.
-    Under WSGI the FileResponse goes to the server's wsgi.file_wrapper (sendfile); under
-    ASGI Django wants an async iterator, so the file is read in a thread chunk by chunk.
+    Under WSGI the FileResponse goes to the server's `wsgi.file_wrapper`; under ASGI Django
+    wants an async iterator (a sync one makes it warn and read the whole file into memory),
+    so the file is read chunk by chunk in a thread.
     """
     response = serve(request, path, document_root=settings.STATIC_ROOT)
     if isinstance(request, ASGIRequest) and response.streaming and not response.is_async:

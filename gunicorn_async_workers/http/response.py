@@ -22,11 +22,13 @@ STATUS_LINES: dict[int, bytes] = {
 # What a response header name is, by name as the app spelled it: a plain field, or one of
 # the framing fields the server decides itself. Names enter once validated; bounded, so a
 # hostile app cannot grow it without end.
-_PLAIN, _CONTENT_LENGTH, _TRANSFER_ENCODING, _CONNECTION = range(4)
+_PLAIN, _CONTENT_LENGTH, _TRANSFER_ENCODING, _CONNECTION, _DATE, _SERVER = range(6)
 _NAME_KINDS: dict[bytes, int] = {
     b"content-length": _CONTENT_LENGTH,
     b"transfer-encoding": _TRANSFER_ENCODING,
     b"connection": _CONNECTION,
+    b"date": _DATE,
+    b"server": _SERVER,
     b"content-type": _PLAIN,
 }
 _NAME_KINDS_MAX = 4096
@@ -51,20 +53,24 @@ def status_line(status: int) -> bytes:
 class DateHeader:
     """The `date` and `server` header lines, rebuilt once a second by the worker's ticker."""
 
-    __slots__ = ("lines", "server", "value")
+    __slots__ = ("date_line", "lines", "server", "server_line", "value")
 
     def __init__(self, server: bytes = b"gunicorn") -> None:
         self.server = server
-        self.value = b""
+        self.server_line = b"server: " + server + CRLF if server else b""
+        self.value = self.date_line = b""
         self.lines = 0
         self.refresh()
 
     def refresh(self) -> None:
-        value = b"date: " + formatdate(usegmt=True).encode("ascii") + CRLF
-        if self.server:
-            value += b"server: " + self.server + CRLF
-        self.value = value
+        self.date_line = b"date: " + formatdate(usegmt=True).encode("ascii") + CRLF
+        self.value = value = self.date_line + self.server_line
         self.lines = value.count(b"\n")
+
+    def without(self, date: bool, server: bool) -> tuple[bytes, int]:
+        """The block less the lines the app sent itself, and how many lines are left."""
+        value = (b"" if date else self.date_line) + (b"" if server else self.server_line)
+        return value, value.count(b"\n")
 
 
 def _name_kind(name: bytes) -> int:
@@ -107,6 +113,7 @@ def frame_head(status: int, headers: object, date: DateHeader, head_request: boo
     content_length: bytes | None = None
     no_body = status < 200 or status == 204 or status == 304
     lines = 2 + date.lines  # the status line, the date block and the final empty line
+    own_date = own_server = False
     try:
         for name, value in headers:  # type: ignore[attr-defined]
             kind = _NAME_KINDS.get(name)
@@ -121,6 +128,10 @@ def frame_head(status: int, headers: object, date: DateHeader, head_request: boo
                         continue  # RFC 9110 8.6: never on 1xx or 204
                 elif kind == _TRANSFER_ENCODING:
                     continue  # the server frames the body itself
+                elif kind == _DATE:
+                    own_date = True  # RFC 9110 6.6.1: one Date; the app's wins
+                elif kind == _SERVER:
+                    own_server = True
                 else:
                     if b"\r" in value or b"\n" in value or b"\0" in value:
                         raise ResponseError("response header value contains CR, LF or NUL")
@@ -132,6 +143,9 @@ def frame_head(status: int, headers: object, date: DateHeader, head_request: boo
             lines += 1
     except (TypeError, ValueError, AttributeError) as exc:
         raise ResponseError(f"response headers must be (bytes, bytes) pairs: {exc}") from None
+    if own_date or own_server:
+        parts[1], kept = date.without(own_date, own_server)
+        lines -= date.lines - kept
     if no_body or head_request:
         framing.no_body = True
     if content_length is not None:

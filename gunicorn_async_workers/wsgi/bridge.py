@@ -37,6 +37,13 @@ _HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-authenticate",
 # Bytes read per piece of a `wsgi.file_wrapper` body streamed without sendfile.
 _FILE_BLOCK = 256 * 1024
 _STATUS = re.compile(r"([1-9][0-9][0-9]) [^\r\n\0]*")
+# Validated response header names -> (name as bytes, lower-cased), and request header names
+# -> their environ key; both bounded so that hostile input cannot grow them without end.
+_RESPONSE_NAMES: dict[str, tuple[bytes, str]] = {}
+_ENVIRON_KEYS: dict[bytes, str] = {b"content-type": "CONTENT_TYPE",
+                                   b"content-length": "CONTENT_LENGTH"}
+_STATUS_CODES: dict[str, int] = {}
+_CACHE_MAX = 4096
 # Keys every environ shares, set once per worker (PEP 3333 section "environ Variables").
 ENVIRON_BASE_KEYS = ("wsgi.version", "wsgi.errors", "wsgi.multithread", "wsgi.multiprocess",
                      "wsgi.run_once", "wsgi.input_terminated", "wsgi.file_wrapper",
@@ -94,14 +101,15 @@ class WsgiCycle(Exchange):
             environ["REMOTE_ADDR"] = client[0]
             environ["REMOTE_PORT"] = str(client[1])
         for name, value in head.headers:
-            if name == b"content-type":
-                environ["CONTENT_TYPE"] = value.decode("latin-1")
-            elif name == b"content-length":
-                environ["CONTENT_LENGTH"] = value.decode("latin-1")
-            else:
+            key = _ENVIRON_KEYS.get(name)
+            if key is None:
                 key = "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
-                text = value.decode("latin-1")
-                environ[key] = environ[key] + ", " + text if key in environ else text
+                if len(_ENVIRON_KEYS) < _CACHE_MAX:
+                    _ENVIRON_KEYS[name] = key
+            text = value.decode("latin-1")
+            if key in environ:  # a repeated field: PEP 3333 / RFC 9110 list syntax
+                text = environ[key] + ", " + text
+            environ[key] = text
         sockname = protocol.sockname
         if sockname is not None and sockname[1] is not None:
             environ["SERVER_NAME"], environ["SERVER_PORT"] = sockname[0], str(sockname[1])
@@ -149,26 +157,37 @@ class WsgiCycle(Exchange):
                 exc_info = None
         elif self.started:
             raise AssertionError("start_response called a second time without exc_info")
-        if not isinstance(status, str) or not _STATUS.fullmatch(status):
-            raise ResponseError(f"invalid WSGI status {status!r}: want '200 OK'")
+        code = _STATUS_CODES.get(status) if isinstance(status, str) else None
+        if code is None:
+            if not isinstance(status, str) or not _STATUS.fullmatch(status):
+                raise ResponseError(f"invalid WSGI status {status!r}: want '200 OK'")
+            code = int(status[:3])
+            if len(_STATUS_CODES) < _CACHE_MAX:
+                _STATUS_CODES[status] = code
         if not isinstance(headers, list):
             raise ResponseError(f"WSGI response headers must be a list, got {type(headers)}")
         encoded = []
         for item in headers:
-            if not isinstance(item, tuple) or len(item) != 2:
-                raise ResponseError(f"WSGI response header {item!r} is not a (name, value)")
-            name, value = item
-            if not isinstance(name, str) or not _TOKEN.fullmatch(name):
-                raise ResponseError(f"invalid WSGI response header name {name!r}")
-            if not isinstance(value, str) or "\r" in value or "\n" in value or "\0" in value:
+            try:
+                name, value = item
+            except (TypeError, ValueError):
+                raise ResponseError(
+                    f"WSGI response header {item!r} is not a (name, value)") from None
+            known = _RESPONSE_NAMES.get(name) if type(name) is str else None
+            if known is None:
+                if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+                    raise ResponseError(f"invalid WSGI response header name {name!r}")
+                known = (name.encode("latin-1"), name.lower())
+                if len(_RESPONSE_NAMES) < _CACHE_MAX:
+                    _RESPONSE_NAMES[name] = known
+            if type(value) is not str or "\r" in value or "\n" in value or "\0" in value:
                 raise ResponseError(f"invalid WSGI response header value for {name}")
-            lower = name.lower()
-            if lower in _HOP_BY_HOP:
-                if lower == "connection" and "close" in value.lower():
+            if known[1] in _HOP_BY_HOP:
+                if known[1] == "connection" and "close" in value.lower():
                     self.keep_alive = False
                 continue  # the server owns the connection and the framing
-            encoded.append((name.encode("latin-1"), value.encode("latin-1")))
-        self.status = int(status[:3])
+            encoded.append((known[0], value.encode("latin-1")))
+        self.status = code
         self.headers = encoded
         self.started = True
         return self.write

@@ -323,3 +323,15 @@ def test_malformed_header_pairs_are_refused(headers: object) -> None:
 def test_str_header_value_is_refused_as_response_error() -> None:
     with pytest.raises(ResponseError):
         frame(200, [(b"x-a", "text")], body_length=0)  # type: ignore[list-item]
+
+
+def test_app_date_and_server_replace_the_servers_own() -> None:
+    """RFC 9110 6.6.1 allows one Date: an app's own Date (or Server) replaces the server's."""
+    head, _ = frame(200, [(b"Date", b"Tue, 01 Jan 2030 00:00:00 GMT"), (b"server", b"app")],
+                    body_length=0)
+    lines = [line.lower() for line in header_lines(head)]
+    assert [line for line in lines if line.startswith(b"date:")] == [
+        b"date: tue, 01 jan 2030 00:00:00 gmt"]
+    assert [line for line in lines if line.startswith(b"server:")] == [b"server: app"]
+    head, _ = frame(200, [(b"date", b"Tue, 01 Jan 2030 00:00:00 GMT")], body_length=0)
+    assert b"server: gunicorn\r\n" in head and head.count(b"date:") == 1

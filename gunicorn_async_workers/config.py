@@ -41,6 +41,17 @@ def _number(minimum: float) -> Callable[[str, object], float]:
     return check
 
 
+def _boolean(name: str, value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false; got {value!r}")
+
+
 @dataclass(frozen=True)
 class Option:
     """One option of ours: how it is named, checked, defaulted and documented."""
@@ -73,6 +84,17 @@ OPTIONS: tuple[Option, ...] = (
            "`Connection: close`)."),
     Option("server_header", "gunicorn", lambda n, v: str(v),
            "Value of the `Server` response header; empty to omit it."),
+    Option("ws_max_size", 16 * 1024 * 1024, lambda n, v: int(_number(0)(n, v)),
+           "Largest WebSocket message in bytes (0: no limit); larger ones close with 1009.",
+           gunicorn_setting="websocket_max_message_size"),
+    Option("ws_max_queue", 32, lambda n, v: int(_number(1)(n, v)),
+           "WebSocket messages waiting for the app before the socket stops being read."),
+    Option("ws_ping_interval", 20.0, _number(0),
+           "Seconds between server pings on an open WebSocket (0: no pings)."),
+    Option("ws_ping_timeout", 20.0, _number(0),
+           "Seconds to wait for a pong before closing with 1011 (0: wait forever)."),
+    Option("ws_per_message_deflate", True, lambda n, v: _boolean(n, v),
+           "Negotiate permessage-deflate compression with WebSocket clients."),
 )
 OPTIONS_BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
 

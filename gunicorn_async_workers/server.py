@@ -16,6 +16,7 @@ from typing import Any
 
 from .accesslog import RequestRecorder
 from .asgi.http import RequestCycle
+from .asgi.websocket import WebSocketSession
 from .config import ServerConfig
 from .http.parsers import HeadPolicy, HttptoolsParser, ParserAdapter
 from .http.protocol import HttpProtocol
@@ -53,6 +54,7 @@ class Server:
             casefold_method=config.casefold_method,
         )
         self.cycle_class = RequestCycle
+        self.websocket_class: Any = WebSocketSession
         self.keep_alive_allowed = config.keepalive > 0
         self.state: dict[str, Any] = {}
         self.date = DateHeader(config.server_header)
@@ -78,6 +80,7 @@ class Server:
         from .wsgi.pool import ThreadPool
 
         self.cycle_class = WsgiCycle  # type: ignore[assignment]
+        self.websocket_class = None  # a WSGI app sees an upgrade request as plain HTTP
         self.wsgi = True
         self.executor = ThreadPool(self.config.threads, self.loop)
         self.environ_base = environ_base
@@ -176,6 +179,9 @@ class Server:
         loop = self.loop
         deadline = loop.time() + timeout
         grace = self.config.shutdown_idle_grace
+        for conn in list(self.connections):
+            if conn.websocket is not None:
+                conn.websocket.going_away()  # 1001; the app finishes as the peer answers
         while self.connections and loop.time() < deadline:
             now = self.now = loop.time()
             for conn in list(self.connections):

@@ -45,6 +45,7 @@ class HttpProtocol(asyncio.Protocol):
         "server",
         "sockname",
         "transport",
+        "websocket",
         "write_paused",
     )
 
@@ -68,6 +69,7 @@ class HttpProtocol(asyncio.Protocol):
         self.sockname: tuple[str, int | None] | None = None
         # Bytes held while a PROXY protocol header may still be arriving; None when done.
         self.proxy_buffer: bytes | None = None
+        self.websocket: Any = None  # the WebSocket session this connection became
 
     # -- asyncio callbacks ---------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -90,6 +92,9 @@ class HttpProtocol(asyncio.Protocol):
             self.proxy_buffer = b""
 
     def data_received(self, data: bytes) -> None:
+        if self.websocket is not None:
+            self.websocket.feed(data)
+            return
         if self.proxy_buffer is not None:
             data = self._read_proxy_header(data)
             if not data:
@@ -101,8 +106,8 @@ class HttpProtocol(asyncio.Protocol):
         except RequestError as exc:
             self.reject(exc)
             return
-        if parser.upgraded_at is not None:
-            # No upgrade is served yet: the request was answered as plain HTTP with
+        if parser.upgraded_at is not None and not getattr(self.cycle, "is_websocket", False):
+            # An upgrade nobody serves: the request is answered as plain HTTP with
             # `connection: close`; what follows the upgrade request is not HTTP/1.1.
             self.pause_reading()
 
@@ -129,6 +134,18 @@ class HttpProtocol(asyncio.Protocol):
             self.sockname = header.server
         return buffer[header.length:]
 
+    def start_websocket(self, session: Any) -> None:
+        """From now on the bytes on this connection are WebSocket frames."""
+        self.websocket = session
+        parser = self.parser
+        data = parser.upgrade_data if parser is not None else b""
+        if parser is not None:
+            parser.upgrade_data = b""
+        if self.read_paused:
+            self.resume_reading()
+        if data:
+            session.feed(data)
+
     def eof_received(self) -> bool:
         """The client half-closed: answer what it sent, then close (keep the write side).
 
@@ -136,6 +153,9 @@ class HttpProtocol(asyncio.Protocol):
         then a disconnect (a chunked one gets 400, its framing being broken).
         """
         self.eof = True
+        if self.websocket is not None:
+            self.websocket.eof()
+            return True
         if self.parsing is not None:
             if self.parser is not None and self.parser.chunked:
                 self.reject(BadRequest("request ended inside a chunked body"))
@@ -153,6 +173,8 @@ class HttpProtocol(asyncio.Protocol):
         self.lost = True
         self.closing = True
         self.server.connection_closed(self)
+        if self.websocket is not None:
+            self.websocket.connection_lost()
         for cycle in (self.cycle, self.parsing):
             if cycle is not None:
                 cycle.wake()
@@ -176,8 +198,13 @@ class HttpProtocol(asyncio.Protocol):
     # -- called by the parser adapter ----------------------------------------------------
     def on_request_head(self, head: ParserAdapter) -> None:
         server = self.server
-        cycle = server.cycle_class(self, head)
-        if head.upgrade is not None or head.method == "CONNECT":
+        upgrade = head.upgrade
+        if (upgrade is not None and server.websocket_class is not None
+                and upgrade.lower() == b"websocket" and self.cycle is None):
+            cycle = server.websocket_class(self, head)
+        else:
+            cycle = server.cycle_class(self, head)
+        if upgrade is not None or head.method == "CONNECT":
             cycle.keep_alive = False  # no tunnel or other protocol follows on this connection
         self.parsing = cycle
         server.requests_left -= 1
@@ -314,7 +341,7 @@ class HttpProtocol(asyncio.Protocol):
         if len(self.pipeline) >= MAX_PIPELINE or self.pending_error is not None:
             return
         parser = self.parser
-        if parser is not None and parser.upgraded_at is not None:
+        if parser is not None and parser.upgraded_at is not None and self.websocket is None:
             return
         parsing = self.parsing
         if parsing is not None and parsing.body_read > parsing.HIGH_WATER:

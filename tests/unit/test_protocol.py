@@ -493,11 +493,26 @@ def test_client_half_close_after_response_closes() -> None:
     run(test)
 
 
-def test_upgrade_request_is_answered_as_http_then_closed() -> None:
+def test_bad_websocket_handshake_is_refused_without_the_app() -> None:
+    """RFC 6455 4.2.1: no Sec-WebSocket-Key: 400 (with the version we speak), app not called."""
     async def test() -> None:
         calls: list[Message] = []
         conn = Connection(echo_app(calls))
         conn.feed(b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                  b"\r\n")
+        await settle()
+        [(status, headers, _body)] = read_responses(conn.transport.output, [b"GET"])
+        assert status == 400 and headers[b"sec-websocket-version"] == b"13"
+        assert conn.transport.closed and calls == []
+
+    run(test)
+
+
+def test_upgrade_request_is_answered_as_http_then_closed() -> None:
+    async def test() -> None:
+        calls: list[Message] = []
+        conn = Connection(echo_app(calls))
+        conn.feed(b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n"
                   b"\r\n\x81\x05hello")
         assert not conn.transport.reading  # what follows is not HTTP/1.1
         await settle()

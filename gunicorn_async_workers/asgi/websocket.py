@@ -1,0 +1,401 @@
+"""ASGI WebSocket sessions over the `websockets` library's sans-I/O `ServerProtocol`.
+
+The HTTP protocol hands a connection here once an `Upgrade: websocket` request has been
+parsed. The handshake is judged by `ServerProtocol.accept` (a bad one is answered 400/426 and
+never reaches the app); frames, pings, close codes, UTF-8 and size checks are the library's;
+this module reassembles fragmented messages, speaks the ASGI WebSocket messages (including
+the `websocket.http.response` denial extension), bounds both directions (the app's `send`
+waits on the transport, the socket stops being read while `ws_max_queue` messages wait for
+the app) and pings idle peers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from websockets.datastructures import Headers
+from websockets.exceptions import InvalidState
+from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
+from websockets.frames import CloseCode, Frame, Opcode
+from websockets.http11 import Request
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+
+from ..http.exchange import ClientDisconnected, Exchange
+from ..http.response import Framing, frame_head
+
+if TYPE_CHECKING:
+    from ..http.parsers import ParserAdapter
+    from ..http.protocol import HttpProtocol
+    from .app import Message
+
+_ASGI = {"version": "3.0", "spec_version": "2.4"}
+_EXTENSIONS = {"websocket.http.response": {}}
+_CONNECT = {"type": "websocket.connect"}
+# How long a closing handshake may take before the connection is simply closed.
+CLOSE_TIMEOUT = 5.0
+
+
+class WebSocketSession(Exchange):
+    """One WebSocket connection, from the upgrade request to the closing handshake."""
+
+    __slots__ = ("accepted", "close_code", "closed", "fragments", "fragments_size",
+                 "fragments_text", "handshake", "inbox", "options", "ping_handle",
+                 "pong_waiter", "request", "scope", "ws")
+
+    is_websocket = True
+
+    def __init__(self, protocol: HttpProtocol, head: ParserAdapter) -> None:
+        server = protocol.server
+        config = server.config
+        target = head.target
+        raw_path, _, query = target.partition(b"?")
+        path = raw_path.decode("latin-1")
+        if "%" in path:
+            path = unquote(path)
+        root_path = config.root_path
+        if root_path and not (path == root_path or path.startswith(root_path + "/")):
+            path = root_path + path
+        subprotocols = [p.strip() for value in (v for n, v in head.headers
+                                                if n == b"sec-websocket-protocol")
+                        for p in value.decode("latin-1").split(",") if p.strip()]
+        self.scope: dict[str, Any] = {
+            "type": "websocket",
+            "asgi": _ASGI,
+            "http_version": head.http_version,
+            "scheme": "wss" if head.scheme == "https" else "ws",
+            "server": protocol.sockname,
+            "client": protocol.client,
+            "root_path": root_path,
+            "path": path,
+            "raw_path": raw_path,
+            "query_string": query,
+            "headers": head.headers,
+            "subprotocols": subprotocols,
+            "state": server.state.copy(),
+            "extensions": _EXTENSIONS,
+            "method": head.method,  # for the access log; not part of the ASGI scope spec
+        }
+        self.start_exchange(protocol, head, head.http_version, head.method)
+        self.keep_alive = False
+        self.options = config.options
+        headers = Headers()
+        for name, value in head.headers:
+            headers[name.decode("latin-1")] = value.decode("latin-1")
+        self.request = Request(target.decode("latin-1"), headers)
+        extensions = ([ServerPerMessageDeflateFactory()]
+                      if self.options["ws_per_message_deflate"] else None)
+        max_size = int(self.options["ws_max_size"]) or None  # type: ignore[call-overload]
+        self.ws = ServerProtocol(extensions=extensions, max_size=max_size)
+        # The library parses the handshake itself before any frame: give it the request as
+        # we parsed it, so that its parser moves on to frames.
+        self.ws.receive_data(self.request.serialize())
+        self.ws.events_received()
+        self.handshake: Any = None  # the 101 response, once judged valid
+        self.accepted = False
+        self.closed = False
+        self.close_code: int | None = None
+        self.inbox: deque[Message] = deque([_CONNECT])
+        self.fragments: list[bytes] = []
+        self.fragments_size = 0
+        self.fragments_text = False
+        self.ping_handle: asyncio.TimerHandle | None = None
+        self.pong_waiter: asyncio.TimerHandle | None = None
+
+    # -- bytes from the client ---------------------------------------------------------
+    def feed(self, data: bytes) -> None:
+        """Frames from the client, after the upgrade request."""
+        if self.closed:
+            return
+        ws = self.ws
+        ws.receive_data(data)
+        for event in ws.events_received():
+            self._event(event)
+        self._flush()
+        if len(self.inbox) >= int(self.options["ws_max_queue"]):  # type: ignore[call-overload]
+            self.protocol.pause_reading()  # a slow app: stop reading the socket
+
+    def connection_lost(self) -> None:
+        self.closed = True
+        self._gone(CloseCode.ABNORMAL_CLOSURE)
+
+    def eof(self) -> None:
+        if not self.closed:
+            self.ws.receive_eof()
+            self._flush()
+            self._gone(CloseCode.ABNORMAL_CLOSURE)
+
+    def _event(self, frame: Frame) -> None:
+        opcode = frame.opcode
+        if opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
+            if opcode != Opcode.CONT:
+                self.fragments = []
+                self.fragments_size = 0
+                self.fragments_text = opcode == Opcode.TEXT
+            self.fragments.append(frame.data)
+            self.fragments_size += len(frame.data)
+            max_size = int(self.options["ws_max_size"])  # type: ignore[call-overload]
+            if max_size and self.fragments_size > max_size:
+                self.ws.fail(CloseCode.MESSAGE_TOO_BIG,
+                             f"message over {max_size} bytes (ws_max_size)")
+                return
+            if frame.fin:
+                data = b"".join(self.fragments)
+                self.fragments = []
+                if self.fragments_text:
+                    self._deliver({"type": "websocket.receive", "text": data.decode()})
+                else:
+                    self._deliver({"type": "websocket.receive", "bytes": data})
+        elif opcode == Opcode.CLOSE:
+            rcvd = self.ws.close_rcvd
+            self._gone(rcvd.code if rcvd is not None else CloseCode.NO_STATUS_RCVD,
+                       rcvd.reason if rcvd is not None else "")
+        elif opcode == Opcode.PONG and self.pong_waiter is not None:
+            self.pong_waiter.cancel()
+            self.pong_waiter = None
+
+    def _deliver(self, message: Message) -> None:
+        self.inbox.append(message)
+        self.wake()
+
+    def _gone(self, code: int, reason: str = "") -> None:
+        """The session ended (closing handshake, failure or lost connection)."""
+        if self.close_code is None:
+            self.close_code = code
+            self.inbox.append({"type": "websocket.disconnect", "code": code, "reason": reason})
+            self.wake()
+        self._stop_pinging()
+
+    def _flush(self) -> None:
+        """Write what the protocol has to send; close the socket when it is done."""
+        protocol = self.protocol
+        for data in self.ws.data_to_send():
+            if data:
+                protocol.write(data)
+            else:  # the library's signal that the TCP connection should end
+                self.closed = True
+                protocol.close()
+        if self.ws.state is State.CLOSED and not self.closed:
+            self.closed = True
+            protocol.close()
+        if self.ws.state is State.CLOSED and self.close_code is None:
+            self._gone(CloseCode.ABNORMAL_CLOSURE)
+
+    def wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- keep-alive pings ----------------------------------------------------------------
+    def _start_pinging(self) -> None:
+        interval = float(self.options["ws_ping_interval"])  # type: ignore[arg-type]
+        if interval > 0:
+            self.ping_handle = self.protocol.loop.call_later(interval, self._ping)
+
+    def _ping(self) -> None:
+        if self.closed or self.ws.state is not State.OPEN:
+            return
+        self.ws.send_ping(b"gaw")
+        self._flush()
+        loop = self.protocol.loop
+        timeout = float(self.options["ws_ping_timeout"])  # type: ignore[arg-type]
+        if timeout > 0 and self.pong_waiter is None:
+            self.pong_waiter = loop.call_later(timeout, self._ping_timed_out)
+        self._start_pinging()
+
+    def _ping_timed_out(self) -> None:
+        self.pong_waiter = None
+        if not self.closed:
+            self.ws.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+            self._flush()
+            self._gone(CloseCode.ABNORMAL_CLOSURE)
+
+    def _stop_pinging(self) -> None:
+        for handle in (self.ping_handle, self.pong_waiter):
+            if handle is not None:
+                handle.cancel()
+        self.ping_handle = self.pong_waiter = None
+
+    def going_away(self) -> None:
+        """Graceful shutdown: close with 1001 and let the app finish."""
+        if self.accepted and self.ws.state is State.OPEN:
+            self.ws.send_close(CloseCode.GOING_AWAY, "server shutting down")
+            self._flush()
+
+    # -- the ASGI callables ------------------------------------------------------------
+    async def receive(self) -> Message:
+        while not self.inbox:
+            if self.closed and self.close_code is None:
+                self._gone(CloseCode.ABNORMAL_CLOSURE)
+                continue
+            waiter = self.waiter = self.protocol.loop.create_future()
+            await waiter
+        message = self.inbox.popleft()
+        protocol = self.protocol
+        if protocol.read_paused and len(self.inbox) < int(  # type: ignore[call-overload]
+                self.options["ws_max_queue"]):
+            protocol.resume_reading()
+        return message
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        protocol = self.protocol
+        if self.close_code is not None or self.closed or protocol.closing:
+            raise ClientDisconnected(f"{kind} after the WebSocket closed")
+        if kind == "websocket.send":
+            if not self.accepted:
+                raise RuntimeError("websocket.send before websocket.accept")
+            text = message.get("text")
+            if text is not None:
+                self.ws.send_text(text.encode())
+            else:
+                self.ws.send_binary(message.get("bytes") or b"")
+            self._flush()
+            if protocol.write_paused:
+                await protocol.drain()
+        elif kind == "websocket.accept":
+            if self.accepted or self.started:
+                raise RuntimeError("websocket.accept sent twice or after a denial")
+            self._accept(message)
+        elif kind == "websocket.close":
+            if not self.accepted:
+                self._deny(403, [], b"")
+                return
+            code = message.get("code") or CloseCode.NORMAL_CLOSURE
+            try:
+                self.ws.send_close(code, message.get("reason") or "")
+            except InvalidState:
+                raise ClientDisconnected("websocket.close after the WebSocket closed") from None
+            self._flush()
+            self._stop_pinging()
+        elif kind == "websocket.http.response.start":
+            if self.accepted or self.started:
+                raise RuntimeError(f"{kind} after the handshake was answered")
+            self.started = True
+            self.status = message["status"]
+            self.headers = list(message.get("headers") or [])
+        elif kind == "websocket.http.response.body":
+            if not self.started or self.accepted:
+                raise RuntimeError(f"{kind} before websocket.http.response.start")
+            self._deny_body(message.get("body", b""), message.get("more_body", False))
+        else:
+            raise RuntimeError(f"unexpected ASGI message type {kind!r} in a WebSocket")
+
+    def _accept(self, message: Message) -> None:
+        response = self.handshake
+        subprotocol = message.get("subprotocol")
+        if subprotocol is not None:
+            if subprotocol not in self.scope["subprotocols"]:
+                raise RuntimeError(f"subprotocol {subprotocol!r} was not offered by the client")
+            response.headers["Sec-WebSocket-Protocol"] = subprotocol
+        for name, value in message.get("headers") or ():
+            response.headers[name.decode("latin-1")] = value.decode("latin-1")
+        self.ws.send_response(response)
+        self.accepted = True
+        self.status = 101
+        self._flush()
+        self._start_pinging()
+
+    def _deny(self, status: int, headers: list[Any], body: bytes) -> None:
+        self.started = True
+        self.status = status
+        self.headers = headers
+        self._deny_body(body, False)
+
+    def _deny_body(self, body: bytes, more: bool) -> None:
+        """The app's own HTTP answer to a handshake it refuses (or 403 on an early close)."""
+        protocol = self.protocol
+        if self.framing is None:
+            framing = self.framing = Framing()
+            head = frame_head(self.status, self.headers, protocol.server.date, False,
+                              False, False, None if more else len(body), framing)
+            protocol.write(head + body if not framing.chunked else head)
+            if framing.chunked and body:
+                protocol.writelines([b"%x\r\n" % len(body), body, b"\r\n"])
+        elif body:
+            if self.framing.chunked:
+                protocol.writelines([b"%x\r\n" % len(body), body, b"\r\n"])
+            else:
+                protocol.write(body)
+        self.bytes_sent += len(body)
+        if not more:
+            if self.framing.chunked:
+                protocol.write(b"0\r\n\r\n")
+            self.complete = True
+            self.closed = True
+            protocol.close()
+
+    # -- running the app ---------------------------------------------------------------
+    def judge_handshake(self) -> bool:
+        """Answer a bad handshake (RFC 6455 4.2.2) without the app; True when it is good."""
+        request = self.request
+        version = request.headers.get("Sec-WebSocket-Version")
+        if self.scope["method"] != "GET":
+            self._deny(400, [(b"content-type", b"text/plain")], b"WebSocket handshake "
+                       b"must be a GET\n")
+            return False
+        if version is not None and version.strip() != "13":
+            self._deny(426, [(b"sec-websocket-version", b"13"),
+                             (b"content-type", b"text/plain")],
+                       b"Unsupported WebSocket version\n")
+            return False
+        response = self.ws.accept(request)
+        if response.status_code != 101:
+            headers = [(k.lower().encode("latin-1"), v.encode("latin-1"))
+                       for k, v in response.headers.raw_items()
+                       if k.lower() not in ("content-length", "connection", "date", "server")]
+            if version is None:
+                headers.append((b"sec-websocket-version", b"13"))
+            self._deny(400 if response.status_code == 426 else response.status_code,
+                       headers, response.body or b"")
+            return False
+        self.handshake = response
+        return True
+
+    async def run(self, app: Any) -> None:
+        protocol = self.protocol
+        server = protocol.server
+        try:
+            if self.cancelled or not self.judge_handshake():
+                return
+            protocol.start_websocket(self)
+            await app(self.scope, self.receive, self.send)
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                protocol.abort()
+                raise
+            if not isinstance(exc, ClientDisconnected):
+                server.log.error("Exception in ASGI application serving WebSocket %s",
+                                 self.scope["path"], exc_info=exc)
+            self._end_after_app(CloseCode.INTERNAL_ERROR)
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            self._end_after_app(CloseCode.NORMAL_CLOSURE)
+        finally:
+            self._stop_pinging()
+            if server.records_requests:
+                server.record_end(protocol, self)
+
+    def _end_after_app(self, code: int) -> None:
+        """The app returned: finish the closing handshake, or refuse a handshake it ignored."""
+        protocol = self.protocol
+        if not self.accepted:
+            if self.framing is None and not protocol.closing:
+                self._deny(403 if code == CloseCode.NORMAL_CLOSURE else 500, [], b"")
+            return
+        if self.ws.state is State.OPEN:
+            self.ws.send_close(code)
+            self._flush()
+        if not self.closed:
+            protocol.loop.call_later(CLOSE_TIMEOUT, self._close_now)
+
+    def _close_now(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.protocol.close()

@@ -22,7 +22,8 @@ RESULTS = BENCH_DIR / "results"
 SERVER_CPU = 0
 CLIENT_CPU = 1
 SMOKE_DURATION_S = 2.0
-KINDS = ("asgi", "wsgi")  # --only asgi / --only wsgi select every workload of that kind
+# --only asgi / wsgi select every workload of that app kind; --only ws every WebSocket workload
+KINDS = ("asgi", "wsgi", "ws")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -40,7 +41,7 @@ def parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAMES",
         help="comma-separated configuration and/or workload names to run, or `asgi`/`wsgi` "
-        "for every workload of that kind (repeatable)",
+        "for every workload of that kind, `ws` for the WebSocket ones (repeatable)",
     )
     p.add_argument("--rounds", type=int, default=3, help="rounds per workload (default 3)")
     p.add_argument(
@@ -65,7 +66,7 @@ def parser() -> argparse.ArgumentParser:
 def select(
     only: list[str],
 ) -> tuple[tuple[ServerConfig, ...], tuple[Workload, ...]]:
-    """Apply --only: configuration, workload or kind (asgi, wsgi) names; none of one means all."""
+    """Apply --only: configuration, workload or kind (asgi, wsgi, ws) names; none means all."""
     names = [n.strip() for item in only for n in item.split(",") if n.strip()]
     unknown = [
         n
@@ -79,7 +80,10 @@ def select(
             f"kinds: {', '.join(KINDS)}"
         )
     configs = tuple(c for c in CONFIGS if c.name in names) or CONFIGS
-    workloads = tuple(w for w in WORKLOADS if w.name in names or w.kind in names) or WORKLOADS
+    workloads = (
+        tuple(w for w in WORKLOADS if w.name in names or w.kind in names or w.protocol in names)
+        or WORKLOADS
+    )
     return configs, workloads
 
 
@@ -91,7 +95,7 @@ def smoke_selection(
         reason = config.unavailable_reason()
         if reason is None:
             for workload in workloads:
-                if workload.kind in config.kinds:
+                if workload.serves(config):
                     return (config,), (workload,)
         else:
             print(f"smoke: {config.name} unavailable ({reason})", flush=True)
@@ -154,8 +158,15 @@ def build_result(
                 "kind": workload.kind,
                 "path": workload.path,
                 "method": workload.method,
+                "protocol": workload.protocol,
+                "unit": workload.unit,
                 "connections": workload.connections,
                 "idle_connections": workload.idle_connections,
+                **(
+                    {"message_size": workload.ws_message_size, "window": workload.ws_window}
+                    if workload.protocol == "ws"
+                    else {}
+                ),
                 "baseline": workload.baseline,
                 "configs": summarise_workload(
                     by_config, workload.baseline, bool(workload.idle_connections)
@@ -181,13 +192,14 @@ def build_result(
         "configurations": {
             c.name: _shown_command(c, "asgi" if "asgi" in c.kinds else "wsgi")
             for c in settings.configs
+            if any(w.serves(c) for w in settings.workloads)
         },
         # one command line per configuration and app kind measured in this run
         "commands": [
             {"config": c.name, "kind": kind, "command": _shown_command(c, kind)}
             for c in settings.configs
             for kind in c.kinds
-            if any(w.kind == kind for w in settings.workloads)
+            if any(w.kind == kind and w.serves(c) for w in settings.workloads)
         ],
         "skipped": [
             {"config": config, "workload": workload, "reason": reason}

@@ -20,6 +20,7 @@ PEERS = (
     "hypercorn",
     "uvloop",
     "httptools",
+    "websockets",
     "matplotlib",
 )
 

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
+import socket
 
+from benchmarks import wsload
 from benchmarks.workloads import Workload
+
+WS_TEXT = "hello, websocket"
 
 
 def problem(workload: Workload, host: str, port: int, timeout: float = 10.0) -> str | None:
     """Send the workload's request once; None if the response is right, else what is wrong."""
+    if workload.protocol == "ws":
+        return ws_problem(workload, host, port, timeout)
     connection = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         headers = {"Content-Type": "application/octet-stream"} if workload.request_body else {}
@@ -27,6 +34,7 @@ def problem(workload: Workload, host: str, port: int, timeout: float = 10.0) -> 
 def _compare(workload: Workload, response: http.client.HTTPResponse, body: bytes) -> str | None:
     where = f"{workload.method} {workload.path}"
     expected = workload.expected
+    assert expected is not None
     if response.status != 200:
         return f"{where}: status {response.status} {body[:200]!r}"
     content_type = response.getheader("content-type", "")
@@ -40,4 +48,91 @@ def _compare(workload: Workload, response: http.client.HTTPResponse, body: bytes
         encoding = (response.getheader("transfer-encoding") or "").lower()
         if "chunked" not in encoding or response.getheader("content-length") is not None:
             return f"{where}: expected a chunked response without content-length"
+    return None
+
+
+class _Closed(Exception):
+    """The server closed the connection."""
+
+
+def _read_exact(sock: socket.socket, buffer: bytearray, count: int) -> bytes:
+    """Take `count` bytes from buffer, reading more from the socket as needed."""
+    while len(buffer) < count:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise _Closed(f"connection closed after {len(buffer)} of {count} bytes")
+        buffer += chunk
+    data = bytes(buffer[:count])
+    del buffer[:count]
+    return data
+
+
+def _read_message(sock: socket.socket, buffer: bytearray) -> tuple[int, bytes]:
+    """The next data message (opcode, payload), reassembling fragments; answers pings."""
+    opcode, parts = -1, []
+    while True:
+        b0, b1 = _read_exact(sock, buffer, 2)
+        length = b1 & 0x7F
+        if length == 126:
+            length = int.from_bytes(_read_exact(sock, buffer, 2), "big")
+        elif length == 127:
+            length = int.from_bytes(_read_exact(sock, buffer, 8), "big")
+        if b1 & 0x80:
+            raise _Closed("the server sent a masked frame")
+        if b0 & 0x70:
+            raise _Closed(f"RSV bits set ({b0 & 0x70:#x}): a compressed frame nobody asked for")
+        payload = _read_exact(sock, buffer, length)
+        frame_op = b0 & 0x0F
+        if frame_op == wsload.OP_PING:
+            sock.sendall(wsload.client_frame(payload, wsload.OP_PONG))
+            continue
+        if frame_op == wsload.OP_CLOSE:
+            code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
+            raise _Closed(f"the server closed the WebSocket with code {code}")
+        if frame_op == wsload.OP_PONG:
+            continue
+        if opcode < 0:
+            opcode = frame_op
+        parts.append(payload)
+        if b0 & 0x80:
+            return opcode, b"".join(parts)
+
+
+def ws_problem(workload: Workload, host: str, port: int, timeout: float = 10.0) -> str | None:
+    """A real handshake, a text echo and a binary echo of the workload's message size."""
+    where = f"WebSocket {workload.path}"
+    key = wsload.new_key()
+    payload = bytes(i % 251 for i in range(workload.ws_message_size))
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.sendall(wsload.handshake_request(host, port, workload.path, key))
+            buffer = bytearray()
+            while b"\r\n\r\n" not in buffer:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    return f"{where}: connection closed during the handshake {bytes(buffer)!r}"
+                buffer += chunk
+            end = buffer.index(b"\r\n\r\n")
+            head = bytes(buffer[:end])
+            del buffer[: end + 4]
+            trouble = wsload.handshake_problem(head, key)
+            if trouble is not None:
+                return f"{where}: {trouble}"
+            for opcode, sent in (
+                (wsload.OP_TEXT, WS_TEXT.encode("utf-8")),
+                (wsload.OP_BINARY, payload),
+            ):
+                sock.sendall(wsload.client_frame(sent, opcode))
+                got_op, got = _read_message(sock, buffer)
+                kind = "text" if opcode == wsload.OP_TEXT else "binary"
+                if got_op != opcode or got != sent:
+                    return (
+                        f"{where}: {kind} echo of {len(sent)} bytes came back as opcode "
+                        f"{got_op} with {len(got)} bytes {got[:40]!r}"
+                    )
+            sock.sendall(wsload.client_frame(wsload.close_payload(), wsload.OP_CLOSE))
+            with contextlib.suppress(OSError, _Closed):
+                _read_message(sock, buffer)  # until the server's close frame or EOF
+    except (OSError, _Closed) as error:
+        return f"{where}: {type(error).__name__}: {error}"
     return None

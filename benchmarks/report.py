@@ -36,6 +36,19 @@ def _ratio(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}×"
 
 
+def _is_ws(workload: dict[str, Any]) -> bool:
+    """A WebSocket workload, where one "request" is one echoed message."""
+    return workload.get("protocol") == "ws"
+
+
+def labels(workload: dict[str, Any]) -> dict[str, str]:
+    """Column label per metric key; msg/s and CPU µs/msg for the WebSocket workloads."""
+    names = {key: label for key, (label, _, _) in {**METRICS, **IDLE_METRICS}.items()}
+    if _is_ws(workload):
+        names.update(rps="msg/s", cpu_us_per_req="CPU µs/msg")
+    return names
+
+
 @dataclass(frozen=True)
 class Target:
     """A goal for one configuration on one workload: median ratio `relation` threshold.
@@ -52,12 +65,17 @@ class Target:
     stretch: bool = False
 
 
-# the WSGI goals of the issue that added the WSGI workloads
+# the goals of the issues that added the WSGI workloads and the WebSocket workloads
 TARGETS: tuple[Target, ...] = (
     Target("wsgi-plaintext", "gaw", "rps", ">=", 3.0),
     Target("wsgi-plaintext", "gaw", "cpu_us_per_req", "<=", 0.33),
     Target("wsgi-plaintext", "gaw", "p99_ms", "<", 1.0),
     Target("wsgi-plaintext", "gaw", "rps", ">=", 0.5, versus="granian", stretch=True),
+    # WebSocket echo: messages/s ≥ 1.3× uvicorn-worker's (websockets) and ≥ Gunicorn 27's asgi
+    Target("ws-echo-64", "gaw", "rps", ">=", 1.3),
+    Target("ws-echo-64", "gaw", "rps", ">=", 1.0, versus="gunicorn-asgi"),
+    Target("ws-echo-16k", "gaw", "rps", ">=", 1.3),
+    Target("ws-echo-16k", "gaw", "rps", ">=", 1.0, versus="gunicorn-asgi"),
 )
 
 
@@ -78,7 +96,6 @@ def _target_ratio(workload: dict[str, Any], target: Target) -> float | None:
 def targets_table(result: dict[str, Any]) -> list[str]:
     """One row per target whose workload was run: the ratio and whether it is met."""
     by_name = {w["name"]: w for w in result["workloads"]}
-    labels = {**METRICS, **IDLE_METRICS}
     lines = []
     for target in TARGETS:
         workload = by_name.get(target.workload)
@@ -96,8 +113,9 @@ def targets_table(result: dict[str, Any]) -> list[str]:
             }[target.relation]
             verdict = "met" if met else "**not met**"
         kind = "stretch" if target.stretch else "target"
+        label = labels(workload)[target.metric]
         lines.append(
-            f"| {target.workload} | {target.config} | {labels[target.metric][0]} ÷ {versus} | "
+            f"| {target.workload} | {target.config} | {label} ÷ {versus} | "
             f"{kind}: {target.relation} {target.threshold:g}× | {_ratio(ratio)} | {verdict} |"
         )
     if not lines:
@@ -126,8 +144,14 @@ def glance_tables(result: dict[str, Any]) -> list[str]:
         for workload in workloads:
             names += [n for n in workload["configs"] if n not in names]
         names.sort(key=lambda n: order.index(n) if n in order else len(order))
+        caption = f"Baseline **{baseline}**; each cell: req/s × / CPU µs/req × / p99 ×."
+        if any(_is_ws(w) for w in workloads):
+            caption += (
+                " In the ws-* columns a request is one echoed WebSocket message: "
+                "msg/s × / CPU µs/msg × / p99 ×."
+            )
         lines += [
-            f"Baseline **{baseline}**; each cell: req/s × / CPU µs/req × / p99 ×.",
+            caption,
             "",
             "| configuration | " + " | ".join(w["name"] for w in workloads) + " |",
             "|---|" + "---|" * len(workloads),
@@ -150,10 +174,10 @@ def glance_tables(result: dict[str, Any]) -> list[str]:
 def workload_table(workload: dict[str, Any]) -> list[str]:
     """The Markdown table of one workload: median (min–max) and ratio per figure."""
     keys = list(METRICS) + (list(IDLE_METRICS) if workload["idle_connections"] else [])
-    labels = {**METRICS, **IDLE_METRICS}
+    names = labels(workload)
     header = ["configuration"]
     for key in keys:
-        header += [labels[key][0], "×base"]
+        header += [names[key], "×base"]
     header += ["errors", "other load %", "rounds"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, summary in workload["configs"].items():
@@ -177,6 +201,22 @@ def _commands_table(result: dict[str, Any]) -> list[str]:
         "| configuration | app | command |",
         "|---|---|---|",
         *(f"| {c['config']} | {c['kind']} | `{c['command']}` |" for c in commands),
+    ]
+
+
+def _ws_settings(result: dict[str, Any]) -> list[str]:
+    """How the WebSocket workloads were driven, when the run had any."""
+    ws = [w for w in result["workloads"] if _is_ws(w)]
+    if not ws:
+        return []
+    window = ws[0].get("window", "?")
+    return [
+        "- WebSocket workloads (ws-*): `benchmarks/wsload.py`, one asyncio + uvloop process on "
+        f"the client core, {ws[0]['connections']} connections, {window} binary messages in "
+        "flight on each (every echo sends the next), no extension offered (no compression); "
+        "msg/s counts the echoes completed in the measured window (after its own warm-up), "
+        "p50/p99 are the round trips of every 16th message, CPU µs/msg is the server tree's "
+        "CPU time over that window per echoed message",
     ]
 
 
@@ -208,6 +248,7 @@ def markdown(result: dict[str, Any], chart_name: str | None) -> str:
         f"warm-up: {settings['warmup_s']:g} s before each run, a fresh server per run",
         "- wrk: `wrk -t1 -c<connections> -d<duration> --latency` (keep-alive), "
         "64 connections unless stated",
+        *_ws_settings(result),
         "- configurations, one worker process each, access logs off:",
         "",
         *_commands_table(result),
@@ -222,7 +263,8 @@ def markdown(result: dict[str, Any], chart_name: str | None) -> str:
         "CPU µs/req is the server tree's utime+stime during the measured run divided by the "
         "requests wrk completed; RSS is the sum of VmRSS over the server's process tree "
         "after the run. `errors` counts wrk socket errors plus non-2xx responses over all "
-        "rounds. `other load %` is the highest share, over the rounds, of the server core's "
+        "rounds (for ws-*: connections the server closed and wrong echoes). "
+        "`other load %` is the highest share, over the rounds, of the server core's "
         "task time (user, system, steal; interrupts left out) not spent by the server's "
         "processes, i.e. other programs: figures from runs where it is high are disturbed.",
         "",
@@ -243,7 +285,8 @@ def markdown(result: dict[str, Any], chart_name: str | None) -> str:
         lines += [
             "## Targets",
             "",
-            "Goals from the issue that added the WSGI workloads; ratios of medians from this run.",
+            "Goals from the issues that added the WSGI and the WebSocket workloads; "
+            "ratios of medians from this run.",
             "",
             *targets,
             "",

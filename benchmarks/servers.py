@@ -139,7 +139,8 @@ CONFIGS: tuple[ServerConfig, ...] = (
     ),
     ServerConfig(
         name="uvicorn-worker",
-        description="gunicorn -w 1 -k uvicorn_worker.UvicornWorker (uvloop + httptools)",
+        description="gunicorn -w 1 -k uvicorn_worker.UvicornWorker (uvloop + httptools; "
+        "WebSocket: websockets sans-I/O)",
         kinds=("asgi",),
         build=_gunicorn("uvicorn_worker.UvicornWorker"),
         import_check="import uvicorn_worker, uvloop, httptools",

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks import corestat, loadgen, probe, proctree
+from benchmarks import corestat, loadgen, probe, proctree, wsload
 from benchmarks.idle import IdleConnectionError, IdleConnections
 from benchmarks.server_process import RunningServer, ServerStartError
 from benchmarks.servers import HOST, ServerConfig
@@ -40,7 +40,7 @@ def pairs(settings: Settings) -> list[tuple[ServerConfig, Workload]]:
         (config, workload)
         for workload in settings.workloads
         for config in settings.configs
-        if workload.kind in config.kinds
+        if workload.serves(config)
     ]
 
 
@@ -57,7 +57,7 @@ def preflight(settings: Settings, log: Log) -> dict[tuple[str, str], str]:
     """
     skipped: dict[tuple[str, str], str] = {}
     for config in settings.configs:
-        mine = [w for w in settings.workloads if w.kind in config.kinds]
+        mine = [w for w in settings.workloads if w.serves(config)]
         if not mine:
             continue
         reason = config.unavailable_reason()
@@ -86,60 +86,115 @@ def preflight(settings: Settings, log: Log) -> dict[tuple[str, str], str]:
     return skipped
 
 
+class Window:
+    """The server tree's CPU time and the cores' task time over the measured window."""
+
+    def __init__(self, server: RunningServer) -> None:
+        self.server = server
+        self.pids: list[int] = []
+        self.cpu_s = 0.0
+        self.wall_s = 0.0
+        self.tasks: dict[int, float] = {}
+        self.irq: dict[int, float] = {}
+        self._cpu: dict[int, float] = {}
+        self._tasks: dict[int, float] = {}
+        self._irq: dict[int, float] = {}
+        self._wall = 0.0
+
+    def start(self) -> None:
+        """Read the counters at the start of the measured run."""
+        self._cpu = proctree.cpu_seconds(self.server.tree())
+        self._tasks, self._irq = corestat.task_seconds(), corestat.irq_seconds()
+        self._wall = time.monotonic()
+
+    def end(self) -> None:
+        """Read them again at its end and keep the differences."""
+        self.pids = self.server.tree()
+        after = proctree.cpu_seconds(self.pids)
+        tasks, irq = corestat.task_seconds(), corestat.irq_seconds()
+        self.wall_s = time.monotonic() - self._wall
+        self.cpu_s = sum(after[pid] - self._cpu.get(pid, 0.0) for pid in after)
+        self.tasks = {cpu: tasks[cpu] - self._tasks.get(cpu, 0.0) for cpu in tasks}
+        self.irq = {cpu: irq[cpu] - self._irq.get(cpu, 0.0) for cpu in irq}
+
+
+def _load(
+    workload: Workload, server: RunningServer, window: Window, settings: Settings, stem: str
+) -> loadgen.WrkResult | wsload.WsResult:
+    """Warm up and run the measured load; `window` is read around the measured part."""
+    if workload.protocol == "ws":
+        # wsload warms up on its own connections, then says when the window starts and ends
+        problem = probe.ws_problem(workload, HOST, server.port)
+        if problem is not None:
+            raise ServerStartError(f"WebSocket probe failed: {problem}")
+        return wsload.run(
+            HOST,
+            server.port,
+            workload.path,
+            workload.connections,
+            workload.ws_message_size,
+            workload.ws_window,
+            settings.duration_s,
+            settings.warmup_s,
+            settings.client_cpu,
+            on_start=window.start,
+            on_end=window.end,
+            raw_path=settings.raw_dir / "wsload" / f"{stem}.txt",
+        )
+    url = f"http://{HOST}:{server.port}{workload.path}"
+    script = workload.wrk_script()
+    loadgen.run(url, settings.warmup_s, workload.connections, script, settings.client_cpu)
+    window.start()
+    result = loadgen.run(
+        url,
+        settings.duration_s,
+        workload.connections,
+        script,
+        settings.client_cpu,
+        raw_path=settings.raw_dir / "wrk" / f"{stem}.txt",
+    )
+    window.end()
+    return result
+
+
 def measure(config: ServerConfig, workload: Workload, round_no: int, settings: Settings) -> dict:
-    """Start the server, warm up, run wrk once and read the server tree's CPU time and RSS."""
+    """Start the server, warm up, run the load once and read the server tree's CPU time and RSS."""
     stem = f"{workload.name}-{config.name}-r{round_no}"
     record: dict[str, Any] = {"round": round_no, "ok": False}
     started = time.monotonic()
     log_path = settings.raw_dir / "logs" / f"{stem}.log"
     with RunningServer(config, workload.kind, log_path, settings.server_cpu) as server:
         record["ready_s"] = round(server.wait_ready(), 3)
-        url = f"http://{HOST}:{server.port}{workload.path}"
-        script = workload.wrk_script()
         idle: contextlib.AbstractContextManager[IdleConnections | None] = (
             IdleConnections(HOST, server.port, workload.idle_connections, workload.path)
             if workload.idle_connections
             else contextlib.nullcontext()
         )
+        window = Window(server)
         with idle as connections:
             if connections is not None:
                 record["rss_idle_kib"] = proctree.tree_rss_kib(server.pid)
-            loadgen.run(url, settings.warmup_s, workload.connections, script, settings.client_cpu)
-            before = proctree.cpu_seconds(server.tree())
-            tasks_before, irq_before = corestat.task_seconds(), corestat.irq_seconds()
-            wall_before = time.monotonic()
-            result = loadgen.run(
-                url,
-                settings.duration_s,
-                workload.connections,
-                script,
-                settings.client_cpu,
-                raw_path=settings.raw_dir / "wrk" / f"{stem}.txt",
-            )
-            after_pids = server.tree()
-            after = proctree.cpu_seconds(after_pids)
-            tasks_after, irq_after = corestat.task_seconds(), corestat.irq_seconds()
-            wall = time.monotonic() - wall_before
+            result = _load(workload, server, window, settings, stem)
             record["rss_kib"] = proctree.tree_rss_kib(server.pid)
             if connections is not None:
                 record["idle_open_after"] = connections.still_open()
         if server.process.poll() is not None:
             raise ServerStartError(f"server exited during the run: {server.log_tail()}")
-    cpu_s = sum(after[pid] - before.get(pid, 0.0) for pid in after)
+    cpu_s, wall = window.cpu_s, window.wall_s
     if result.requests == 0:
-        raise loadgen.WrkError("wrk completed no request")
+        raise loadgen.WrkError(f"the load generator completed no {workload.unit}")
     record.update(result.as_dict())
-    tasks = {cpu: tasks_after[cpu] - tasks_before.get(cpu, 0.0) for cpu in tasks_after}
-    irq = {cpu: irq_after[cpu] - irq_before.get(cpu, 0.0) for cpu in irq_after}
-    record["core_task_pct"] = {str(cpu): round(100 * t / wall, 1) for cpu, t in tasks.items()}
-    record["core_irq_pct"] = {str(cpu): round(100 * t / wall, 1) for cpu, t in irq.items()}
+    record["core_task_pct"] = {
+        str(cpu): round(100 * t / wall, 1) for cpu, t in window.tasks.items()
+    }
+    record["core_irq_pct"] = {str(cpu): round(100 * t / wall, 1) for cpu, t in window.irq.items()}
     if settings.server_cpu is not None:
         # task time on the server's core that the server's processes did not use: other programs
-        other = tasks.get(settings.server_cpu, 0.0) - cpu_s
+        other = window.tasks.get(settings.server_cpu, 0.0) - cpu_s
         record["other_load_on_server_core_pct"] = round(max(0.0, 100 * other / wall), 1)
     record.update(
         ok=True,
-        processes=len(after_pids),
+        processes=len(window.pids),
         cpu_s=round(cpu_s, 3),
         cpu_us_per_req=cpu_s * 1e6 / result.requests,
         rss_mib=record["rss_kib"] / 1024,
@@ -164,7 +219,7 @@ def run(
         names = [
             c
             for c in settings.configs
-            if workload.kind in c.kinds and (c.name, workload.name) not in skipped
+            if workload.serves(c) and (c.name, workload.name) not in skipped
         ]
         records[workload.name] = {c.name: [] for c in names}
         for round_no in range(1, settings.rounds + 1):
@@ -174,19 +229,25 @@ def run(
                 prefix = f"[{done}/{total}] {workload.name} r{round_no} {config.name}"
                 try:
                     record = measure(config, workload, round_no, settings)
-                except (ServerStartError, loadgen.WrkError, IdleConnectionError, OSError) as error:
+                except (
+                    ServerStartError,
+                    loadgen.WrkError,
+                    wsload.WsLoadError,
+                    IdleConnectionError,
+                    OSError,
+                ) as error:
                     record = {"round": round_no, "ok": False, "error": str(error)}
                     log(f"{prefix}: FAILED {error}")
                 else:
-                    log(f"{prefix}: {describe(record)}")
+                    log(f"{prefix}: {describe(record, workload.unit)}")
                 records[workload.name][config.name].append(record)
     return records
 
 
-def describe(record: dict) -> str:
-    """One progress line for a finished measurement."""
+def describe(record: dict, unit: str = "req") -> str:
+    """One progress line for a finished measurement (unit: "req", or "msg" for WebSocket)."""
     text = (
-        f"{record['rps']:,.0f} req/s, {record['cpu_us_per_req']:.1f} µs CPU/req, "
+        f"{record['rps']:,.0f} {unit}/s, {record['cpu_us_per_req']:.1f} µs CPU/{unit}, "
         f"p50 {record['p50_ms']:.2f} ms, p99 {record['p99_ms']:.2f} ms, "
         f"RSS {record['rss_mib']:.1f} MiB"
     )
@@ -195,6 +256,8 @@ def describe(record: dict) -> str:
         text += f", {errors} errors {record['socket_errors']} non-2xx {record['non_2xx']}"
     if record.get("other_load_on_server_core_pct", 0) >= 10:
         text += f", other load on server core {record['other_load_on_server_core_pct']:.0f}%"
+    if record.get("client_cpu_pct", 0) >= 90:
+        text += f", load generator at {record['client_cpu_pct']:.0f}% of its core (may limit)"
     if "idle_open_after" in record:
         text += f", idle RSS {record['rss_idle_mib']:.1f} MiB, {record['idle_open_after']} open"
     return text

@@ -1,15 +1,27 @@
-"""The workloads: endpoint, method, body, connection counts and the response each must get."""
+"""The workloads: endpoint, method, body, connection counts and the response each must get.
+
+Most are HTTP requests driven by wrk. The ws-echo-* workloads are WebSocket echoes driven by
+`benchmarks/wsload.py` (wrk cannot speak WebSocket); for them a "request" is one echoed message.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from benchmarks.apps import asgi_apps
+
+if TYPE_CHECKING:
+    from benchmarks.servers import ServerConfig
 
 ECHO_SIZE = 16 * 1024
 ECHO_FILL = b"a"
 ASGI_BASELINE = "uvicorn-worker"
 WSGI_BASELINE = "gthread"  # uvicorn-worker serves no WSGI
+WS_PATH = "/ws"
+WS_WINDOW = 8  # messages in flight per WebSocket connection
+# the servers whose WebSockets the issue compares: ours, uvicorn-worker's and Gunicorn 27's asgi
+WS_CONFIGS = ("gaw", "uvicorn-worker", "gunicorn-asgi")
 
 
 @dataclass(frozen=True)
@@ -24,18 +36,35 @@ class Expected:
 
 @dataclass(frozen=True)
 class Workload:
-    """One workload: wrk drives `connections` keep-alive connections at `path`."""
+    """One workload: wrk drives `connections` keep-alive connections at `path`.
+
+    With protocol "ws", wsload instead opens `connections` WebSocket connections at `path` and
+    keeps `ws_window` binary messages of `ws_message_size` bytes in flight on each.
+    """
 
     name: str
     description: str
     kind: str
     path: str
-    expected: Expected
+    expected: Expected | None  # None for WebSocket workloads (the probe checks the echo)
     method: str = "GET"
     request_body: bytes = b""
     connections: int = 64
     idle_connections: int = 0
     baseline: str = ASGI_BASELINE
+    protocol: str = "http"  # "http" (wrk) or "ws" (wsload)
+    ws_message_size: int = 0
+    ws_window: int = WS_WINDOW
+    configs: tuple[str, ...] = ()  # the configurations that run it; empty means all of its kind
+
+    @property
+    def unit(self) -> str:
+        """What one counted operation is: "req" (HTTP request) or "msg" (echoed message)."""
+        return "msg" if self.protocol == "ws" else "req"
+
+    def serves(self, config: ServerConfig) -> bool:
+        """True when the configuration runs this workload."""
+        return self.kind in config.kinds and (not self.configs or config.name in self.configs)
 
     def wrk_script(self) -> str | None:
         """Lua for wrk when the request is not a plain GET."""
@@ -99,6 +128,29 @@ WORKLOADS: tuple[Workload, ...] = (
         path="/plaintext",
         expected=Expected("text/plain", body=asgi_apps.PLAINTEXT_BODY),
         idle_connections=1000,
+    ),
+    # WebSocket echo through the same ASGI app (path /ws), driven by benchmarks/wsload.py
+    Workload(
+        name="ws-echo-64",
+        description="WebSocket echo of 64-byte binary messages, "
+        f"{WS_WINDOW} in flight per connection",
+        kind="asgi",
+        path=WS_PATH,
+        expected=None,
+        protocol="ws",
+        ws_message_size=64,
+        configs=WS_CONFIGS,
+    ),
+    Workload(
+        name="ws-echo-16k",
+        description="WebSocket echo of 16 KiB binary messages, "
+        f"{WS_WINDOW} in flight per connection",
+        kind="asgi",
+        path=WS_PATH,
+        expected=None,
+        protocol="ws",
+        ws_message_size=16 * 1024,
+        configs=WS_CONFIGS,
     ),
     # WSGI: the same requests against the WSGI app (apps/wsgi_apps.py); gthread is the baseline
     Workload(

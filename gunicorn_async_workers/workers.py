@@ -96,19 +96,28 @@ class AsyncWorkerBase(Worker):
             self._boot_error(str(exc))
 
     def init_signals(self) -> None:
+        """Plain handlers until the loop runs (uvloop drops a signal that comes between
+        add_signal_handler and the loop's start, e.g. while the app is imported); the loop's
+        own handlers are installed by `_install_loop_signals` once it runs."""
         for sig in self.SIGNALS:
             signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, self._early_signal)
+        signal.signal(signal.SIGINT, self._early_signal)
+        signal.signal(signal.SIGQUIT, self._early_signal)
+        signal.signal(signal.SIGUSR1, lambda sig, frame: self.log.reopen_files())
+        signal.signal(signal.SIGWINCH, signal.SIG_IGN)
+        # SIGABRT comes from the arbiter when the worker missed its heartbeat, usually
+        # because an app blocked the loop: a plain handler still runs between bytecodes.
+        signal.signal(signal.SIGABRT, self.handle_abort)
+
+    def _install_loop_signals(self) -> None:
         loop = self.loop
         loop.add_signal_handler(signal.SIGTERM, self._on_term)
         loop.add_signal_handler(signal.SIGINT, self._on_quit)
         loop.add_signal_handler(signal.SIGQUIT, self._on_quit)
         loop.add_signal_handler(signal.SIGUSR1, self.log.reopen_files)
-        loop.add_signal_handler(signal.SIGWINCH, lambda: None)
-        # SIGABRT comes from the arbiter when the worker missed its heartbeat, usually
-        # because an app blocked the loop: a plain handler still runs between bytecodes.
-        signal.signal(signal.SIGABRT, self.handle_abort)
         if self.quick_exit and self.alive is False:
-            self.cfg.worker_int(self)  # a SIGINT/SIGQUIT that came before the handlers
+            self.cfg.worker_int(self)  # a SIGINT/SIGQUIT that came before the loop ran
 
     # -- signals -------------------------------------------------------------------------
     def _wake(self) -> None:
@@ -153,6 +162,7 @@ class AsyncWorkerBase(Worker):
         config = self.config
         loop = self.loop
         self._stop = asyncio.Event()
+        self._install_loop_signals()
         state: dict[str, Any] = {}
         wsgi = self.interface == "wsgi"
         lifespan = Lifespan(self.app_callable, "off" if wsgi else config.lifespan, state,

@@ -260,6 +260,7 @@ class HttpProtocol(asyncio.Protocol):
                 return
             cycle.discard = True  # read and drop the rest of the unread body
             cycle.body = []
+            cycle.body_read = 0
         self.cycle = None
         self.idle_since = self.server.now
         if self.pending_error is not None:

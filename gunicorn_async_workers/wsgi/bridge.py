@@ -100,6 +100,8 @@ class WsgiCycle(Exchange):
         if client is not None:
             environ["REMOTE_ADDR"] = client[0]
             environ["REMOTE_PORT"] = str(client[1])
+        else:  # a unix socket: empty, as Gunicorn's own workers set it
+            environ["REMOTE_ADDR"] = ""
         for name, value in head.headers:
             key = _ENVIRON_KEYS.get(name)
             if key is None:
@@ -238,6 +240,8 @@ class WsgiCycle(Exchange):
             self.write_head(b"", True)
         await protocol.drain()
         if self.framing is not None and not self.framing.no_body:
+            if self.remaining is not None:
+                size = min(size, self.remaining)  # never past the app's Content-Length
             await protocol.loop.sendfile(protocol.transport, filelike, offset, size)
             self.bytes_sent += size
             if self.remaining is not None:

@@ -15,8 +15,8 @@ Routes (the first path segment chooses; marker files are paths given in the quer
                         iter), JSON of the pieces (latin-1), length and sha256
 - ``/count?piece=N``    reads wsgi.input N bytes at a time: JSON of length, sha256, reads
 - ``/head``             a fixed body with content-length whatever the method
-- ``/big?size=N&progress=P``  N bytes of `pattern` from a generator in 64 KiB pieces,
-                        no content-length; writes the bytes yielded so far to P every MiB
+- ``/big?size=N&progress=P``  N bytes of BLOCK repeated, from a generator in 64 KiB
+                        pieces, no content-length; writes the bytes yielded so far to P
 - ``/closing?mode=M&mark=P``  an iterable whose close() appends "closed" to P; M is
                         normal, raise (raises after the first piece) or forever (yields
                         forever with small sleeps)
@@ -33,7 +33,8 @@ Routes (the first path segment chooses; marker files are paths given in the quer
 
 Also: `class_app` (a WSGI class instance), `validated_app` (`validator(app)`, whose
 ``(*args, **kw)`` signature needs ``interface='wsgi'``), `asgi_app` (an ASGI app, for the
-interface checks) and `flask_app` (when Flask is installed).
+interface checks), `slow_factory` (an app factory that takes a second) and `flask_app`
+(when Flask is installed).
 """
 
 from __future__ import annotations
@@ -57,16 +58,6 @@ StartResponse = Callable[..., Callable[[bytes], None]]
 
 BLOCK = bytes(range(256)) * 256  # 64 KiB
 TEXT = [("Content-Type", "text/plain; charset=utf-8")]
-
-
-def pattern_digest(size: int) -> str:
-    """sha256 of the first `size` bytes of BLOCK repeated (what /big sends)."""
-    digest = hashlib.sha256()
-    full, rest = divmod(size, len(BLOCK))
-    for _ in range(full):
-        digest.update(BLOCK)
-    digest.update(BLOCK[:rest])
-    return digest.hexdigest()
 
 
 def query(environ: Environ) -> dict[str, str]:
@@ -196,7 +187,7 @@ def big(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
         data = BLOCK if size - sent >= len(BLOCK) else BLOCK[:size - sent]
         yield data
         sent += len(data)
-        if progress and sent % (1 << 20) == 0:
+        if progress:
             with open(progress, "w") as f:
                 f.write(str(sent))
 
@@ -350,6 +341,14 @@ async def asgi_app(scope: dict, receive: Callable, send: Callable) -> None:
     if scope["type"] == "http":
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"asgi"})
+
+
+def slow_factory() -> Callable[[Environ, StartResponse], Iterable[bytes]]:
+    """An app factory (``apps.wsgi_apps:slow_factory()``) that takes a second to load;
+    it notes "loading" in the file named by GAW_TEST_LOADING first."""
+    note(os.environ["GAW_TEST_LOADING"], f"loading {os.getpid()}")
+    time.sleep(1.0)
+    return app
 
 
 def _make_flask_app() -> Any:

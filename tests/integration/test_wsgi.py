@@ -9,13 +9,16 @@ a Flask app, keep-alive, pipelining, HTTP/1.0, HEAD, 100-continue and a graceful
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import hashlib
+import importlib
 import json
 import os
+import shutil
 import signal
 import socket
 import struct
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -52,8 +55,20 @@ def server(request: pytest.FixtureRequest) -> Iterator[GunicornProcess]:
 @pytest.fixture(scope="module", params=WORKER_CLASSES)
 def rooted(request: pytest.FixtureRequest) -> Iterator[GunicornProcess]:
     """root_path=/api, one thread per worker, two workers, 127.0.0.1 not a trusted proxy."""
-    yield from serve(APP, request.param, workers=2, settings={
+    proc = GunicornProcess(APP, request.param, workers=2, settings={
         "threads": 1, "root_path": "/api", "forwarded_allow_ips": "192.0.2.1"})
+    # Both workers past loading the app before any test (and so before the stop): see
+    # test_sigterm_while_the_app_loads.
+    booted = proc.dir / "booted"
+    proc.config_text = ("def post_worker_init(worker):\n"
+                        f"    with open({str(booted)!r}, 'a') as f:\n"
+                        "        f.write(f'{worker.pid}\\n')\n")
+    try:
+        proc.start()
+        wait_for(lambda: len(read_marker(booted).split()) >= 2, 20, what="2 workers booted")
+        yield proc
+    finally:
+        proc.stop()
 
 
 @pytest.fixture(scope="module", params=WORKER_CLASSES)
@@ -303,6 +318,22 @@ def test_url_scheme_header_from_an_untrusted_peer_is_ignored(rooted: GunicornPro
     """There forwarded_allow_ips names another address: the header is not believed."""
     env = get_environ(rooted, "/api/environ", "X-Forwarded-Proto: https")
     assert env["wsgi.url_scheme"] == "http"
+
+
+def test_environ_on_a_unix_socket(worker_class: str,
+                                  gunicorn: Callable[..., GunicornProcess]) -> None:
+    short = Path(tempfile.mkdtemp(prefix="gaw-"))
+    try:
+        proc = gunicorn(APP, bind=f"unix:{short / 's.sock'}", settings={"threads": 2})
+        resp = exchange(proc, http("GET", "/environ", "Host: example.org:8080",
+                                   "Connection: close", host=False))
+        assert resp.status == 200, resp
+        env = json.loads(resp.body)
+    finally:
+        shutil.rmtree(short, ignore_errors=True)
+    assert (env["SERVER_NAME"], env["SERVER_PORT"]) == ("example.org", "8080")
+    assert "REMOTE_PORT" not in env
+    assert env.get("REMOTE_ADDR") == ""
 
 
 def test_wsgi_errors_writes_to_the_error_log(server: GunicornProcess) -> None:
@@ -576,16 +607,17 @@ def test_large_response_to_a_slow_reader_has_bounded_memory(
         head, rest = read_head(s)
         assert head.startswith(b"HTTP/1.1 200 ")
         raw = bytearray(rest)
-        reads = 0
+        unpaced = 0
         while True:
             data = s.recv(65536)
             if not data:
                 break
             raw += data
-            reads += 1
-            if reads % 16 == 0:
+            unpaced += len(data)
+            if unpaced >= 65536:  # a slow client: 64 KiB a millisecond at most
+                unpaced = 0
                 sampler.sample()
-                time.sleep(0.002)  # a slow client: pacing, not synchronisation
+                time.sleep(0.001)  # pacing, not synchronisation
             # decode complete chunks as they come, to keep the client's memory small
             while True:
                 line, sep, after = bytes(raw[:32]).partition(b"\r\n")
@@ -633,16 +665,30 @@ def test_client_that_never_reads_holds_bounded_memory(
         f"worker RSS grew by {sampler.growth / MiB:.1f} MiB"
 
 
-def test_unread_request_body_is_skipped_on_keepalive(server: GunicornProcess) -> None:
-    body = b"z" * MiB
-    with server.connect() as s:
-        reader = ResponseReader(s)
-        s.sendall(http("POST", "/plain", f"Content-Length: {len(body)}"))
-        s.sendall(body)
+def unread_body_then_next_request(proc: GunicornProcess, target: str, size: int,
+                                  timeout: float = 5.0) -> RawResponse:
+    """POST `size` bytes to a route that never reads them, then GET on the same connection."""
+    with proc.connect() as s:
+        reader = ResponseReader(s, timeout)
+        s.sendall(http("POST", target, f"Content-Length: {size}") + b"z" * size)
         first = reader.read_response()
+        assert first.status == 200
         s.sendall(http("GET", "/environ", "Connection: close"))
-        second = reader.read_response()
-    assert (first.status, first.body) == (200, b"plain body\n")
+        return reader.read_response()
+
+
+def test_small_unread_request_body_is_skipped_on_keepalive(server: GunicornProcess) -> None:
+    second = unread_body_then_next_request(server, "/plain", 100_000)
+    assert second.status == 200
+    assert json.loads(second.body)["PATH_INFO"] == "/environ"
+
+
+def test_large_unread_request_body_is_skipped_on_keepalive(
+        worker_class: str, gunicorn: Callable[..., GunicornProcess]) -> None:
+    """1 MiB arrives while the app sleeps without reading: reading pauses above the
+    high-water mark; after the response the rest must be read and dropped."""
+    proc = gunicorn(APP, settings={"threads": 2, "graceful_timeout": 1})
+    second = unread_body_then_next_request(proc, "/sleep?s=1", MiB, timeout=2.0)
     assert second.status == 200
     assert json.loads(second.body)["PATH_INFO"] == "/environ"
 
@@ -681,6 +727,7 @@ def fetch_file(server: GunicornProcess, prefix: str, path: Path, extra: str = ""
 
 
 def test_file_wrapper_with_sendfile(server: GunicornProcess, big_file: Path) -> None:
+    """sendfile left at Gunicorn's default (on): loop.sendfile where the loop has it."""
     data = fetch_file(server, "", big_file)
     assert hashlib.sha256(data).digest() == hashlib.sha256(big_file.read_bytes()).digest()
 
@@ -696,28 +743,39 @@ def test_file_wrapper_over_an_object_without_fileno(
     assert hashlib.sha256(data).digest() == hashlib.sha256(big_file.read_bytes()).digest()
 
 
-@pytest.mark.parametrize("which", ["sendfile", "no-sendfile"])
-def test_file_wrapper_never_sends_past_content_length(
-        server: GunicornProcess, mounted: GunicornProcess, big_file: Path,
-        which: str) -> None:
-    """An app's Content-Length shorter than the file: no byte past it reaches the wire
-    (PEP 3333: stop at Content-Length or raise); the connection is then closed or good."""
-    proc, prefix = (server, "") if which == "sendfile" else (mounted, "/mount")
+def loop_has_sendfile(worker_class: str) -> bool:
+    """Whether the worker's event loop implements loop.sendfile (the stdlib loop does)."""
+    module, name = worker_class.rsplit(".", 1)
+    loop = getattr(importlib.import_module(module), name).loop_factory()
+    try:
+        return type(loop).sendfile is not asyncio.AbstractEventLoop.sendfile
+    finally:
+        loop.close()
+
+
+def nothing_past_content_length(proc: GunicornProcess, prefix: str, path: Path) -> None:
+    """An app's Content-Length shorter than its file: no byte past it reaches the wire
+    (PEP 3333: stop at Content-Length, or raise an error)."""
     with proc.connect() as s:
         reader = ResponseReader(s)
-        s.sendall(http("GET", f"{prefix}/file?path={q(big_file)}&length=1000"))
+        s.sendall(http("GET", f"{prefix}/file?path={q(path)}&length=1000", "Connection: close"))
         try:
             resp = reader.read_response()
         except EOFError:
-            return  # refused after the head: nothing past Content-Length was sent
-        assert resp.body == big_file.read_bytes()[:1000]
-        with contextlib.suppress(OSError):
-            s.sendall(http("GET", f"{prefix}/plain", "Connection: close"))
-        try:
-            after = reader.read_response()
-        except EOFError:
-            return  # the server closed the connection: fine
-        assert (after.status, after.body) == (200, b"plain body\n")
+            return  # refused, with nothing sent or the head only: no byte past the length
+        assert resp.body == path.read_bytes()[:1000]
+        extra = reader.buf + read_until_close(s)
+    assert extra == b"", f"{len(extra)} bytes past Content-Length"
+
+
+def test_file_wrapper_with_sendfile_never_sends_past_content_length(
+        request: pytest.FixtureRequest, server: GunicornProcess, big_file: Path) -> None:
+    nothing_past_content_length(server, "", big_file)
+
+
+def test_file_wrapper_without_sendfile_never_sends_past_content_length(
+        mounted: GunicornProcess, big_file: Path) -> None:
+    nothing_past_content_length(mounted, "/mount", big_file)
 
 
 # -- 8. Flask ---------------------------------------------------------------------------------
@@ -847,3 +905,29 @@ def test_sigterm_lets_a_slow_request_finish(
         resp = ResponseReader(s, timeout=10).read_response()
     assert (resp.status, resp.body) == (200, b"slept")
     assert proc.proc.wait(15) == 0
+
+
+def loop_is_uvloop(worker_class: str) -> bool:
+    module, name = worker_class.rsplit(".", 1)
+    loop = getattr(importlib.import_module(module), name).loop_factory()
+    try:
+        return type(loop).__module__.startswith("uvloop")
+    finally:
+        loop.close()
+
+
+def test_sigterm_while_the_app_loads(request: pytest.FixtureRequest, worker_class: str,
+                                     gunicorn: Callable[..., GunicornProcess],
+                                     tmp_path: Path) -> None:
+    """A SIGTERM that reaches a worker while it still imports the app ends it as soon as
+    it can, not after graceful_timeout with a SIGKILL."""
+    loading = tmp_path / "loading"
+    proc = gunicorn("apps.wsgi_apps:slow_factory()", wait=False,
+                    env={"GAW_TEST_LOADING": str(loading)}, settings={"graceful_timeout": 4})
+    assert proc.proc is not None
+    wait_for(lambda: "loading" in read_marker(loading), 20, what="the worker loading the app")
+    started = time.monotonic()
+    os.kill(proc.proc.pid, signal.SIGTERM)
+    assert proc.proc.wait(15) == 0
+    elapsed = time.monotonic() - started
+    assert elapsed < 3, f"the arbiter took {elapsed:.1f} s: the worker ignored SIGTERM"

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from ..http.errors import BadRequest
-from ..http.exchange import CONTINUE, ClientDisconnected, Exchange
+from ..http.exchange import CONTINUE, ClientDisconnected, Exchange, split_target
 
 if TYPE_CHECKING:
     from ..http.parsers import ParserAdapter
@@ -35,16 +35,12 @@ class RequestCycle(Exchange):
     def __init__(self, protocol: HttpProtocol, head: ParserAdapter) -> None:
         """Build the HTTP scope for a parsed head; the app runs later, in `run`."""
         server = protocol.server
-        target = head.target
         method = head.method
-        if target[:1] != b"/" and target != b"*" and method != "CONNECT":
-            # absolute-form (RFC 9112 section 3.2.2): the path starts after the authority;
-            # CONNECT's authority-form target is its own path
-            start = target.find(b"/", target.find(b"://") + 3)
-            target = target[start:] if start >= 0 else b"/"
-        if b"#" in target:
-            target = target.partition(b"#")[0]
-        raw_path, _, query = target.partition(b"?")
+        target = head.target
+        if target[:1] == b"/" and b"#" not in target:  # origin-form, the usual case
+            raw_path, _, query = target.partition(b"?")
+        else:
+            raw_path, query = split_target(target, method)
         try:
             path = raw_path.decode("ascii")
         except UnicodeDecodeError:

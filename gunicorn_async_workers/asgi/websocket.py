@@ -24,7 +24,7 @@ from websockets.http11 import Request
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
-from ..http.exchange import ClientDisconnected, Exchange
+from ..http.exchange import ClientDisconnected, Exchange, split_target
 from ..http.response import Framing, frame_head
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ class WebSocketSession(Exchange):
         server = protocol.server
         config = server.config
         target = head.target
-        raw_path, _, query = target.partition(b"?")
+        raw_path, query = split_target(target, head.method)
         path = raw_path.decode("latin-1")
         if "%" in path:
             path = unquote(path)
@@ -183,13 +183,6 @@ class WebSocketSession(Exchange):
             protocol.close()
         if self.ws.state is State.CLOSED and self.close_code is None:
             self._gone(CloseCode.ABNORMAL_CLOSURE)
-
-    def wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None:
-            self.waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
 
     # -- keep-alive pings ----------------------------------------------------------------
     def _start_pinging(self) -> None:

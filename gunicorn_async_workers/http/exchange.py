@@ -26,6 +26,18 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _ERROR_HEADERS = [(b"content-type", b"text/plain; charset=utf-8")]
 
 
+def split_target(target: bytes, method: str) -> tuple[bytes, bytes]:
+    """(raw path, query) of a request target: origin-form as is, absolute-form after its
+    authority (RFC 9112 3.2.2), CONNECT's authority-form whole; any fragment dropped."""
+    if target[:1] != b"/" and target != b"*" and method != "CONNECT":
+        start = target.find(b"/", target.find(b"://") + 3)
+        target = target[start:] if start >= 0 else b"/"
+    if b"#" in target:
+        target = target.partition(b"#")[0]
+    raw_path, _, query = target.partition(b"?")
+    return raw_path, query
+
+
 class ClientDisconnected(OSError):
     """The client went away (the ASGI spec asks `send` to raise an OSError subclass)."""
 

@@ -410,15 +410,9 @@ class HttptoolsParser(ParserAdapter):
                 if self.held:
                     data = self.held + data
                     self.held = b""
-                limit = self.policy.limit_line + 2
-                end = data.find(b"\r\n", 0, limit)
+                end = data.find(b"\r\n", 0, self.policy.limit_line + 2)
                 if end < 0:
-                    if b"\n" in data[:limit]:
-                        raise BadRequest("bare LF in or before the request line")
-                    if len(data) >= limit:
-                        raise RequestLineTooLong(
-                            f"request line exceeds limit_request_line ({limit - 2} bytes)")
-                    self.held = data
+                    self._hold_request_line(data)
                     return
                 space = data.find(b" ", 0, end)
                 if not (space > 0 and data[:space] in _LLHTTP_METHODS
@@ -501,16 +495,21 @@ class HttptoolsParser(ParserAdapter):
         self.method_override = name.upper() if policy.casefold_method else name
         return b"GET" + data[space:]
 
+    def _hold_request_line(self, data: bytes) -> None:
+        """Keep a request line whose CRLF has not arrived; refuse it when it cannot be one."""
+        limit = self.policy.limit_line + 2
+        if b"\n" in data[:limit]:
+            raise BadRequest("bare LF in or before the request line")
+        if len(data) >= limit:
+            raise RequestLineTooLong(
+                f"request line exceeds limit_request_line ({limit - 2} bytes)")
+        self.held = data
+
     def feed_after_crlf(self, data: bytes) -> bytes:
         """The bytes after one allowed leading CRLF: checked as a fresh request line."""
-        limit = self.policy.limit_line + 2
-        end = data.find(b"\r\n", 0, limit)
+        end = data.find(b"\r\n", 0, self.policy.limit_line + 2)
         if end < 0:
-            if b"\n" in data[:limit]:
-                raise BadRequest("bare LF in or before the request line")
-            if len(data) >= limit:
-                raise RequestLineTooLong(
-                    f"request line exceeds limit_request_line ({limit - 2} bytes)")
+            self._hold_request_line(data)
             self.held = b"\r\n" + data
             self.leading_crlf = False
             return b""

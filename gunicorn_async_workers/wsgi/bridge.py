@@ -21,7 +21,7 @@ from urllib.parse import unquote_to_bytes
 
 from gunicorn.http.wsgi import FileWrapper, WSGIErrorsWrapper
 
-from ..http.exchange import ClientDisconnected, Exchange
+from ..http.exchange import ClientDisconnected, Exchange, split_target
 from ..http.response import ResponseError
 from .input import WsgiInput
 
@@ -73,13 +73,7 @@ class WsgiCycle(Exchange):
         server = protocol.server
         method = head.method
         http_version = head.http_version
-        target = head.target
-        if target[:1] != b"/" and target != b"*" and method != "CONNECT":
-            start = target.find(b"/", target.find(b"://") + 3)
-            target = target[start:] if start >= 0 else b"/"
-        if b"#" in target:
-            target = target.partition(b"#")[0]
-        raw_path, _, query = target.partition(b"?")
+        raw_path, query = split_target(head.target, method)
         if b"%" in raw_path:
             path = unquote_to_bytes(raw_path).decode("latin-1")
         else:

@@ -210,7 +210,7 @@ class HttpProtocol(asyncio.Protocol):
         server.requests_left -= 1
         if not server.requests_left:
             server.max_requests_reached()
-        if self.cycle is None:
+        if self.cycle is None:  # start() inlined: one Python call fewer per request
             self.cycle = cycle
             if server.records_requests:
                 server.record_start(self, cycle)

@@ -42,7 +42,7 @@ CLOSE_TIMEOUT = 5.0
 class WebSocketSession(Exchange):
     """One WebSocket connection, from the upgrade request to the closing handshake."""
 
-    __slots__ = ("accepted", "close_code", "closed", "fragments", "fragments_size",
+    __slots__ = ("accepted", "close_code", "close_sent", "closed", "fragments", "fragments_size",
                  "fragments_text", "handshake", "inbox", "options", "ping_handle",
                  "pong_waiter", "request", "scope", "ws")
 
@@ -97,6 +97,7 @@ class WebSocketSession(Exchange):
         self.handshake: Any = None  # the 101 response, once judged valid
         self.accepted = False
         self.closed = False
+        self.close_sent = False  # our close frame is out: the app may send nothing more
         self.close_code: int | None = None
         self.inbox: deque[Message] = deque([_CONNECT])
         self.fragments: list[bytes] = []
@@ -146,7 +147,12 @@ class WebSocketSession(Exchange):
                 data = b"".join(self.fragments)
                 self.fragments = []
                 if self.fragments_text:
-                    self._deliver({"type": "websocket.receive", "text": data.decode()})
+                    try:
+                        text = data.decode()
+                    except UnicodeDecodeError:
+                        self.ws.fail(CloseCode.INVALID_DATA, "invalid UTF-8 in a text message")
+                        return
+                    self._deliver({"type": "websocket.receive", "text": text})
                 else:
                     self._deliver({"type": "websocket.receive", "bytes": data})
         elif opcode == Opcode.CLOSE:
@@ -218,7 +224,15 @@ class WebSocketSession(Exchange):
         """Graceful shutdown: close with 1001 and let the app finish."""
         if self.accepted and self.ws.state is State.OPEN:
             self.ws.send_close(CloseCode.GOING_AWAY, "server shutting down")
-            self._flush()
+            self._closing()
+
+    def _closing(self) -> None:
+        """Our close frame is sent: the peer has CLOSE_TIMEOUT seconds to answer it."""
+        self.close_sent = True
+        self._flush()
+        self._stop_pinging()
+        if not self.closed:
+            self.protocol.loop.call_later(CLOSE_TIMEOUT, self._close_now)
 
     # -- the ASGI callables ------------------------------------------------------------
     async def receive(self) -> Message:
@@ -238,7 +252,7 @@ class WebSocketSession(Exchange):
     async def send(self, message: Message) -> None:
         kind = message["type"]
         protocol = self.protocol
-        if self.close_code is not None or self.closed or protocol.closing:
+        if self.close_code is not None or self.closed or protocol.closing or self.close_sent:
             raise ClientDisconnected(f"{kind} after the WebSocket closed")
         if kind == "websocket.send":
             if not self.accepted:
@@ -264,8 +278,7 @@ class WebSocketSession(Exchange):
                 self.ws.send_close(code, message.get("reason") or "")
             except InvalidState:
                 raise ClientDisconnected("websocket.close after the WebSocket closed") from None
-            self._flush()
-            self._stop_pinging()
+            self._closing()
         elif kind == "websocket.http.response.start":
             if self.accepted or self.started:
                 raise RuntimeError(f"{kind} after the handshake was answered")
@@ -328,6 +341,10 @@ class WebSocketSession(Exchange):
         """Answer a bad handshake (RFC 6455 4.2.2) without the app; True when it is good."""
         request = self.request
         version = request.headers.get("Sec-WebSocket-Version")
+        if self.scope["http_version"] != "1.1":
+            self._deny(400, [(b"content-type", b"text/plain")], b"WebSocket handshake "
+                       b"needs HTTP/1.1\n")
+            return False
         if self.scope["method"] != "GET":
             self._deny(400, [(b"content-type", b"text/plain")], b"WebSocket handshake "
                        b"must be a GET\n")
@@ -384,11 +401,12 @@ class WebSocketSession(Exchange):
             return
         if self.ws.state is State.OPEN:
             self.ws.send_close(code)
-            self._flush()
-        if not self.closed:
+            self._closing()
+        elif not self.closed and not self.close_sent:
             protocol.loop.call_later(CLOSE_TIMEOUT, self._close_now)
 
     def _close_now(self) -> None:
         if not self.closed:
             self.closed = True
             self.protocol.close()
+            self._gone(CloseCode.ABNORMAL_CLOSURE)

@@ -23,6 +23,8 @@ Routes:
                              ``x-denied`` header and the body ``denied: go away`` in two parts
 - ``/raise``                 raises before accepting (an app that does not serve WebSockets)
 - ``/ignore``                returns without accepting
+- ``/accept_and_return``     accepts, then returns (the server closes with 1000)
+- ``/raise_after_accept``    accepts, then raises (the server closes with 1011)
 - ``/after_disconnect``      accepts, waits for websocket.disconnect, notes it, then sends
                              once more and notes the exception (``send_error``)
 - ``/after_close``           accepts, sends websocket.close, sends once more and notes the
@@ -165,6 +167,15 @@ async def ignore(scope: Scope, receive: Receive, send: Send) -> None:
     return None
 
 
+async def accept_and_return(scope: Scope, receive: Receive, send: Send) -> None:
+    await send({"type": "websocket.accept"})
+
+
+async def raise_after_accept(scope: Scope, receive: Receive, send: Send) -> None:
+    await send({"type": "websocket.accept"})
+    raise RuntimeError("the app failed after accepting")
+
+
 async def after_disconnect(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "websocket.accept"})
     await wait_disconnect(scope, receive)
@@ -232,6 +243,8 @@ ROUTES: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {
     "/deny": deny,
     "/raise": raise_before_accept,
     "/ignore": ignore,
+    "/accept_and_return": accept_and_return,
+    "/raise_after_accept": raise_after_accept,
     "/after_disconnect": after_disconnect,
     "/after_close": after_close,
     "/flood": flood,

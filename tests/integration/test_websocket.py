@@ -32,6 +32,8 @@ from raw_http import RawResponse, ResponseReader
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from gunicorn_async_workers.asgi.websocket import CLOSE_TIMEOUT
+
 APP = "apps.ws_apps:app"
 ROOT_PATH = "/api"
 MAX_SIZE = 1024  # ws_max_size of the `tuned` server
@@ -156,9 +158,10 @@ def ws_connect(proc: GunicornProcess, path: str, **kwargs: Any) -> Any:
 
 # -- raw WebSocket client ---------------------------------------------------------------------
 def upgrade_request(path: str, *extra: str, method: str = "GET", key: str | None = KEY,
-                    version: str | None = "13") -> bytes:
-    lines = [f"{method} {path} HTTP/1.1", "Host: test", "Upgrade: websocket",
-             "Connection: Upgrade"]
+                    version: str | None = "13", http: str = "1.1", upgrade: str = "websocket",
+                    connection: str = "Upgrade") -> bytes:
+    lines = [f"{method} {path} HTTP/{http}", "Host: test", f"Upgrade: {upgrade}",
+             f"Connection: {connection}"]
     if key is not None:
         lines.append(f"Sec-WebSocket-Key: {key}")
     if version is not None:
@@ -258,6 +261,18 @@ class RawWebSocket:
         except (EOFError, ConnectionResetError) as exc:
             return None, f"no close frame: {exc!r}"
 
+    def ends_within(self, seconds: float) -> bool:
+        """Whether the server ends the TCP connection within `seconds` (nothing else may
+        arrive but pings)."""
+        self.sock.settimeout(seconds)
+        try:
+            f = self.read_message(answer_pings=False)
+        except (EOFError, ConnectionResetError):
+            return True
+        except TimeoutError:
+            return False
+        raise AssertionError(f"unexpected frame {f}")
+
     def closed_by_server(self) -> bool:
         """After the close frame: the server ends the TCP connection, nothing else arrives."""
         try:
@@ -294,14 +309,28 @@ def refused_over_http(sock: socket.socket, data: bytes) -> tuple[RawResponse, bo
 
 
 # == 1. the upgrade ===========================================================================
-def test_valid_handshake_reaches_the_app(server: GunicornProcess, tmp_path: Path) -> None:
+@pytest.mark.parametrize("variant", [
+    pytest.param({}, id="plain"),
+    pytest.param({"connection": "keep-alive, Upgrade", "upgrade": "WebSocket"},
+                 id="firefox-style-connection-header"),
+    pytest.param({"after_request": True}, id="after-a-request-on-the-same-connection"),
+])
+def test_valid_handshake_reaches_the_app(server: GunicornProcess, tmp_path: Path,
+                                         variant: dict[str, Any]) -> None:
     record = tmp_path / "record"
-    raw, resp = open_raw(server, target("/echo", record))
-    with raw.sock:
+    headers = {k: v for k, v in variant.items() if k != "after_request"}
+    with server.connect(10.0) as sock:
+        reader = ResponseReader(sock, 10.0)
+        if variant.get("after_request"):
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
+            assert reader.read_response().status == 200
+        sock.sendall(upgrade_request(target("/echo", record), **headers))
+        resp = reader.read_response()
         assert resp.status == 101, resp
         assert resp.header(b"upgrade").lower() == b"websocket"
         assert b"upgrade" in resp.header(b"connection").lower()
         assert resp.header(b"sec-websocket-accept") == expected_accept()
+        raw = RawWebSocket(sock, reader.buf)
         raw.send(TEXT, "héllo".encode())
         reply = raw.read_message()
         assert (reply.opcode, reply.payload) == (TEXT, "héllo".encode())
@@ -325,8 +354,10 @@ def test_frames_sent_with_the_handshake_are_delivered(server: GunicornProcess) -
 
 @pytest.mark.parametrize(("kwargs", "status"), [
     pytest.param({"key": None}, 400, id="no-sec-websocket-key"),
+    pytest.param({"key": "c2hvcnQ="}, 400, id="sec-websocket-key-not-16-bytes"),
     pytest.param({"version": "8"}, 426, id="sec-websocket-version-8"),
     pytest.param({"method": "POST"}, 400, id="post"),
+    pytest.param({"http": "1.0"}, 400, id="http-1.0"),
 ])
 def test_bad_handshake_never_reaches_the_app(server: GunicornProcess, tmp_path: Path,
                                              kwargs: dict[str, Any], status: int) -> None:
@@ -445,6 +476,22 @@ def test_close_before_accept_is_an_http_403(server: GunicornProcess, tmp_path: P
     assert len(events(record, "first")) == 1
 
 
+@pytest.mark.parametrize(("route", "code"), [
+    pytest.param("/accept_and_return", 1000, id="app-returns"),
+    pytest.param("/raise_after_accept", 1011, id="app-raises"),
+])
+def test_app_ending_after_accept_closes_the_websocket(server: GunicornProcess, route: str,
+                                                      code: int) -> None:
+    async def scenario() -> ConnectionClosed:
+        async with ws_connect(server, route) as ws:
+            with pytest.raises(ConnectionClosed) as info:
+                await ws.recv()
+            return info.value
+
+    closed = run(scenario())
+    assert closed.rcvd is not None and closed.rcvd.code == code, closed
+
+
 def test_close_after_accept_with_code_and_reason(server: GunicornProcess,
                                                  tmp_path: Path) -> None:
     record = tmp_path / "record"
@@ -476,10 +523,6 @@ def test_disconnect_has_the_client_close_code_and_a_later_send_raises_oserror(
     assert error["oserror"], f"send after websocket.disconnect raised {error['exc']}"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "send after the app's own websocket.close raises websockets.exceptions.InvalidState "
-    "(not an OSError): WebSocketSession.send only checks close_code/closed/protocol.closing, "
-    "which are still unset until the client answers the close, then calls ws.send_text"))
 def test_send_after_the_app_closed_raises_oserror(server: GunicornProcess,
                                                   tmp_path: Path) -> None:
     record = tmp_path / "record"
@@ -492,6 +535,19 @@ def test_send_after_the_app_closed_raises_oserror(server: GunicornProcess,
     run(scenario())
     error = wait_event(record, "send_error")
     assert error["oserror"], f"send after websocket.close raised {error['exc']}"
+
+
+def test_unanswered_close_from_the_app_ends_the_connection(server: GunicornProcess,
+                                                           tmp_path: Path) -> None:
+    record = tmp_path / "record"
+    raw, resp = open_raw(server, target("/close", record, code=4000))
+    with raw.sock:
+        assert resp.status == 101
+        assert raw.read_message().opcode == CLOSE
+        # The client reads the close frame and never answers it.
+        assert raw.ends_within(CLOSE_TIMEOUT + 2), "the connection is still open"
+        disconnect = wait_event(record, "disconnect", timeout=1)
+    assert disconnect["code"] in (1006, 4000)
 
 
 def test_denial_response_extension(server: GunicornProcess, tmp_path: Path) -> None:
@@ -524,14 +580,14 @@ def test_ping_between_fragments_is_answered_and_the_message_kept(
     raw, resp = open_raw(server, "/echo")
     with raw.sock:
         assert resp.status == 101
-        raw.send(TEXT, b"one ", fin=False)
+        raw.send(TEXT, b"one \xc3", fin=False)  # "\xc3\xa9" is one character split in two
         raw.send(PING, b"between")
         pong = raw.read_frame()
         assert (pong.opcode, pong.payload) == (PONG, b"between")
-        raw.send(CONT, b"two ", fin=False)
+        raw.send(CONT, b"\xa9 two ", fin=False)
         raw.send(CONT, b"three")
         reply = raw.read_message()
-        assert (reply.opcode, reply.payload) == (TEXT, b"one two three")
+        assert (reply.opcode, reply.payload) == (TEXT, "one é two three".encode())
 
 
 def test_client_ping_gets_a_pong(server: GunicornProcess) -> None:
@@ -543,11 +599,6 @@ def test_client_ping_gets_a_pong(server: GunicornProcess) -> None:
     assert run(scenario()) >= 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "invalid UTF-8 in a text message is not closed with 1007: the sans-I/O ServerProtocol "
-    "does not validate text payloads, WebSocketSession._event calls data.decode() inside "
-    "data_received, and the UnicodeDecodeError escapes to the event loop, which drops the "
-    "connection without a close frame"))
 @pytest.mark.parametrize("fragmented", [False, True], ids=["one-frame", "fragmented"])
 def test_invalid_utf8_closes_1007(server: GunicornProcess, tmp_path: Path,
                                   fragmented: bool) -> None:
@@ -590,12 +641,27 @@ def test_message_over_ws_max_size_closes_1009(tuned: GunicornProcess, tmp_path: 
     assert events(record, "done")
 
 
+def test_compressed_message_over_ws_max_size_closes_1009(server: GunicornProcess) -> None:
+    """A small compressed frame that inflates past ws_max_size (16 MiB by default)."""
+    async def scenario() -> ConnectionClosed:
+        async with ws_connect(server, "/echo", max_size=None) as ws:
+            await ws.send("a" * (16 * MIB + 1))
+            with pytest.raises(ConnectionClosed) as info:
+                await ws.recv()
+            return info.value
+
+    closed = run(scenario())
+    assert closed.rcvd is not None and closed.rcvd.code == 1009, closed
+
+
 @pytest.mark.parametrize("bad", [
     pytest.param(frame(TEXT, b"x", rsv=2), id="reserved-bit"),
     pytest.param(frame(TEXT, b"x", mask=None), id="unmasked"),
     pytest.param(frame(CONT, b"x"), id="continuation-without-start"),
     pytest.param(frame(0x3, b"x"), id="reserved-opcode"),
     pytest.param(frame(PING, b"p", fin=False), id="fragmented-control-frame"),
+    pytest.param(frame(CLOSE, close_payload(999)), id="close-code-999"),
+    pytest.param(frame(CLOSE, b"\x03"), id="close-payload-of-one-byte"),
 ])
 def test_protocol_error_closes_1002(server: GunicornProcess, bad: bytes) -> None:
     raw, resp = open_raw(server, "/echo")
@@ -806,6 +872,36 @@ def test_sigterm_closes_open_websockets_with_1001(
     assert time.monotonic() - started <= graceful_timeout, "exit took longer than graceful"
     assert wait_event(record, "disconnect")["code"] == 1001
     assert events(record, "done"), "the app did not finish"
+
+
+def test_sigterm_with_a_peer_that_never_answers_the_1001(
+        gunicorn: Callable[..., GunicornProcess], tmp_path: Path) -> None:
+    graceful_timeout = int(CLOSE_TIMEOUT) + 5
+    proc = gunicorn(APP, settings={"graceful_timeout": graceful_timeout})
+    assert proc.proc is not None
+    record = tmp_path / "record"
+    raw, resp = open_raw(proc, target("/echo", record))
+    with raw.sock:
+        assert resp.status == 101
+        wait_event(record, "first")
+        os.kill(proc.proc.pid, signal.SIGTERM)
+        assert raw.read_close() == (1001, "server shutting down")
+        # The client never answers the close frame: the server gives up after CLOSE_TIMEOUT.
+        assert raw.ends_within(CLOSE_TIMEOUT + 2), "the connection is still open"
+    assert proc.proc.wait(graceful_timeout + 5) == 0
+    assert "graceful_timeout reached" not in proc.logs()
+    assert events(record, "done")
+
+
+def test_dropped_connection_is_a_disconnect_1006(server: GunicornProcess,
+                                                 tmp_path: Path) -> None:
+    record = tmp_path / "record"
+    raw, resp = open_raw(server, target("/echo", record))
+    assert resp.status == 101
+    wait_event(record, "first")
+    abort(raw.sock)  # no closing handshake
+    assert wait_event(record, "disconnect")["code"] == 1006
+    wait_event(record, "done")
 
 
 def test_worker_connections_counts_websockets(limited: GunicornProcess) -> None:

@@ -136,7 +136,10 @@ class Exchange:
                 pieces = [head, *chunk(body)]
                 if not more:
                     pieces.append(LAST_CHUNK)
-                protocol.writelines(pieces)
+                if len(body) < _JOIN_LIMIT:  # one buffer is cheaper for uvloop than several
+                    protocol.write(b"".join(pieces))
+                else:
+                    protocol.writelines(pieces)
             elif not more:
                 protocol.write(head + LAST_CHUNK)
             else:
@@ -159,7 +162,10 @@ class Exchange:
                 raise ResponseError("response body is longer than its content-length")
             self.protocol.write(body)
         elif framing.chunked:
-            self.protocol.writelines(chunk(body))
+            if len(body) < _JOIN_LIMIT:  # one buffer is cheaper for uvloop than several
+                self.protocol.write(b"".join(chunk(body)))
+            else:
+                self.protocol.writelines(chunk(body))
         else:
             self.protocol.write(body)
 

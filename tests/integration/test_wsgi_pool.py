@@ -1,0 +1,66 @@
+"""The WSGI thread pool under Gunicorn's process rules: heartbeat, max_requests, hooks."""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+from gunicorn_process import GunicornProcess, wait_for
+
+APP = "apps.wsgi_apps:app"
+
+
+def test_heartbeat_goes_on_while_every_thread_is_busy(
+        gunicorn: Callable[..., GunicornProcess]) -> None:
+    """One thread, requests that hold it twice as long as `timeout`: the loop still beats,
+    so the arbiter does not kill the worker; the queued request waits on the loop."""
+    server = gunicorn(APP, settings={"threads": 1, "timeout": 2})
+    [pid] = server.worker_pids()
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        futures = [pool.submit(httpx.get, server.url + "/sleep?s=2.5", timeout=20)
+                   for _ in range(2)]
+        answers = [f.result() for f in futures]
+    assert [r.status_code for r in answers] == [200, 200]
+    assert [r.text for r in answers] == ["slept", "slept"]
+    assert server.worker_pids() == [pid]
+    assert "WORKER TIMEOUT" not in server.logs()
+
+
+def test_max_requests_waits_for_the_app_thread(
+        gunicorn: Callable[..., GunicornProcess], tmp_path: Path) -> None:
+    """The recycle that max_requests triggers lets a request running in a thread finish."""
+    server = gunicorn(APP, settings={"threads": 2, "max_requests": 2})
+    [pid] = server.worker_pids()
+    entered = tmp_path / "entered"
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(httpx.get, server.url + "/sleep?s=1.5&entered=" + str(entered),
+                           timeout=20)
+        wait_for(entered.exists, 10, what="the slow request running in its thread")
+        quick = httpx.get(server.url + "/plain", timeout=10)  # the second request: the limit
+        assert quick.status_code == 200
+        assert slow.result().status_code == 200 and slow.result().text == "slept"
+    wait_for(lambda: pid not in server.worker_pids() and server.worker_pids(), 15,
+             what="the recycled worker replaced")
+    assert "Autorestarting worker after current request." in server.logs()
+    assert httpx.get(server.url + "/plain", timeout=10).status_code == 200
+
+
+def test_request_hooks_get_gunicorns_objects(gunicorn: Callable[..., GunicornProcess],
+                                             tmp_path: Path) -> None:
+    marks = tmp_path / "hooks"
+    hooks = f"""
+def pre_request(worker, req):
+    open({str(marks)!r}, "a").write(f"pre {{req.method}} {{req.path}}\\n")
+
+def post_request(worker, req, environ, resp):
+    open({str(marks)!r}, "a").write(
+        f"post {{req.method}} {{req.path}} {{environ['PATH_INFO']}} {{resp.status}}\\n")
+"""
+    server = gunicorn(APP, config_text=hooks)
+    assert httpx.get(server.url + "/plain").status_code == 200
+    wait_for(lambda: marks.exists() and "post" in marks.read_text(), 5, what="post_request")
+    lines = marks.read_text().splitlines()
+    assert "pre GET /plain" in lines
+    assert any(line.startswith("post GET /plain /plain 200") for line in lines), lines

@@ -1,4 +1,7 @@
-"""Draw the chart: req/s, CPU µs/request and p99 of each configuration relative to the baseline."""
+"""Draw the chart: req/s, CPU µs/request and p99 of each configuration relative to the baseline.
+
+For the WebSocket workloads (ws-*) a request is one echoed message: msg/s and CPU µs/message.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +16,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 PANELS = (
-    ("rps", "req/s ÷ baseline (higher is better)"),
-    ("cpu_us_per_req", "CPU µs/request ÷ baseline (lower is better)"),
-    ("p99_ms", "p99 latency ÷ baseline (lower is better)"),
+    ("rps", "req/s (ws-*: messages/s) ÷ baseline (higher is better)"),
+    ("cpu_us_per_req", "CPU µs/request (ws-*: per message) ÷ baseline (lower is better)"),
+    ("p99_ms", "p99 latency (ws-*: message round trip) ÷ baseline (lower is better)"),
 )
 
 
@@ -71,10 +74,14 @@ def draw(result: dict[str, Any], path: Path) -> Path | None:
             )
             extremes += heights
         axis.axhline(1.0, color="black", linewidth=0.8)
-        # a thin line where the baseline changes (ASGI workloads | WSGI workloads)
+        # a thin line where the baseline changes (ASGI workloads | WSGI workloads), a dotted
+        # one where the protocol does (HTTP | WebSocket)
         for position in range(1, len(workloads)):
-            if workloads[position]["baseline"] != workloads[position - 1]["baseline"]:
+            here, before = workloads[position], workloads[position - 1]
+            if here["baseline"] != before["baseline"]:
                 axis.axvline(position - 0.5, color="grey", linewidth=0.8, linestyle="--")
+            elif here.get("protocol", "http") != before.get("protocol", "http"):
+                axis.axvline(position - 0.5, color="grey", linewidth=0.8, linestyle=":")
         # log scale: 2× and 0.5× sit at the same distance from the baseline
         axis.set_yscale("log", base=2)
         axis.set_ylim(min(extremes) / 1.25, max(extremes) * 1.25)

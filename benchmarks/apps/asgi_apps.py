@@ -1,4 +1,7 @@
-"""Raw ASGI apps (no framework) for each workload, plus `app`, which routes on the path."""
+"""Raw ASGI apps (no framework) for each workload, plus `app`, which routes on the path.
+
+HTTP requests and WebSocket connections are routed separately: `/ws` is the WebSocket echo.
+"""
 
 from __future__ import annotations
 
@@ -81,6 +84,31 @@ async def stream(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": STREAM_PIECE})
 
 
+async def ws_echo(scope: Scope, receive: Receive, send: Send) -> None:
+    """WebSocket: accept, then send every message back as it came (text or bytes) until the
+    client disconnects."""
+    message = await receive()
+    if message["type"] != "websocket.connect":
+        return
+    await send({"type": "websocket.accept"})
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.receive":
+            text = message.get("text")
+            if text is not None:
+                await send({"type": "websocket.send", "text": text})
+            else:
+                await send({"type": "websocket.send", "bytes": message.get("bytes") or b""})
+        elif message["type"] == "websocket.disconnect":
+            return
+
+
+async def ws_not_found(scope: Scope, receive: Receive, send: Send) -> None:
+    """Any other WebSocket path: refuse the handshake (403)."""
+    await receive()  # websocket.connect
+    await send({"type": "websocket.close"})
+
+
 async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
     """Any other path: 404."""
     await _respond(send, 404, b"text/plain", b"Not Found")
@@ -92,6 +120,9 @@ ROUTES: dict[str, ASGIApp] = {
     "/echo": echo,
     "/large": large,
     "/stream": stream,
+}
+WS_ROUTES: dict[str, ASGIApp] = {
+    "/ws": ws_echo,
 }
 
 
@@ -106,8 +137,10 @@ async def _lifespan(receive: Receive, send: Send) -> None:
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
-    """The one app every server runs: dispatch on the path to the workload apps above."""
+    """The one app every server runs: dispatch on the scope type and path to the apps above."""
     if scope["type"] == "http":
         await ROUTES.get(scope["path"], not_found)(scope, receive, send)
+    elif scope["type"] == "websocket":
+        await WS_ROUTES.get(scope["path"], ws_not_found)(scope, receive, send)
     elif scope["type"] == "lifespan":
         await _lifespan(receive, send)

@@ -42,9 +42,9 @@ CLOSE_TIMEOUT = 5.0
 class WebSocketSession(Exchange):
     """One WebSocket connection, from the upgrade request to the closing handshake."""
 
-    __slots__ = ("accepted", "close_code", "close_sent", "closed", "fragments", "fragments_size",
-                 "fragments_text", "handshake", "inbox", "options", "ping_handle",
-                 "pong_waiter", "request", "scope", "ws")
+    __slots__ = ("accepted", "close_code", "close_sent", "closed", "fragments",
+                 "fragments_size", "fragments_text", "handshake", "inbox", "max_queue",
+                 "max_size", "options", "ping_handle", "pong_waiter", "request", "scope", "ws")
 
     is_websocket = True
 
@@ -82,14 +82,15 @@ class WebSocketSession(Exchange):
         self.start_exchange(protocol, head, head.http_version, head.method)
         self.keep_alive = False
         self.options = config.options
+        self.max_queue = int(self.options["ws_max_queue"])  # type: ignore[call-overload]
+        self.max_size = int(self.options["ws_max_size"])  # type: ignore[call-overload]
         headers = Headers()
         for name, value in head.headers:
             headers[name.decode("latin-1")] = value.decode("latin-1")
         self.request = Request(target.decode("latin-1"), headers)
         extensions = ([ServerPerMessageDeflateFactory()]
                       if self.options["ws_per_message_deflate"] else None)
-        max_size = int(self.options["ws_max_size"]) or None  # type: ignore[call-overload]
-        self.ws = ServerProtocol(extensions=extensions, max_size=max_size)
+        self.ws = ServerProtocol(extensions=extensions, max_size=self.max_size or None)
         # The library parses the handshake itself before any frame: give it the request as
         # we parsed it, so that its parser moves on to frames.
         self.ws.receive_data(self.request.serialize())
@@ -116,7 +117,7 @@ class WebSocketSession(Exchange):
         for event in ws.events_received():
             self._event(event)
         self._flush()
-        if len(self.inbox) >= int(self.options["ws_max_queue"]):  # type: ignore[call-overload]
+        if len(self.inbox) >= self.max_queue:
             self.protocol.pause_reading()  # a slow app: stop reading the socket
 
     def connection_lost(self) -> None:
@@ -138,7 +139,7 @@ class WebSocketSession(Exchange):
                 self.fragments_text = opcode == Opcode.TEXT
             self.fragments.append(frame.data)
             self.fragments_size += len(frame.data)
-            max_size = int(self.options["ws_max_size"])  # type: ignore[call-overload]
+            max_size = self.max_size
             if max_size and self.fragments_size > max_size:
                 self.ws.fail(CloseCode.MESSAGE_TOO_BIG,
                              f"message over {max_size} bytes (ws_max_size)")
@@ -178,17 +179,19 @@ class WebSocketSession(Exchange):
     def _flush(self) -> None:
         """Write what the protocol has to send; close the socket when it is done."""
         protocol = self.protocol
-        for data in self.ws.data_to_send():
+        ws = self.ws
+        for data in ws.data_to_send():
             if data:
                 protocol.write(data)
             else:  # the library's signal that the TCP connection should end
                 self.closed = True
                 protocol.close()
-        if self.ws.state is State.CLOSED and not self.closed:
-            self.closed = True
-            protocol.close()
-        if self.ws.state is State.CLOSED and self.close_code is None:
-            self._gone(CloseCode.ABNORMAL_CLOSURE)
+        if ws.state is State.CLOSED:
+            if not self.closed:
+                self.closed = True
+                protocol.close()
+            if self.close_code is None:
+                self._gone(CloseCode.ABNORMAL_CLOSURE)
 
     # -- keep-alive pings ----------------------------------------------------------------
     def _start_pinging(self) -> None:
@@ -244,8 +247,7 @@ class WebSocketSession(Exchange):
             await waiter
         message = self.inbox.popleft()
         protocol = self.protocol
-        if protocol.read_paused and len(self.inbox) < int(  # type: ignore[call-overload]
-                self.options["ws_max_queue"]):
+        if protocol.read_paused and len(self.inbox) < self.max_queue:
             protocol.resume_reading()
         return message
 

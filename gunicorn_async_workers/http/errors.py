@@ -43,13 +43,6 @@ class HeadersTooLarge(RequestError):
     reason = "Request Header Fields Too Large"
 
 
-class BodyTooLarge(RequestError):
-    """A request body larger than the configured maximum."""
-
-    status = 413
-    reason = "Content Too Large"
-
-
 class UnsupportedTransferCoding(RequestError):
     """A transfer coding other than chunked (RFC 9112 section 6.1: 501)."""
 

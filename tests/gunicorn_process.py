@@ -50,6 +50,30 @@ def pid_alive(pid: int) -> bool:
     return state != "Z"
 
 
+def rss(pid: int) -> int:
+    """Resident set size of `pid` in bytes."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def error_log(server: GunicornProcess) -> str:
+    """What the server wrote to its error log so far."""
+    try:
+        return server.errorlog.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+def worker_pid(server: GunicornProcess) -> int:
+    """The pid of the one live worker."""
+    pids = server.worker_pids()
+    assert len(pids) == 1, pids
+    return pids[0]
+
+
 class GunicornProcess:
     """One gunicorn arbiter started with a generated `gunicorn.conf.py`."""
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import WORKER_CLASSES
-from gunicorn_process import GunicornProcess, wait_for
+from gunicorn_process import GunicornProcess, error_log, wait_for
 from raw_http import RawResponse, ResponseReader
 
 APP = "apps.http_behaviour:app"
@@ -66,12 +66,6 @@ def get_json(server: GunicornProcess, target: str, *headers: str,
     assert resp.status == 200, resp
     return json.loads(resp.body)
 
-
-def error_log(server: GunicornProcess) -> str:
-    try:
-        return server.errorlog.read_text(errors="replace")
-    except FileNotFoundError:
-        return ""
 
 
 # -- scope ----------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 from conftest import WORKER_CLASSES
-from gunicorn_process import GunicornProcess
+from gunicorn_process import GunicornProcess, error_log
 from raw_http import RawResponse, ResponseReader
 
 APP = "apps.http_behaviour:app"
@@ -60,12 +60,6 @@ def app_calls(server: GunicornProcess) -> int:
     assert resp.status == 200
     return int(resp.body)
 
-
-def error_log(server: GunicornProcess) -> str:
-    try:
-        return server.errorlog.read_text(errors="replace")
-    except FileNotFoundError:
-        return ""
 
 
 def assert_refused(server: GunicornProcess, raw: bytes, statuses: set[int]) -> RawResponse:

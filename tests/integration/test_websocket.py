@@ -27,7 +27,7 @@ from urllib.parse import quote
 
 import pytest
 from conftest import WORKER_CLASSES
-from gunicorn_process import GunicornProcess, wait_for
+from gunicorn_process import GunicornProcess, rss, wait_for, worker_pid
 from raw_http import RawResponse, ResponseReader
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -122,19 +122,6 @@ def read_int(path: Path) -> int | None:
         return None
 
 
-def rss(pid: int) -> int:
-    """Resident set size of `pid` in bytes."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError(f"no VmRSS for {pid}")
-
-
-def worker_pid(proc: GunicornProcess) -> int:
-    pids = proc.worker_pids()
-    assert len(pids) == 1, pids
-    return pids[0]
 
 
 def abort(sock: socket.socket) -> None:

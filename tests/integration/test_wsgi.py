@@ -28,7 +28,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 from conftest import WORKER_CLASSES
-from gunicorn_process import GunicornProcess, read_until_close, wait_for
+from gunicorn_process import GunicornProcess, error_log, read_until_close, rss, wait_for, worker_pid
 from raw_http import RawResponse, ResponseReader
 
 APP = "apps.wsgi_apps:app"
@@ -116,26 +116,7 @@ def get_environ(server: GunicornProcess, target: str = "/environ", *headers: str
     return json.loads(resp.body)
 
 
-def error_log(server: GunicornProcess) -> str:
-    try:
-        return server.errorlog.read_text(errors="replace")
-    except FileNotFoundError:
-        return ""
 
-
-def worker_pid(server: GunicornProcess) -> int:
-    pids = server.worker_pids()
-    assert len(pids) == 1, pids
-    return pids[0]
-
-
-def rss(pid: int) -> int:
-    """Resident set size of `pid` in bytes."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError(f"no VmRSS for {pid}")
 
 
 def q(path: Path) -> str:

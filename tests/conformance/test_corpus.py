@@ -31,13 +31,15 @@ from raw_http import RawResponse, ResponseReader
 
 
 def _corpus_dir() -> Path:
-    """The corpus folder: $GAW_CONFORMANCE_CORPUS, a vendored copy, or the shared checkout."""
+    """The corpus folder: $GAW_CONFORMANCE_CORPUS, a vendored copy, or `shared/` beside the
+    checkout (where CI puts it), else the workplace's shared folder."""
     override = os.environ.get("GAW_CONFORMANCE_CORPUS")
     if override:
         return Path(override)
-    vendored = REPO / "tests" / "conformance" / "gunicorn-requests"
-    if vendored.is_dir():
-        return vendored
+    for candidate in (REPO / "tests" / "conformance" / "gunicorn-requests",
+                      REPO.parent / "shared" / "conformance" / "gunicorn-requests"):
+        if candidate.is_dir():
+            return candidate
     return Path("/work/shared/conformance/gunicorn-requests")
 
 

@@ -18,7 +18,8 @@ class RequestInfo:
     """What Gunicorn's hooks and log atoms read from a request."""
 
     def __init__(self, scope: dict[str, Any]) -> None:
-        self.method: str = scope["method"]
+        # A WebSocket scope has no method: its handshake is a GET (any other is refused).
+        self.method: str = scope.get("method", "GET")
         self.path: str = scope["path"]
         self.query: str = scope["query_string"].decode("latin-1")
         raw = scope.get("raw_path", b"").decode("latin-1")

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -180,7 +180,11 @@ class GunicornProcess:
         return self.proc.returncode
 
     def __enter__(self) -> GunicornProcess:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()  # a server that never became ready is still stopped by its pid
+            raise
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
@@ -233,6 +237,13 @@ class GunicornProcess:
         s.settimeout(timeout)
         s.connect((self.host, self.port))
         return s
+
+
+def serving(proc: GunicornProcess) -> Iterator[GunicornProcess]:
+    """For module-scoped fixtures: `yield from serving(GunicornProcess(...))` starts the
+    server, yields it, and stops it by pid afterwards, also when it failed to start."""
+    with proc:
+        yield proc
 
 
 def read_until_close(s: socket.socket, timeout: float = 5.0, limit: int = 1 << 24) -> bytes:

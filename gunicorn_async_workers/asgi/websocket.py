@@ -44,7 +44,8 @@ class WebSocketSession(Exchange):
 
     __slots__ = ("accepted", "close_code", "close_sent", "closed", "fragments",
                  "fragments_size", "fragments_text", "handshake", "inbox", "max_queue",
-                 "max_size", "options", "ping_handle", "pong_waiter", "request", "scope", "ws")
+                 "max_size", "options", "ping_handle", "pong_waiter", "request",
+                 "request_method", "scope", "ws")
 
     is_websocket = True
 
@@ -77,8 +78,8 @@ class WebSocketSession(Exchange):
             "subprotocols": subprotocols,
             "state": server.state.copy(),
             "extensions": _EXTENSIONS,
-            "method": head.method,  # for the access log; not part of the ASGI scope spec
         }
+        self.request_method = head.method
         self.start_exchange(protocol, head, head.http_version, head.method)
         self.keep_alive = False
         self.options = config.options
@@ -347,7 +348,7 @@ class WebSocketSession(Exchange):
             self._deny(400, [(b"content-type", b"text/plain")], b"WebSocket handshake "
                        b"needs HTTP/1.1\n")
             return False
-        if self.scope["method"] != "GET":
+        if self.request_method != "GET":
             self._deny(400, [(b"content-type", b"text/plain")], b"WebSocket handshake "
                        b"must be a GET\n")
             return False

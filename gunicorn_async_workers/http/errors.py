@@ -43,13 +43,6 @@ class HeadersTooLarge(RequestError):
     reason = "Request Header Fields Too Large"
 
 
-class UnsupportedTransferCoding(RequestError):
-    """A transfer coding other than chunked (RFC 9112 section 6.1: 501)."""
-
-    status = 501
-    reason = "Not Implemented"
-
-
 class ExpectationFailed(RequestError):
     """An ``Expect`` value other than ``100-continue``."""
 

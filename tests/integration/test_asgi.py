@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import WORKER_CLASSES
-from gunicorn_process import GunicornProcess, error_log, wait_for
+from gunicorn_process import GunicornProcess, error_log, serving, wait_for
 from raw_http import RawResponse, ResponseReader
 
 APP = "apps.http_behaviour:app"
@@ -21,12 +21,7 @@ ROOT_PATH = "/api"
 
 
 def serve(app: str, worker_class: str, **settings: object) -> Iterator[GunicornProcess]:
-    proc = GunicornProcess(app, worker_class, settings=settings)
-    try:
-        proc.start()
-        yield proc
-    finally:
-        proc.stop()
+    yield from serving(GunicornProcess(app, worker_class, settings=settings))
 
 
 @pytest.fixture(scope="module", params=WORKER_CLASSES)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import WORKER_CLASSES
-from gunicorn_process import GunicornProcess, wait_for
+from gunicorn_process import GunicornProcess, serving, wait_for
 from raw_http import RawResponse, ResponseReader
 
 APP = "apps.http_behaviour:app"
@@ -21,12 +21,7 @@ ACCESS_FORMAT = ('%(h)s "%(r)s" %(s)s %(b)s %(m)s %(U)s %(q)s %(H)s '
 
 def serve(worker_class: str, env: dict[str, str] | None = None,
           **settings: object) -> Iterator[GunicornProcess]:
-    proc = GunicornProcess(APP, worker_class, settings=settings, env=env)
-    try:
-        proc.start()
-        yield proc
-    finally:
-        proc.stop()
+    yield from serving(GunicornProcess(APP, worker_class, settings=settings, env=env))
 
 
 @pytest.fixture(scope="module", params=WORKER_CLASSES)

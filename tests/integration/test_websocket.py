@@ -27,7 +27,7 @@ from urllib.parse import quote
 
 import pytest
 from conftest import WORKER_CLASSES
-from gunicorn_process import GunicornProcess, rss, wait_for, worker_pid
+from gunicorn_process import GunicornProcess, rss, serving, wait_for, worker_pid
 from raw_http import RawResponse, ResponseReader
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -55,18 +55,10 @@ def configured(worker_class: str, **options: object) -> str:
             f"worker_class = _Worker.configure(**{options!r})\n")
 
 
-def serve(proc: GunicornProcess) -> Iterator[GunicornProcess]:
-    try:
-        proc.start()
-        yield proc
-    finally:
-        proc.stop()
-
-
 @pytest.fixture(scope="module", params=WORKER_CLASSES)
 def server(request: pytest.FixtureRequest) -> Iterator[GunicornProcess]:
     """Default ws_* options, the app mounted at ROOT_PATH."""
-    yield from serve(GunicornProcess(APP, request.param, settings={"root_path": ROOT_PATH}))
+    yield from serving(GunicornProcess(APP, request.param, settings={"root_path": ROOT_PATH}))
 
 
 @pytest.fixture(scope="module", params=WORKER_CLASSES)
@@ -74,7 +66,7 @@ def tuned(request: pytest.FixtureRequest) -> Iterator[GunicornProcess]:
     """Small messages, no compression, fast keep-alive pings."""
     text = configured(request.param, ws_max_size=MAX_SIZE, ws_per_message_deflate=False,
                       ws_ping_interval=PING_INTERVAL, ws_ping_timeout=PING_TIMEOUT)
-    yield from serve(GunicornProcess(APP, request.param, config_text=text))
+    yield from serving(GunicornProcess(APP, request.param, config_text=text))
 
 
 @pytest.fixture(scope="module", params=WORKER_CLASSES)
@@ -85,7 +77,7 @@ def limited(request: pytest.FixtureRequest,
     proc = GunicornProcess(APP, request.param, settings={
         "worker_connections": 3, "accesslog": str(access_log)})
     proc.access_log = access_log  # type: ignore[attr-defined]
-    yield from serve(proc)
+    yield from serving(proc)
 
 
 # -- helpers ----------------------------------------------------------------------------------

@@ -28,7 +28,15 @@ from urllib.parse import quote
 import httpx
 import pytest
 from conftest import WORKER_CLASSES
-from gunicorn_process import GunicornProcess, error_log, read_until_close, rss, wait_for, worker_pid
+from gunicorn_process import (
+    GunicornProcess,
+    error_log,
+    read_until_close,
+    rss,
+    serving,
+    wait_for,
+    worker_pid,
+)
 from raw_http import RawResponse, ResponseReader
 
 APP = "apps.wsgi_apps:app"
@@ -37,12 +45,7 @@ BLOCK = bytes(range(256)) * 256  # what /big repeats (the same rule as the app)
 
 
 def serve(app: str, worker_class: str, **kwargs: object) -> Iterator[GunicornProcess]:
-    proc = GunicornProcess(app, worker_class, **kwargs)  # type: ignore[arg-type]
-    try:
-        proc.start()
-        yield proc
-    finally:
-        proc.stop()
+    yield from serving(GunicornProcess(app, worker_class, **kwargs))
 
 
 @pytest.fixture(scope="module", params=WORKER_CLASSES)

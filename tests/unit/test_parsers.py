@@ -9,10 +9,10 @@ import pytest
 from gunicorn_async_workers.http.errors import (
     BadRequest,
     ExpectationFailed,
+    Forbidden,
     HeadersTooLarge,
     RequestError,
     RequestLineTooLong,
-    UnsupportedTransferCoding,
 )
 from gunicorn_async_workers.http.parsers import HeadPolicy, HttptoolsParser, ParserAdapter
 
@@ -481,5 +481,4 @@ def test_upgrade_keeps_the_bytes_that_follow() -> None:
 
 def test_error_status_attributes() -> None:
     assert [cls.status for cls in (BadRequest, RequestLineTooLong, HeadersTooLarge,
-                                   UnsupportedTransferCoding, ExpectationFailed)] == [
-        400, 414, 431, 501, 417]
+                                   ExpectationFailed, Forbidden)] == [400, 414, 431, 417, 403]

@@ -9,6 +9,7 @@ Gunicorn's cfg or the environment.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,46 +20,114 @@ class ConfigError(Exception):
     """A setting that cannot work; the message is one line saying what to change."""
 
 
-def _choice(*allowed: str) -> Callable[[str, object], str]:
-    def check(name: str, value: object) -> str:
+@dataclass(frozen=True)
+class Choice:
+    """One of a few words, compared case-insensitively."""
+
+    allowed: tuple[str, ...]
+
+    @property
+    def values(self) -> str:
+        return ", ".join(f"`{a}`" for a in self.allowed)
+
+    def __call__(self, source: str, value: object) -> str:
         text = str(value).strip().lower()
-        if text not in allowed:
+        if text not in self.allowed:
             raise ConfigError(
-                f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+                f"{source} must be one of {', '.join(self.allowed)}; got {value!r}")
         return text
-    return check
 
 
-def _number(minimum: float) -> Callable[[str, object], float]:
-    def check(name: str, value: object) -> float:
+@dataclass(frozen=True)
+class Number:
+    """A number of at least `minimum`; `integer` refuses fractions."""
+
+    minimum: float
+    integer: bool = False
+
+    @property
+    def type_name(self) -> str:
+        return "integer" if self.integer else "number"
+
+    @property
+    def values(self) -> str:
+        return f"{self.type_name} ≥ {self.minimum:g}"
+
+    def __call__(self, source: str, value: object) -> float | int:
         try:
             number = float(value)  # type: ignore[arg-type]
         except (TypeError, ValueError):
-            raise ConfigError(f"{name} must be a number; got {value!r}") from None
-        if number < minimum:
-            raise ConfigError(f"{name} must be at least {minimum}; got {value!r}")
-        return number
-    return check
+            number = float("nan")
+        if (not math.isfinite(number) or number < self.minimum
+                or (self.integer and not number.is_integer()) or isinstance(value, bool)):
+            raise ConfigError(
+                f"{source} must be {'an' if self.integer else 'a'} {self.type_name} of at "
+                f"least {self.minimum:g}; got {value!r}")
+        return int(number) if self.integer else number
 
 
-def _boolean(name: str, value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{name} must be true or false; got {value!r}")
+@dataclass(frozen=True)
+class Boolean:
+    """true/false, also as 1/0, yes/no, on/off (for environment variables)."""
+
+    @property
+    def values(self) -> str:
+        return "`true`, `false`"
+
+    def __call__(self, source: str, value: object) -> bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{source} must be true or false; got {value!r}")
+
+
+@dataclass(frozen=True)
+class Text:
+    """Text, trimmed of surrounding spaces: a URL path (`path`), a header value (`header`)."""
+
+    path: bool = False
+    header: bool = False
+
+    @property
+    def values(self) -> str:
+        if self.path:
+            return "a URL path starting with /, or empty"
+        if self.header:
+            return "printable Latin-1 text, or empty"
+        return "any text"
+
+    def __call__(self, source: str, value: object) -> str:
+        text = value.strip() if isinstance(value, str) else None
+        if text is not None and self.path:
+            text = text.rstrip("/")
+            if text and not text.startswith("/"):
+                text = None
+        if text is not None and self.header and any(
+                c < " " or "\x7f" <= c < "\xa0" or c > "\xff" for c in text):
+            text = None
+        if text is None:
+            raise ConfigError(f"{source} must be {self.values}; got {value!r}")
+        return text
+
+
+ValueType = Choice | Number | Boolean | Text
 
 
 @dataclass(frozen=True)
 class Option:
-    """One option of ours: how it is named, checked, defaulted and documented."""
+    """One option of ours: its name, value type, default and documentation.
+
+    Everything else about it (its `GAW_*` variable, its boot error, its README row) is
+    derived from these fields.
+    """
 
     name: str
+    type: ValueType
     default: object
-    check: Callable[[str, object], object]
     doc: str
     gunicorn_setting: str | None = None  # a Gunicorn setting that provides the default
 
@@ -68,32 +137,35 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("interface", "auto", _choice("auto", "asgi3", "asgi2", "wsgi"),
-           "Application interface: `auto` detects ASGI 3, ASGI 2 or WSGI at load time."),
-    Option("lifespan", "auto", _choice("auto", "on", "off"),
+    Option("interface", Choice(("auto", "asgi3", "asgi2", "wsgi")), "auto",
+           "How the app is called: `auto` detects ASGI 3, ASGI 2 or WSGI when it is loaded; "
+           "the others force it."),
+    Option("lifespan", Choice(("auto", "on", "off")), "auto",
            "ASGI lifespan: `auto` runs it if the app supports it, `on` requires it, `off` "
-           "skips it.", gunicorn_setting="asgi_lifespan"),
-    Option("root_path", "", lambda n, v: str(v).rstrip("/"),
-           "ASGI `root_path` (the app's mount point behind a proxy).",
-           gunicorn_setting="root_path"),
-    Option("header_timeout", 30.0, _number(0.1),
+           "skips it. A failed startup stops Gunicorn (boot error).",
+           gunicorn_setting="asgi_lifespan"),
+    Option("root_path", Text(path=True), "",
+           "The ASGI `root_path` (the app's mount point behind a proxy), for Gunicorn "
+           "versions without the setting.", gunicorn_setting="root_path"),
+    Option("header_timeout", Number(0.1), 30.0,
            "Seconds a client may take to send a complete request head."),
-    Option("shutdown_idle_grace", 0.25, _number(0.0),
+    Option("shutdown_idle_grace", Number(0), 0.25,
            "On graceful shutdown, seconds an idle keep-alive connection must stay idle "
            "before it is closed (a request arriving first is answered with "
            "`Connection: close`)."),
-    Option("server_header", "gunicorn", lambda n, v: str(v),
-           "Value of the `Server` response header; empty to omit it."),
-    Option("ws_max_size", 16 * 1024 * 1024, lambda n, v: int(_number(0)(n, v)),
+    Option("server_header", Text(header=True), "gunicorn",
+           "Value of the `Server` response header; empty to omit it. An app's own `Server` "
+           "or `Date` header replaces the server's."),
+    Option("ws_max_size", Number(0, integer=True), 16 * 1024 * 1024,
            "Largest WebSocket message in bytes (0: no limit); larger ones close with 1009.",
            gunicorn_setting="websocket_max_message_size"),
-    Option("ws_max_queue", 32, lambda n, v: int(_number(1)(n, v)),
+    Option("ws_max_queue", Number(1, integer=True), 32,
            "WebSocket messages waiting for the app before the socket stops being read."),
-    Option("ws_ping_interval", 20.0, _number(0),
+    Option("ws_ping_interval", Number(0), 20.0,
            "Seconds between server pings on an open WebSocket (0: no pings)."),
-    Option("ws_ping_timeout", 20.0, _number(0),
+    Option("ws_ping_timeout", Number(0), 20.0,
            "Seconds to wait for a pong before closing with 1011 (0: wait forever)."),
-    Option("ws_per_message_deflate", True, lambda n, v: _boolean(n, v),
+    Option("ws_per_message_deflate", Boolean(), True,
            "Negotiate permessage-deflate compression with WebSocket clients."),
 )
 OPTIONS_BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
@@ -126,12 +198,7 @@ def resolve_options(explicit: Mapping[str, object], cfg: Any,
             raw, source = cfg.settings[option.gunicorn_setting].get(), option.gunicorn_setting
         else:
             raw, source = option.default, option.name
-        try:
-            values[option.name] = option.check(source, raw)
-        except ConfigError:
-            raise
-        except Exception as exc:  # a validator's own error: name the source
-            raise ConfigError(f"{source}: {exc}") from None
+        values[option.name] = option.type(source, raw)
     return values
 
 

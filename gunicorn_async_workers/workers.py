@@ -154,9 +154,9 @@ class AsyncWorkerBase(Worker):
     def _ssl_context(self) -> Any:
         if not self.cfg.is_ssl:
             return None
-        from gunicorn import sock
+        from .tls import server_context
 
-        return sock.ssl_context(self.cfg)
+        return server_context(self.cfg)
 
     async def _serve(self) -> None:
         config = self.config

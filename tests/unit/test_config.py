@@ -4,19 +4,33 @@ from __future__ import annotations
 
 import os
 
+import gunicorn
 import pytest
-from gunicorn.config import Config
+from gunicorn.config import KNOWN_SETTINGS, Config
 from gunicorn.glogging import Logger
 
 from gunicorn_async_workers import UvloopWorker
 from gunicorn_async_workers.config import (
     OPTIONS,
     OPTIONS_BY_NAME,
+    Boolean,
+    Choice,
     ConfigError,
+    Number,
+    Option,
     ServerConfig,
+    Text,
     TrustedPeers,
     resolve_options,
 )
+
+GUNICORN_SETTINGS = {setting.name for setting in KNOWN_SETTINGS}
+
+
+def require_setting(name: str) -> None:
+    """Skip on a Gunicorn (23) that lacks the setting: there our option's own default holds."""
+    if name not in GUNICORN_SETTINGS:
+        pytest.skip(f"gunicorn {gunicorn.__version__} has no setting {name}")
 
 
 @pytest.fixture(autouse=True)
@@ -42,6 +56,7 @@ def test_defaults() -> None:
 
 
 def test_precedence_explicit_over_env_over_gunicorn_over_default() -> None:
+    require_setting("asgi_lifespan")
     cfg = Config()
     assert resolve_options({}, cfg, {})["lifespan"] == "auto"
     cfg.set("asgi_lifespan", "on")
@@ -52,6 +67,7 @@ def test_precedence_explicit_over_env_over_gunicorn_over_default() -> None:
 
 
 def test_root_path_from_gunicorn_env_and_explicit() -> None:
+    require_setting("root_path")
     cfg = Config()
     cfg.set("root_path", "/api/")
     assert resolve_options({}, cfg, {})["root_path"] == "/api"
@@ -114,6 +130,96 @@ def test_every_option_has_an_env_name_and_doc() -> None:
     for option in OPTIONS:
         assert option.env == "GAW_" + option.name.upper()
         assert option.doc and OPTIONS_BY_NAME[option.name] is option
+
+
+def valid_text(option_type: object) -> tuple[str, object]:
+    """A value an environment variable could hold for this type, and what it becomes."""
+    if isinstance(option_type, Choice):
+        return option_type.allowed[-1].upper(), option_type.allowed[-1]
+    if isinstance(option_type, Number):
+        return " 7 ", 7
+    if isinstance(option_type, Boolean):
+        return "off", False
+    assert isinstance(option_type, Text)
+    return ("/mount/", "/mount") if option_type.path else ("edge", "edge")
+
+
+def invalid_values(option_type: object) -> list[object]:
+    if isinstance(option_type, Choice):
+        return ["nonsense", 3]
+    if isinstance(option_type, Number):
+        values: list[object] = ["soon", None, True, option_type.minimum - 1, float("nan"),
+                                 "inf"]
+        return values + ([1.5] if option_type.integer else [])
+    if isinstance(option_type, Boolean):
+        return ["maybe", 2]
+    assert isinstance(option_type, Text)
+    return ["api", 5] if option_type.path else ["a\r\nInjected: 1", "caf\u20ac", 5]
+
+
+# (option, invalid value, how it is given); an environment variable is always text.
+INVALID = [pytest.param(o, v, how, id=f"{how}-{o.name}={v!r}") for o in OPTIONS
+           for v in invalid_values(o.type) for how in ("configure", "env")
+           if how == "configure" or isinstance(v, str)]
+
+
+@pytest.mark.parametrize("option", OPTIONS, ids=lambda o: o.name)
+def test_each_option_is_read_from_its_environment_variable(option: Option) -> None:
+    text, expected = valid_text(option.type)
+    assert resolve_options({}, Config(), {option.env: text})[option.name] == expected
+
+
+@pytest.mark.parametrize("option", OPTIONS, ids=lambda o: o.name)
+def test_each_default_is_a_valid_value(option: Option) -> None:
+    assert option.type(option.name, option.default) == option.default
+
+
+@pytest.mark.parametrize(("option", "value", "how"), INVALID)
+def test_invalid_value_is_one_line_naming_option_and_allowed_values(
+        option: Option, value: object, how: str) -> None:
+    name, env = option.name, option.env
+    explicit: dict[str, object] = {name: value} if how == "configure" else {}
+    environ = {env: str(value)} if how == "env" else {}
+    with pytest.raises(ConfigError) as info:
+        resolve_options(explicit, Config(), environ)
+    message = str(info.value)
+    assert "\n" not in message and "\r" not in message
+    assert (f"configure({name}=...)" if how == "configure" else env) in message
+    assert repr(value) in message
+    option_type = option.type
+    if isinstance(option_type, Choice):
+        assert all(allowed in message for allowed in option_type.allowed), message
+    elif isinstance(option_type, Number):
+        assert f"at least {option_type.minimum:g}" in message, message
+        assert ("integer" if option_type.integer else "number") in message
+    elif isinstance(option_type, Boolean):
+        assert "true or false" in message
+    else:
+        assert option_type.values in message
+
+
+def test_invalid_value_from_a_gunicorn_setting_names_the_setting() -> None:
+    require_setting("asgi_lifespan")
+    cfg = Config()
+    cfg.settings["asgi_lifespan"].value = "sometimes"  # past Gunicorn's own validator
+    with pytest.raises(ConfigError, match=r"asgi_lifespan must be one of auto, on, off"):
+        resolve_options({}, cfg, {})
+
+
+def test_a_gunicorn_without_the_setting_falls_back_to_our_default() -> None:
+    """Gunicorn 23 has no asgi_lifespan, root_path nor websocket_max_message_size."""
+    class OldConfig:
+        settings: dict[str, object] = {}
+
+    values = resolve_options({}, OldConfig(), {})
+    assert values == {o.name: o.default for o in OPTIONS}
+
+
+def test_server_header_refuses_header_injection_at_boot() -> None:
+    with pytest.raises(ConfigError, match="server_header"):
+        build(Config(), {"server_header": "x\r\nSet-Cookie: a=b"})
+    assert build(Config(), {"server_header": " caf\xe9 "}).server_header == "caf\xe9".encode(
+        "latin-1")
 
 
 # -- TrustedPeers ---------------------------------------------------------------------------
@@ -233,12 +339,14 @@ def test_custom_logger_class_always_gets_access_calls() -> None:
 def test_options_and_settings_reach_server_config() -> None:
     cfg = Config()
     cfg.set("forwarded_allow_ips", "*")
-    cfg.set("proxy_protocol", "v2")
+    # Gunicorn 23's proxy_protocol is a boolean; 24 added the modes.
+    modern = "asgi_lifespan" in GUNICORN_SETTINGS
+    cfg.set("proxy_protocol", "v2" if modern else True)
     cfg.set("keepalive", 7)
     cfg.set("secure_scheme_headers", {"X-Scheme": "https"})
     config = build(cfg, {"server_header": "", "lifespan": "off"})
     assert config.trusted_peers.allows(("192.0.2.1", 1))
-    assert config.proxy_protocol == "v2" and config.keepalive == 7.0
+    assert config.proxy_protocol == ("v2" if modern else "auto") and config.keepalive == 7.0
     assert config.scheme_headers == {b"x-scheme": b"https"}
     assert config.server_header == b"" and config.lifespan == "off"
     assert config.options["lifespan"] == "off"

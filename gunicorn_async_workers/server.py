@@ -19,8 +19,9 @@ from .asgi.http import RequestCycle
 from .asgi.websocket import WebSocketSession
 from .config import ServerConfig
 from .http.parsers import HeadPolicy, HttptoolsParser, ParserAdapter
-from .http.protocol import HttpProtocol
+from .http.protocol import HttpProtocol, TlsHttpProtocol
 from .http.response import DateHeader
+from .tls import TlsInfo
 
 # Connections accepted per readiness callback before the loop attends to other work.
 ACCEPT_BATCH = 64
@@ -41,6 +42,11 @@ class Server:
         self.worker = worker
         self.parser_class = parser_class
         self.ssl_context = ssl_context
+        # TLS: what every connection's ASGI `tls` extension shares, and how long a client
+        # may take over its handshake (as over a request head).
+        self.tls = (TlsInfo(ssl_context, getattr(getattr(worker, "cfg", None), "certfile", None))
+                    if ssl_context is not None else None)
+        self.ssl_handshake_timeout = config.header_timeout if ssl_context is not None else None
         self.on_max_requests = on_max_requests
         self.policy = HeadPolicy(
             limit_line=config.limit_request_line,
@@ -134,9 +140,10 @@ class Server:
 
     async def _connect(self, conn: socket.socket) -> None:
         try:
-            protocol = HttpProtocol(self)
+            protocol = HttpProtocol(self) if self.tls is None else TlsHttpProtocol(self)
             await self.loop.connect_accepted_socket(
-                lambda: protocol, conn, ssl=self.ssl_context)
+                lambda: protocol, conn, ssl=self.ssl_context,
+                ssl_handshake_timeout=self.ssl_handshake_timeout)
         except OSError as exc:
             self.log.debug("connection failed before it started: %s", exc)
             conn.close()

@@ -66,6 +66,8 @@ class RequestCycle(Exchange):
             "headers": head.headers,
             "state": server.state.copy(),
         }
+        if protocol.extensions is not None:  # TLS: the connection's ASGI `tls` extension
+            self.scope["extensions"] = protocol.extensions
         self.start_exchange(protocol, head, http_version, method)
 
     # -- fed by the protocol -----------------------------------------------------------

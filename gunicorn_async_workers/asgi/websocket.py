@@ -77,7 +77,8 @@ class WebSocketSession(Exchange):
             "headers": head.headers,
             "subprotocols": subprotocols,
             "state": server.state.copy(),
-            "extensions": _EXTENSIONS,
+            "extensions": (_EXTENSIONS if protocol.extensions is None
+                           else {**_EXTENSIONS, **protocol.extensions}),
         }
         self.request_method = head.method
         self.start_exchange(protocol, head, head.http_version, head.method)

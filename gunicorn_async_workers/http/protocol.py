@@ -33,6 +33,7 @@ class HttpProtocol(asyncio.Protocol):
         "cycle",
         "drain_waiter",
         "eof",
+        "extensions",
         "idle_since",
         "loop",
         "lost",
@@ -70,6 +71,8 @@ class HttpProtocol(asyncio.Protocol):
         # Bytes held while a PROXY protocol header may still be arriving; None when done.
         self.proxy_buffer: bytes | None = None
         self.websocket: Any = None  # the WebSocket session this connection became
+        # The scope's `extensions` on a TLS connection ({"tls": ...}); None on plaintext.
+        self.extensions: dict[str, Any] | None = None
 
     # -- asyncio callbacks ---------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -84,6 +87,10 @@ class HttpProtocol(asyncio.Protocol):
             self.sockname = (sock[0], sock[1])
         elif sock:
             self.sockname = (sock if isinstance(sock, str) else sock.decode(), None)
+        if server.tls is not None:  # read once per connection, after the handshake
+            ssl_object = transport.get_extra_info("ssl_object")
+            if ssl_object is not None:
+                self.extensions = {"tls": server.tls.extension(ssl_object)}
         config = server.config
         self.parser = server.parser_class(
             self, server.policy, trusted=config.trusted_peers.allows(peer),
@@ -368,3 +375,15 @@ class HttpProtocol(asyncio.Protocol):
                 self.abort()
         elif now - self.idle_since >= config.keepalive:
             self.close()
+
+
+class TlsHttpProtocol(HttpProtocol):
+    """`HttpProtocol` on a TLS transport. TLS has no half-open state: the transport closes
+    after the client's close_notify whatever `eof_received` answers (and asyncio warns when
+    it answers True)."""
+
+    __slots__ = ()
+
+    def eof_received(self) -> bool:
+        super().eof_received()
+        return False

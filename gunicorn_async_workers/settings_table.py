@@ -59,12 +59,14 @@ _PROXY = ("PROXY protocol v1 and v2 (`off`, `v1`, `v2`, `auto`; `True` on Gunico
           "`proxy_allow_ips` → 403")
 _FORWARDED = ("header names with `_` are refused (400), dropped or kept as `header_map` "
               "says, unless listed in `forwarder_headers`")
-_TLS = ("TLS on the event loop's transport with the context Gunicorn's own `ssl_context` "
-        "builds from these settings (and the `ssl_context` hook)")
+_TLS = ("TLS on the event loop's transport with the context Gunicorn's own workers build "
+        "from these settings and the `ssl_context` hook; ASGI apps get the `tls` scope "
+        "extension")
 _TLS_WRAP = ("arguments of Gunicorn's blocking `wrap_socket`; the event loop's TLS transport "
              "does the handshake as the connection opens")
-_HTTP2 = ("our workers speak HTTP/1.0 and HTTP/1.1 only; HTTP/2 (ALPN `h2`, h2c) is not "
-          "served")
+_HTTP2 = ("our workers speak HTTP/1.0 and HTTP/1.1 only: HTTP/2 is not served; where "
+          "`http_protocols` asks for `h2`, TLS ALPN offers only `http/1.1`, so clients fall "
+          "back to it")
 _MAX_REQUESTS = ("recycle the worker after that many requests plus a random jitter (drawn by "
                  "Gunicorn's base worker), gracefully: no request lost")
 _HOOK_WORKER = ("called where Gunicorn's own workers call it, with the arguments Gunicorn "

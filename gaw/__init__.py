@@ -5,9 +5,10 @@ from gunicorn_async_workers import (
     AsyncioWorker,
     AsyncWorkerBase,
     ConfigError,
+    H11Worker,
     UvloopWorker,
     __version__,
 )
 
-__all__ = ["OPTIONS", "AsyncWorkerBase", "AsyncioWorker", "ConfigError", "UvloopWorker",
-           "__version__"]
+__all__ = ["OPTIONS", "AsyncWorkerBase", "AsyncioWorker", "ConfigError", "H11Worker",
+           "UvloopWorker", "__version__"]

@@ -5,7 +5,8 @@ Use `gunicorn -k gaw.UvloopWorker app:app`, or `worker_class = "gaw.UvloopWorker
 """
 
 from .config import OPTIONS, ConfigError
-from .workers import AsyncioWorker, AsyncWorkerBase, UvloopWorker
+from .workers import AsyncioWorker, AsyncWorkerBase, H11Worker, UvloopWorker
 
-__all__ = ["OPTIONS", "AsyncWorkerBase", "AsyncioWorker", "ConfigError", "UvloopWorker"]
+__all__ = ["OPTIONS", "AsyncWorkerBase", "AsyncioWorker", "ConfigError", "H11Worker",
+           "UvloopWorker"]
 __version__ = "0.1.0"

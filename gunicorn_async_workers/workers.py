@@ -21,7 +21,7 @@ from gunicorn.workers.base import Worker
 from .asgi.app import load_app
 from .asgi.lifespan import Lifespan, LifespanFailed
 from .config import ConfigError, ServerConfig
-from .http.parsers import HttptoolsParser, ParserAdapter
+from .http.parsers import H11Parser, HttptoolsParser, ParserAdapter
 from .server import Server
 
 # Gunicorn's arbiter halts instead of respawning when a worker exits with this code.
@@ -42,6 +42,10 @@ class AsyncWorkerBase(Worker):
         asyncio.new_event_loop)
     #: The HTTP/1.1 parser adapter.
     parser_class: ClassVar[type[ParserAdapter]] = HttptoolsParser
+    #: What Gunicorn 27's `asgi_loop` and `http_parser` settings call this class's loop
+    #: and parser; a setting naming another one is a boot error.
+    loop_name: ClassVar[str] = "asyncio"
+    parser_kind: ClassVar[str] = "fast"
     #: Our own options, set through `configure(...)`.
     options: ClassVar[dict[str, object]] = {}
 
@@ -83,7 +87,30 @@ class AsyncWorkerBase(Worker):
         sys.stderr.flush()
         raise SystemExit(WORKER_BOOT_ERROR)
 
+    def check_class_settings(self) -> None:
+        """Gunicorn's `asgi_loop` and `http_parser` (24+ and 25+), where the user set them,
+        must agree with this class: each class has one loop and one parser."""
+        name = f"gaw.{type(self).__name__}"
+        loop = getattr(self.cfg, "asgi_loop", "auto")
+        if loop not in ("auto", type(self).loop_name):
+            better = {"uvloop": "gaw.UvloopWorker", "asyncio": "gaw.AsyncioWorker"}.get(loop)
+            self._boot_error(
+                f"asgi_loop = {loop!r} contradicts {name}, which runs {type(self).loop_name}: "
+                f"use -k {better} or remove asgi_loop" if better else
+                f"asgi_loop = {loop!r} is not a loop our workers have (auto, uvloop, asyncio)")
+        parser = getattr(self.cfg, "http_parser", "auto")
+        if parser not in ("auto", type(self).parser_kind):
+            better = {"python": "gaw.H11Worker", "fast": "gaw.UvloopWorker"}.get(parser)
+            what = {"fast": "httptools (compiled)", "python": "h11 (pure Python)"}[
+                type(self).parser_kind]
+            self._boot_error(
+                f"http_parser = {parser!r} contradicts {name}, whose parser is {what}: "
+                f"use -k {better} or remove http_parser" if better else
+                f"http_parser = {parser!r} is not a parser kind our workers have "
+                "(auto, fast, python)")
+
     def load_wsgi(self) -> None:
+        self.check_class_settings()
         try:
             self.config = ServerConfig.from_gunicorn(
                 self.cfg, self.log, self.options, self.max_requests)
@@ -231,6 +258,7 @@ class UvloopWorker(AsyncWorkerBase):
 
     loop_factory = staticmethod(_uvloop_factory)
     parser_class = HttptoolsParser
+    loop_name = "uvloop"
 
 
 class AsyncioWorker(AsyncWorkerBase):
@@ -239,3 +267,12 @@ class AsyncioWorker(AsyncWorkerBase):
 
     loop_factory = staticmethod(asyncio.new_event_loop)
     parser_class = HttptoolsParser
+
+
+class H11Worker(AsyncWorkerBase):
+    """The standard library's asyncio event loop + the pure-Python h11 parser: no compiled
+    dependency on the request path, and h11's strict RFC 9112 grammar for request heads."""
+
+    loop_factory = staticmethod(asyncio.new_event_loop)
+    parser_class = H11Parser
+    parser_kind = "python"

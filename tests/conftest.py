@@ -9,7 +9,8 @@ import pytest
 from gunicorn_process import GunicornProcess
 
 # Every integration test runs once per worker class: a later class is one more entry here.
-WORKER_CLASSES = os.environ.get("GAW_TEST_WORKER_CLASSES", "gaw.UvloopWorker").split(",")
+WORKER_CLASSES = os.environ.get(
+    "GAW_TEST_WORKER_CLASSES", "gaw.UvloopWorker,gaw.AsyncioWorker,gaw.H11Worker").split(",")
 
 
 @pytest.fixture(params=WORKER_CLASSES)

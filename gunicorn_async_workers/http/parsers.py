@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from typing import Protocol
 
+import h11
 import httptools
 
 from .chunked import ChunkedDecoder
@@ -149,6 +150,10 @@ class ParserAdapter:
         self._seen: set[bytes] | None = None
         self._scheme_set = False
         self._policed = False  # whether `police` changed anything since the last reset
+        self.held = b""  # the start of a request line, held until its CRLF has come
+        self.raw_head = b""  # the head as received, kept only for lenient field sizes
+        self.leading_crlf = False
+        self.method_override: str | None = None  # a method the parser was shown as GET
 
     def reset_head(self) -> None:
         self.target = b""
@@ -237,6 +242,99 @@ class ParserAdapter:
         elif not _ABSOLUTE_FORM.fullmatch(target):
             raise BadRequest(f"invalid request target {target[:100]!r}")
 
+    # -- shared by every adapter -------------------------------------------------------
+    def on_header(self, name: bytes, value: bytes) -> None:
+        policy = self.policy
+        headers = self.headers
+        if len(headers) >= policy.limit_fields:
+            raise HeadersTooLarge(
+                f"more than {policy.limit_fields} header fields (limit_request_fields)")
+        if policy.lenient_headers:
+            name = name.rstrip(b" \t")
+            if not _TOKEN.fullmatch(name):
+                raise BadRequest(f"invalid header name {name[:40]!r}")
+        elif len(name) + len(value) + 4 > policy.limit_field_size:
+            raise HeadersTooLarge(
+                f"header {name[:40]!r} is {len(name) + len(value) + 4} bytes, "
+                f"limit_request_field_size is {policy.limit_field_size}")
+        name = name.lower()
+        if name == _HOST:
+            if self.host is not None:
+                raise BadRequest("repeated host header")
+            self.host = value
+        elif (name in self.watch or b"_" in name) and not self.police(name, value):
+            return
+        headers.append((name, value))
+
+    def _check_raw_field_sizes(self) -> None:
+        """With lenient headers, a field's size is that of its raw lines, folds included."""
+        limit = self.policy.limit_field_size
+        head = self.raw_head
+        self.raw_head = b""
+        size = 0
+        for line in head.split(b"\r\n")[1:]:
+            if line[:1] in (b" ", b"\t"):
+                size += len(line) + 2
+            else:
+                size = len(line) + 2
+            if size > limit:
+                raise HeadersTooLarge(
+                    f"a header field is {size} bytes, limit_request_field_size is {limit}")
+
+    def _check_request_line(self, data: bytes, end: int) -> bytes:
+        """What llhttp cannot judge at the start of a message, as Gunicorn judges it:
+        extra empty lines (RFC 9112 2.2 allows one), extra spaces in the request line (3),
+        and methods llhttp does not know. `end` is where the first CRLF is. Returns the
+        bytes to feed llhttp (empty when more must arrive first)."""
+        if end == 0:
+            if data[2:4] == b"\r\n" or self.leading_crlf:
+                raise BadRequest("more than one empty line before the request line")
+            if b"\n" in data[2:4] and data[2:4] != b"\r\n":
+                raise BadRequest("bare LF before the request line")
+            if len(data) > 2:
+                self.leading_crlf = True
+                return self.feed_after_crlf(data[2:])
+            self.held = data  # judged once the next bytes come
+            return b""
+        line = data[:end]
+        if line.count(b" ") != 2 or b"  " in line:
+            raise BadRequest(f"request line {line[:100]!r} is not three parts")
+        space = line.find(b" ")
+        method = line[:space]
+        if method in _LLHTTP_METHODS:
+            return data
+        policy = self.policy
+        if not policy.permit_unconventional_method and not _CONVENTIONAL_METHOD.fullmatch(
+                method):
+            raise BadRequest(f"invalid method {method[:40]!r}")
+        if not _TOKEN.fullmatch(method):
+            raise BadRequest(f"invalid method {method[:40]!r}")
+        name = method.decode("ascii")
+        self.method_override = name.upper() if policy.casefold_method else name
+        return b"GET" + data[space:]
+
+    def _hold_request_line(self, data: bytes) -> None:
+        """Keep a request line whose CRLF has not arrived; refuse it when it cannot be one."""
+        limit = self.policy.limit_line + 2
+        if b"\n" in data[:limit]:
+            raise BadRequest("bare LF in or before the request line")
+        if len(data) >= limit:
+            raise RequestLineTooLong(
+                f"request line exceeds limit_request_line ({limit - 2} bytes)")
+        self.held = data
+
+    def feed_after_crlf(self, data: bytes) -> bytes:
+        """The bytes after one allowed leading CRLF: checked as a fresh request line."""
+        end = data.find(b"\r\n", 0, self.policy.limit_line + 2)
+        if end < 0:
+            self._hold_request_line(data)
+            self.held = b"\r\n" + data
+            self.leading_crlf = False
+            return b""
+        if end == 0:
+            raise BadRequest("more than one empty line before the request line")
+        return self._check_request_line(data, end)
+
     upgraded_at: int | None = None
 
     def feed(self, data: bytes) -> None:  # pragma: no cover - implemented by subclasses
@@ -264,12 +362,8 @@ class HttptoolsParser(ParserAdapter):
         self.in_head = False  # from on_message_begin to on_headers_complete
         self.head_bytes = 0
         self.tail = b""  # the last bytes of a head fed so far (a CRLFCRLF may straddle)
-        self.held = b""  # the start of a request line, held until its method is complete
-        self.raw_head = b""  # the head as received, kept only for lenient field sizes
-        self.leading_crlf = False
         self.body_left = 0  # Content-Length bytes still to feed llhttp
         self.decoder: ChunkedDecoder | None = None
-        self.method_override: str | None = None
         self.upgrade_data = b""
         self.on_request_end = listener.on_request_end
         self.on_request_head = listener.on_request_head
@@ -307,29 +401,6 @@ class HttptoolsParser(ParserAdapter):
                 f"{self.policy.limit_line}")
         self.target = target
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        policy = self.policy
-        headers = self.headers
-        if len(headers) >= policy.limit_fields:
-            raise HeadersTooLarge(
-                f"more than {policy.limit_fields} header fields (limit_request_fields)")
-        if policy.lenient_headers:
-            name = name.rstrip(b" \t")
-            if not _TOKEN.fullmatch(name):
-                raise BadRequest(f"invalid header name {name[:40]!r}")
-        elif len(name) + len(value) + 4 > policy.limit_field_size:
-            raise HeadersTooLarge(
-                f"header {name[:40]!r} is {len(name) + len(value) + 4} bytes, "
-                f"limit_request_field_size is {policy.limit_field_size}")
-        name = name.lower()
-        if name == _HOST:
-            if self.host is not None:
-                raise BadRequest("repeated host header")
-            self.host = value
-        elif (name in self.watch or b"_" in name) and not self.police(name, value):
-            return
-        headers.append((name, value))
-
     def on_headers_complete(self) -> None:
         parser = self.parser
         policy = self.policy
@@ -361,21 +432,6 @@ class HttptoolsParser(ParserAdapter):
         elif self.content_length:
             self.body_left = self.content_length
         self.on_request_head(self)
-
-    def _check_raw_field_sizes(self) -> None:
-        """With lenient headers, a field's size is that of its raw lines, folds included."""
-        limit = self.policy.limit_field_size
-        head = self.raw_head
-        self.raw_head = b""
-        size = 0
-        for line in head.split(b"\r\n")[1:]:
-            if line[:1] in (b" ", b"\t"):
-                size += len(line) + 2
-            else:
-                size = len(line) + 2
-            if size > limit:
-                raise HeadersTooLarge(
-                    f"a header field is {size} bytes, limit_request_field_size is {limit}")
 
     # -- feeding -------------------------------------------------------------------------
     def feed(self, data: bytes) -> None:
@@ -463,56 +519,192 @@ class HttptoolsParser(ParserAdapter):
         except httptools.HttpParserError as exc:
             raise _request_error(exc) from None
 
-    def _check_request_line(self, data: bytes, end: int) -> bytes:
-        """What llhttp cannot judge at the start of a message, as Gunicorn judges it:
-        extra empty lines (RFC 9112 2.2 allows one), extra spaces in the request line (3),
-        and methods llhttp does not know. `end` is where the first CRLF is. Returns the
-        bytes to feed llhttp (empty when more must arrive first)."""
-        if end == 0:
-            if data[2:4] == b"\r\n" or self.leading_crlf:
-                raise BadRequest("more than one empty line before the request line")
-            if b"\n" in data[2:4] and data[2:4] != b"\r\n":
-                raise BadRequest("bare LF before the request line")
-            if len(data) > 2:
-                self.leading_crlf = True
-                return self.feed_after_crlf(data[2:])
-            self.held = data  # judged once the next bytes come
-            return b""
-        line = data[:end]
-        if line.count(b" ") != 2 or b"  " in line:
-            raise BadRequest(f"request line {line[:100]!r} is not three parts")
-        space = line.find(b" ")
-        method = line[:space]
-        if method in _LLHTTP_METHODS:
-            return data
+
+# `Name : value` as `Name: value`, for strip_header_spaces with a parser that refuses it.
+_SPACE_BEFORE_COLON = re.compile(rb"(?m)^([^\s:]+)[ \t]+:")
+# An obsolete line fold (RFC 9112 5.2), replaced by one space where it is permitted.
+_OBS_FOLD = re.compile(rb"\r\n[ \t]+")
+# RFC 9110 5.5: no control characters but HTAB in a field value (h11 allows them).
+_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+class H11Parser(ParserAdapter):
+    """h11 adapter: pure Python, with h11's strict RFC 9112 grammar for each request head.
+
+    Message boundaries are found here (a head ends at its first CRLFCRLF; bodies are
+    counted by Content-Length or decoded by the shared `ChunkedDecoder`), so h11 judges one
+    complete head at a time: the request line, field names and values, and Host. What every
+    parser shares (limits, Gunicorn's header policy, the request-line checks) runs here as
+    for httptools. Differences from httptools, all of them refusals (400): bare CR in a
+    field value, characters outside RFC 9110's field-value grammar, and an HTTP/1.1 request
+    without Host (RFC 9112 section 3.2; h11 has no switch for it).
+    """
+
+    def __init__(self, listener: RequestListener, policy: HeadPolicy, *,
+                 trusted: bool, scheme: str) -> None:
+        super().__init__(listener, policy, trusted=trusted, scheme=scheme)
+        self.on_request_head = listener.on_request_head
+        self.on_body = listener.on_body
+        self.on_request_end = listener.on_request_end
+        self.buffer = b""  # a head whose CRLFCRLF has not arrived, request line complete
+        self.body_left = 0
+        self.decoder: ChunkedDecoder | None = None
+        self.upgrade_data = b""
+
+    def partial(self) -> bool:
+        return bool(self.buffer or self.held)
+
+    def feed(self, data: bytes) -> None:
+        while data:
+            if self.upgraded_at is not None:
+                self.upgrade_data += data
+                return
+            decoder = self.decoder
+            if decoder is not None:
+                rest = decoder.feed(data)
+                if rest is None:
+                    return
+                self.decoder = None
+                self._message_complete()
+                data = rest
+                continue
+            left = self.body_left
+            if left:
+                if len(data) < left:
+                    self.body_left = left - len(data)
+                    self.on_body(data)
+                    return
+                self.body_left = 0
+                self.on_body(data[:left])
+                data = data[left:]
+                self._message_complete()
+                continue
+            old = self.buffer
+            if not old:  # a request line starts here: judged once its CRLF has come
+                if self.held:
+                    data = self.held + data
+                    self.held = b""
+                end = data.find(b"\r\n", 0, self.policy.limit_line + 2)
+                if end < 0:
+                    self._hold_request_line(data)
+                    return
+                data = self._check_request_line(data, end)
+                if not data:
+                    return
+            buffer = old + data if old else data
+            end = buffer.find(b"\r\n\r\n")
+            # Every LF in a head ends a CRLF (RFC 9112 2.2 lets a server accept a bare LF;
+            # Gunicorn does not, h11 would). Only the bytes new to the head are counted, with
+            # the byte before them, which may be the CR of their first LF.
+            start = len(old) - 1 if old[-1:] == b"\r" else len(old)
+            stop = end + 4 if end >= 0 else len(buffer)
+            if buffer.count(b"\n", start, stop) != buffer.count(b"\r\n", start, stop):
+                raise BadRequest("bare LF in the request head")
+            if end < 0:
+                if len(buffer) > self.policy.max_head_bytes:
+                    raise HeadersTooLarge(
+                        f"request head exceeds {self.policy.max_head_bytes} bytes "
+                        "(limit_request_fields x limit_request_field_size)")
+                self.buffer = buffer
+                return
+            self.buffer = b""
+            data = buffer[end + 4:]
+            self._head(buffer[:end + 4])
+            if self.upgraded_at is not None:
+                self.upgrade_data = data
+                return
+
+    def _head(self, head: bytes) -> None:
+        """One complete head: its grammar judged by h11, its meaning by the shared policy.
+
+        h11's own semantics differ from Gunicorn's in three places, so h11 is not shown
+        them: an HTTP/1.1 request line goes to h11 as HTTP/1.0 (h11 requires Host; Gunicorn
+        does not), and Content-Length and Transfer-Encoding lines are judged by `police`
+        (h11 merges a Content-Length list and refuses codings other than `chunked`).
+        """
         policy = self.policy
-        if not policy.permit_unconventional_method and not _CONVENTIONAL_METHOD.fullmatch(
-                method):
-            raise BadRequest(f"invalid method {method[:40]!r}")
-        if not _TOKEN.fullmatch(method):
-            raise BadRequest(f"invalid method {method[:40]!r}")
-        name = method.decode("ascii")
-        self.method_override = name.upper() if policy.casefold_method else name
-        return b"GET" + data[space:]
-
-    def _hold_request_line(self, data: bytes) -> None:
-        """Keep a request line whose CRLF has not arrived; refuse it when it cannot be one."""
-        limit = self.policy.limit_line + 2
-        if b"\n" in data[:limit]:
-            raise BadRequest("bare LF in or before the request line")
-        if len(data) >= limit:
+        if len(head) > policy.max_head_bytes:
+            raise HeadersTooLarge(
+                f"request head exceeds {policy.max_head_bytes} bytes "
+                "(limit_request_fields x limit_request_field_size)")
+        if policy.lenient_headers:
+            self.raw_head = head
+            self._check_raw_field_sizes()
+            head = _SPACE_BEFORE_COLON.sub(rb"\1:", _OBS_FOLD.sub(b" ", head))
+        elif b"\r\n " in head or b"\r\n\t" in head:
+            raise BadRequest("obsolete line folding (permit_obsolete_folding is off)")
+        lines = head[:-4].split(b"\r\n")
+        request_line = lines[0]
+        version_11 = request_line.endswith(b" HTTP/1.1")
+        shown = [request_line[:-1] + b"0" if version_11 else request_line]
+        framing: dict[int, tuple[bytes, bytes]] = {}
+        for index, line in enumerate(lines):
+            name, colon, value = line.partition(b":")
+            if index and colon and name.lower() in (_CONTENT_LENGTH, _TRANSFER_ENCODING):
+                framing[index] = (name, value.strip(b" \t"))
+            elif index:
+                shown.append(line)
+        shown.append(b"\r\n")
+        connection = h11.Connection(h11.SERVER, max_incomplete_event_size=len(head) + 1)
+        connection.receive_data(b"\r\n".join(shown))
+        try:
+            event = connection.next_event()
+        except h11.RemoteProtocolError as exc:
+            raise BadRequest(f"malformed request: {exc}") from None
+        if not isinstance(event, h11.Request):  # pragma: no cover - the head is complete
+            raise BadRequest("incomplete request head")
+        override = self.method_override
+        if override is None:
+            self.method = event.method.decode("ascii")
+        else:
+            self.method = override
+            self.method_override = None
+        self.target = target = event.target
+        self.http_version = "1.1" if version_11 else event.http_version.decode("ascii")
+        line_size = len(self.method) + len(target) + 10
+        if line_size > policy.limit_line:
             raise RequestLineTooLong(
-                f"request line exceeds limit_request_line ({limit - 2} bytes)")
-        self.held = data
+                f"request line is {line_size} bytes, limit_request_line is {policy.limit_line}")
+        tokens: set[bytes] = set()
+        upgrade = None
+        items = iter(event.headers.raw_items())
+        for index in range(1, len(lines)):
+            name, value = framing[index] if index in framing else next(items)
+            if _CONTROL.search(value):
+                raise BadRequest(f"control character in the value of {name[:40]!r}")
+            lowered = name.lower()
+            if lowered == b"connection":
+                tokens.update(t.strip() for t in value.lower().split(b","))
+            elif lowered == _UPGRADE:
+                upgrade = value
+            self.on_header(name, value)
+        if self.http_version == "1.1":
+            self.keep_alive = b"close" not in tokens
+        else:
+            self.keep_alive = b"keep-alive" in tokens
+        upgrading = (upgrade is not None and b"upgrade" in tokens) or self.method == "CONNECT"
+        if upgrading and upgrade is not None:
+            self._policed = True
+            self.upgrade = upgrade
+        self.finish_head()
+        if upgrading:
+            self.on_request_head(self)
+            self._message_complete()
+            self.upgraded_at = 0  # what follows is not HTTP/1.1: the protocol decides
+            return
+        if self.chunked:
+            self.decoder = ChunkedDecoder(self.on_body, policy.limit_fields)
+        elif self.content_length:
+            self.body_left = self.content_length
+        self.on_request_head(self)
+        if self.decoder is None and not self.body_left:
+            self._message_complete()
 
-    def feed_after_crlf(self, data: bytes) -> bytes:
-        """The bytes after one allowed leading CRLF: checked as a fresh request line."""
-        end = data.find(b"\r\n", 0, self.policy.limit_line + 2)
-        if end < 0:
-            self._hold_request_line(data)
-            self.held = b"\r\n" + data
-            self.leading_crlf = False
-            return b""
-        if end == 0:
-            raise BadRequest("more than one empty line before the request line")
-        return self._check_request_line(data, end)
+    def _message_complete(self) -> None:
+        self.leading_crlf = False
+        self.target = b""
+        self.headers = []
+        self.host = None
+        if self._policed:
+            self.reset_head()
+        self.on_request_end()

@@ -61,6 +61,15 @@ class Recorder:
         self.requests[-1].ended = True
 
 
+# The adapter under test: every test here runs once per adapter (see conftest.py).
+Parser: type[ParserAdapter] = HttptoolsParser
+
+
+@pytest.fixture(autouse=True)
+def _each_parser(parser_class: type[ParserAdapter], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(globals(), "Parser", parser_class)
+
+
 def policy(**overrides: object) -> HeadPolicy:
     settings: dict[str, object] = dict(
         limit_line=4094, limit_fields=100, limit_field_size=8190,
@@ -74,7 +83,7 @@ def parse(pieces: list[bytes], *, trusted: bool = True, scheme: str = "http",
           **overrides: object) -> list[Request]:
     """Feed `pieces` one by one; the requests reported (RequestError propagates)."""
     recorder = Recorder()
-    parser = HttptoolsParser(recorder, policy(**overrides), trusted=trusted, scheme=scheme)
+    parser = Parser(recorder, policy(**overrides), trusted=trusted, scheme=scheme)
     for piece in pieces:
         parser.feed(piece)
     return recorder.requests
@@ -136,7 +145,7 @@ def test_simple_get_events() -> None:
 
 def test_listener_call_order() -> None:
     recorder = Recorder()
-    parser = HttptoolsParser(recorder, policy(), trusted=False, scheme="http")
+    parser = Parser(recorder, policy(), trusted=False, scheme="http")
     parser.feed(b"POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\nab")
     assert recorder.calls == ["head", "body"]
     assert parser.partial() is False
@@ -145,7 +154,7 @@ def test_listener_call_order() -> None:
 
 
 def test_partial_head() -> None:
-    parser = HttptoolsParser(Recorder(), policy(), trusted=False, scheme="http")
+    parser = Parser(Recorder(), policy(), trusted=False, scheme="http")
     assert not parser.partial()
     parser.feed(b"GE")
     assert parser.partial()
@@ -295,7 +304,7 @@ def test_field_too_large() -> None:
 
 def test_endless_head_exceeds_max_head_bytes() -> None:
     head_policy = policy(limit_fields=1000, limit_field_size=64, limit_line=64)
-    parser = HttptoolsParser(Recorder(), head_policy, trusted=False, scheme="http")
+    parser = Parser(Recorder(), head_policy, trusted=False, scheme="http")
     parser.feed(b"GET / HTTP/1.1\r\n")
     # One header line that never ends: neither the field count nor a complete field trips.
     with pytest.raises(HeadersTooLarge) as info:
@@ -391,7 +400,7 @@ def test_two_empty_lines_between_pipelined_requests() -> None:
     data = b"GET / HTTP/1.1\r\n\r\n\r\n\r\nGET / HTTP/1.1\r\n\r\n"
     for pieces in [[data], *splits(data)]:
         recorder = Recorder()
-        parser = HttptoolsParser(recorder, policy(), trusted=False, scheme="http")
+        parser = Parser(recorder, policy(), trusted=False, scheme="http")
         with pytest.raises(BadRequest):
             for piece in pieces:
                 parser.feed(piece)
@@ -452,7 +461,7 @@ def test_chunked_grammar_refused(body: bytes, status: int) -> None:
 
 def test_chunked_body_never_ends_without_final_crlf() -> None:
     recorder = Recorder()
-    parser = HttptoolsParser(recorder, policy(), trusted=False, scheme="http")
+    parser = Parser(recorder, policy(), trusted=False, scheme="http")
     parser.feed(CHUNKED_HEAD + b"5\r\nhello\r\n0\r\n\r")
     assert recorder.requests[0].body == b"hello" and not recorder.requests[0].ended
     parser.feed(b"\n")
@@ -471,7 +480,7 @@ def test_upgrade_keeps_the_bytes_that_follow() -> None:
             b"\r\n\x81\x05hello")
     for pieces in [[data], *splits(data)]:
         recorder = Recorder()
-        parser = HttptoolsParser(recorder, policy(), trusted=False, scheme="http")
+        parser = Parser(recorder, policy(), trusted=False, scheme="http")
         for piece in pieces:
             parser.feed(piece)
         assert parser.upgraded_at is not None

@@ -14,6 +14,7 @@ from gunicorn.glogging import Logger
 
 from gunicorn_async_workers.config import ServerConfig
 from gunicorn_async_workers.http.errors import BadRequest, ExpectationFailed, error_response
+from gunicorn_async_workers.http.parsers import HttptoolsParser, ParserAdapter
 from gunicorn_async_workers.http.protocol import HttpProtocol
 from gunicorn_async_workers.server import Server
 
@@ -74,6 +75,15 @@ class MemoryTransport(asyncio.Transport):
         return b"".join(self.writes)
 
 
+# The parser adapter behind the protocol: every test here runs once per adapter.
+Parser: type[ParserAdapter] = HttptoolsParser
+
+
+@pytest.fixture(autouse=True)
+def _each_parser(parser_class: type[ParserAdapter], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(globals(), "Parser", parser_class)
+
+
 class Connection:
     """One HttpProtocol on a MemoryTransport, served by a real Server with a real config."""
 
@@ -84,7 +94,7 @@ class Connection:
         log = Logger(cfg)
         config = ServerConfig.from_gunicorn(cfg, log, {}, max_requests=sys.maxsize)
         self.loop = asyncio.get_running_loop()
-        self.server = Server(config, app, self.loop, log, None)
+        self.server = Server(config, app, self.loop, log, None, parser_class=Parser)
         self.protocol = HttpProtocol(self.server)
         self.transport = MemoryTransport(self.protocol, self.loop)
         self.protocol.connection_made(self.transport)

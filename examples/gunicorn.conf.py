@@ -1,7 +1,8 @@
 """A commented gunicorn.conf.py for gunicorn-async-workers.
 
 Run: gunicorn -c examples/gunicorn.conf.py examples.hello:app
-Every Gunicorn setting below means in our workers what it means in Gunicorn's own.
+Every Gunicorn setting below means in our workers what it means in Gunicorn's own; every
+option of ours is set below to its default, so this file doubles as their list.
 """
 
 import os
@@ -9,17 +10,43 @@ import os
 from gaw import UvloopWorker
 
 bind = [os.environ.get("BIND", "127.0.0.1:8000")]
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))  # one per CPU: each runs one event loop
 
-# Our own options (those Gunicorn has no name for) go through the worker class;
-# each can also be set with a GAW_<NAME> environment variable.
+# Our own options (those Gunicorn has no name for) go through the worker class; each can
+# also be set with a GAW_<NAME> environment variable (configure(...) wins over the variable).
+# An unknown name or a bad value stops the worker at boot with a one-line error.
 worker_class = UvloopWorker.configure(
-    lifespan="auto",           # auto | on | off (defaults to Gunicorn's asgi_lifespan)
-    header_timeout=30,         # seconds a client may take to send a request head
-    shutdown_idle_grace=0.25, # idle keep-alive connections closed after this on shutdown
+    # auto: detect ASGI 3, ASGI 2 or WSGI when the app loads; asgi3 | asgi2 | wsgi force it.
+    interface="auto",
+    # auto: run the ASGI lifespan if the app supports it; on: require it; off: skip it.
+    # Left out, it follows Gunicorn's `asgi_lifespan` setting.
+    lifespan="auto",
+    # The ASGI root_path, for an app mounted under a prefix by a proxy (e.g. "/api").
+    # Left out, it follows Gunicorn's `root_path` setting.
+    root_path="",
+    # Seconds a client may take to send a whole request head (slow-loris guard).
+    header_timeout=30,
+    # Graceful shutdown: an idle keep-alive connection is closed once idle this long.
+    shutdown_idle_grace=0.25,
+    # The Server response header; "" leaves it out.
+    server_header="gunicorn",
+    # Largest WebSocket message in bytes (0: no limit); larger ones close with 1009.
+    # Left out, it follows Gunicorn's `websocket_max_message_size` setting.
+    ws_max_size=16 * 1024 * 1024,
+    # WebSocket messages queued for the app before the socket stops being read.
+    ws_max_queue=32,
+    # Seconds between server pings on an open WebSocket (0: none) ...
+    ws_ping_interval=20,
+    # ... and seconds to wait for the pong before closing with 1011 (0: forever).
+    ws_ping_timeout=20,
+    # Negotiate permessage-deflate compression with WebSocket clients.
+    ws_per_message_deflate=True,
 )
+# Other classes take the same options: gaw.AsyncioWorker (stdlib asyncio, for debuggers and
+# profilers) and gaw.H11Worker (the pure-Python h11 parser).
 
 worker_connections = 1000   # at most this many connections per worker; above, stop accepting
+threads = 1                 # WSGI apps: the size of each worker's thread pool
 keepalive = 5               # seconds an idle keep-alive connection stays open
 timeout = 30                # a worker silent this long is killed and replaced
 graceful_timeout = 30       # SIGTERM: finish requests in flight within this many seconds

@@ -93,8 +93,18 @@ class RequestRecorder:
         if record is None:
             return
         req, started = record
-        resp = ResponseInfo(cycle.status, cycle.headers, cycle.bytes_sent)
-        environ = make_environ(req)
+        headers = cycle.headers
+        # A WSGI request's own environ, as Gunicorn's workers log it; for ASGI, one made
+        # of the scope.
+        environ = getattr(cycle, "environ", None)
+        if environ is None:
+            environ = make_environ(req)
+            framing = cycle.framing
+            if framing is not None and framing.chunked:
+                # Gunicorn's ASGI worker logs the transfer-encoding it added (its WSGI
+                # workers do not).
+                headers = [*headers, (b"transfer-encoding", b"chunked")]
+        resp = ResponseInfo(cycle.status, headers, cycle.bytes_sent)
         if self.post_request is not None:
             try:
                 self.post_request(self.worker, req, environ, resp)

@@ -103,8 +103,8 @@ class WsgiCycle(Exchange):
                 if len(_ENVIRON_KEYS) < _CACHE_MAX:
                     _ENVIRON_KEYS[name] = key
             text = value.decode("latin-1")
-            if key in environ:  # a repeated field: PEP 3333 / RFC 9110 list syntax
-                text = environ[key] + ", " + text
+            if key in environ:  # a repeated field joined with ",", as Gunicorn joins it
+                text = environ[key] + "," + text
             environ[key] = text
         sockname = protocol.sockname
         if sockname is not None and sockname[1] is not None:

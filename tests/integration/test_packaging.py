@@ -1,32 +1,63 @@
-"""The package as users install it: alias package, entry point, and the gunicorn command."""
+"""The package as users install it: the sdist and wheel `python -m build` makes, each
+installed into a fresh venv and serving through that venv's own gunicorn; the version from
+one place; the alias package and the entry points."""
 
 from __future__ import annotations
 
+import email
 import importlib.metadata
+import os
+import re
 import subprocess
 import sys
+import tarfile
+import venv
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from gunicorn_process import REPO, GunicornProcess
 
+import gunicorn_async_workers
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the test extra installs tomli on 3.10
+    import tomli as tomllib
+
+PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
+# An app that says where the worker serving it was imported from.
+PROBE_APP = '''
+import json, gaw, gunicorn_async_workers
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    body = json.dumps({"file": gunicorn_async_workers.__file__, "version": gaw.__version__,
+                       "same": gaw.UvloopWorker is gunicorn_async_workers.UvloopWorker})
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": body.encode()})
+'''
+
 
 def test_alias_package_reexports_the_same_objects() -> None:
     import gaw
-    import gunicorn_async_workers
 
     assert gaw.UvloopWorker is gunicorn_async_workers.UvloopWorker
+    assert gaw.AsyncioWorker is gunicorn_async_workers.AsyncioWorker
     assert gaw.__version__ == gunicorn_async_workers.__version__
 
 
-def test_entry_point_names_the_worker() -> None:
+def test_entry_points_name_the_workers() -> None:
     eps = importlib.metadata.entry_points(group="gunicorn.workers")
     by_name = {ep.name: ep for ep in eps if ep.value.startswith("gunicorn_async_workers")}
     import gaw
 
     assert by_name["uvloop"].load() is gaw.UvloopWorker
+    assert by_name["asyncio"].load() is gaw.AsyncioWorker
 
 
 def test_egg_worker_spec_serves() -> None:
@@ -37,16 +68,144 @@ def test_egg_worker_spec_serves() -> None:
         assert "UvloopWorker" in server.logs() or "egg:gunicorn-async-workers" in server.logs()
 
 
-@pytest.mark.timeout(180)
-def test_wheel_builds_with_both_packages(tmp_path: Path) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
-         "-w", str(tmp_path), str(REPO)],
-        check=True, capture_output=True, timeout=170)
-    wheel = next(tmp_path.glob("gunicorn_async_workers-*.whl"))
-    names = zipfile.ZipFile(wheel).namelist()
+# -- built distributions --------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """`python -m build`: the sdist, and the wheel built from that sdist."""
+    out = tmp_path_factory.mktemp("dist")
+    result = subprocess.run([sys.executable, "-m", "build", "--outdir", str(out), str(REPO)],
+                            capture_output=True, text=True, timeout=400)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return {"sdist": next(out.glob("gunicorn_async_workers-*.tar.gz")),
+            "wheel": next(out.glob("gunicorn_async_workers-*-py3-none-any.whl"))}
+
+
+def wheel_metadata(wheel: Path) -> email.message.Message:
+    with zipfile.ZipFile(wheel) as z:
+        name = next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))
+        return email.message_from_bytes(z.read(name))
+
+
+def sdist_metadata(sdist: Path) -> email.message.Message:
+    with tarfile.open(sdist) as t:
+        member = next(m for m in t.getmembers() if m.name.count("/") == 1
+                      and m.name.endswith("/PKG-INFO"))
+        data = t.extractfile(member)
+        assert data is not None
+        return email.message_from_bytes(data.read())
+
+
+def changelog_version() -> str:
+    found = re.search(r"^## \[([^\]]+)\]", (REPO / "CHANGELOG.md").read_text(), re.MULTILINE)
+    assert found, "CHANGELOG.md has no '## [version]' heading"
+    return found.group(1)
+
+
+@pytest.mark.timeout(420)
+def test_version_comes_from_one_place(dists: dict[str, Path]) -> None:
+    """pyproject declares the version dynamic and reads `__version__`; everything agrees."""
+    assert "version" not in PYPROJECT["project"]
+    assert "version" in PYPROJECT["project"]["dynamic"]
+    assert PYPROJECT["tool"]["setuptools"]["dynamic"]["version"] == {
+        "attr": "gunicorn_async_workers.__version__"}
+    version = gunicorn_async_workers.__version__
+    assert re.fullmatch(r"\d+\.\d+\.\d+((a|b|rc)\d+)?", version)
+    assert wheel_metadata(dists["wheel"])["Version"] == version
+    assert sdist_metadata(dists["sdist"])["Version"] == version
+    assert dists["wheel"].name.startswith(f"gunicorn_async_workers-{version}-")
+    assert dists["sdist"].name == f"gunicorn_async_workers-{version}.tar.gz"
+    assert changelog_version() == version
+    assert importlib.metadata.version("gunicorn-async-workers") == version, \
+        "the installed metadata is stale: pip install -e . again"
+
+
+@pytest.mark.timeout(420)
+def test_metadata_has_classifiers_and_urls(dists: dict[str, Path]) -> None:
+    metadata = wheel_metadata(dists["wheel"])
+    classifiers = metadata.get_all("Classifier") or []
+    assert classifiers == PYPROJECT["project"]["classifiers"]
+    assert "Framework :: AsyncIO" in classifiers
+    assert "Topic :: Internet :: WWW/HTTP :: WSGI :: Server" in classifiers
+    requires = PYPROJECT["project"]["requires-python"]
+    minimum = re.fullmatch(r">=3\.(\d+)", requires)
+    assert minimum, requires
+    versions = {int(c.rsplit(".", 1)[1]) for c in classifiers
+                if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)}
+    assert min(versions) == int(minimum.group(1)), "classifiers and requires-python disagree"
+    urls = dict(u.split(", ", 1) for u in metadata.get_all("Project-URL") or [])
+    assert {"Homepage", "Documentation", "Changelog", "Issues", "Source"} <= set(urls)
+    assert all(u.startswith("https://") for u in urls.values())
+    assert metadata["Requires-Python"] == requires
+
+
+@pytest.mark.timeout(420)
+def test_wheel_contents(dists: dict[str, Path]) -> None:
+    with zipfile.ZipFile(dists["wheel"]) as z:
+        names = z.namelist()
+        entry_points = z.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "gaw/__init__.py" in names
-    assert "gunicorn_async_workers/workers.py" in names
-    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    text = zipfile.ZipFile(wheel).read(entry_points).decode()
-    assert "[gunicorn.workers]" in text and "uvloop" in text
+    for module in ("__init__", "workers", "config", "server"):
+        assert f"gunicorn_async_workers/{module}.py" in names
+    assert not [n for n in names if n.startswith(("tests/", "examples/", "benchmarks/"))]
+    assert "[gunicorn.workers]" in entry_points
+    for name, target in PYPROJECT["project"]["entry-points"]["gunicorn.workers"].items():
+        assert f"{name} = {target}" in entry_points
+
+
+@pytest.mark.timeout(420)
+def test_sdist_contents(dists: dict[str, Path]) -> None:
+    with tarfile.open(dists["sdist"]) as t:
+        names = {n.split("/", 1)[1] for n in t.getnames() if "/" in n}
+    assert {"pyproject.toml", "README.md", "PKG-INFO", "gaw/__init__.py",
+            "gunicorn_async_workers/__init__.py", "gunicorn_async_workers/workers.py",
+            "gunicorn_async_workers/http/protocol.py"} <= names
+    # Every module of the package in the tree is in the sdist.
+    package = {str(p.relative_to(REPO)) for p in (REPO / "gunicorn_async_workers").rglob("*.py")}
+    assert package <= names, sorted(package - names)
+
+
+# -- installed into a fresh venv ------------------------------------------------------------
+@pytest.fixture(scope="module", params=["wheel", "sdist"])
+def installed(request: pytest.FixtureRequest, dists: dict[str, Path],
+              tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
+    """A fresh venv (no system site-packages) with one distribution pip-installed; yields
+    the venv and its python."""
+    root = tmp_path_factory.mktemp(f"venv-{request.param}")
+    venv.EnvBuilder(with_pip=True, clear=True).create(root)
+    python = root / "bin" / "python"
+    result = subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", str(dists[request.param])],
+        capture_output=True, text=True, timeout=400, env=clean_env())
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    yield root, python
+
+
+def clean_env() -> dict[str, str]:
+    """The environment without anything that would let the venv import this checkout."""
+    return {k: v for k, v in os.environ.items()
+            if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
+
+
+@pytest.mark.timeout(600)
+def test_installed_distribution_serves(installed: tuple[Path, Path],
+                                       tmp_path: Path) -> None:
+    """The venv's own python runs its own gunicorn with the installed worker, from a
+    directory that is not this checkout."""
+    root, python = installed
+    (tmp_path / "probe.py").write_text(PROBE_APP)
+    server = GunicornProcess("probe:app", "gaw.UvloopWorker")
+    log = open(server.output, "wb")  # noqa: SIM115 - handed to the child
+    server.proc = subprocess.Popen(
+        [str(python), "-m", "gunicorn", "-c", str(server.write_config()), "probe:app"],
+        cwd=str(tmp_path), env=clean_env(), stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True)
+    log.close()
+    try:
+        server.wait_ready(60)
+        answer = httpx.get(server.url + "/", timeout=10).json()
+    finally:
+        server.stop()
+    assert Path(answer["file"]).resolve().is_relative_to(root.resolve()), answer["file"]
+    assert answer["version"] == gunicorn_async_workers.__version__
+    assert answer["same"] is True
+    assert "Using worker: gaw.UvloopWorker" in server.logs()

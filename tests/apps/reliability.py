@@ -145,7 +145,8 @@ async def http(scope: dict[str, Any], receive: Receive, send: Send) -> None:
         note_started(request_id)
         body = await read_all(receive)
         if body is None:
-            return
+            mark(f"disconnected {request_id}")
+            return  # the client went away: nobody to answer
         ms = int(q.get("ms", "0"))
         if ms:
             await asyncio.sleep(ms / 1000)

@@ -141,6 +141,28 @@ def test_broken_wsgi_app_gets_500_or_a_close_and_one_error_line(
     assert_fault_handled(wsgi_server, fault, WSGI_FAULTS[fault][1])
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "an ASGI app that returns after http.disconnect (the client went away mid-body) is "
+    "logged at ERROR as 'ASGI application returned without sending a response': "
+    "RequestCycle.run does not look at protocol.closing before logging"))
+def test_app_returning_after_a_disconnect_logs_no_error(
+        gunicorn: Callable[..., GunicornProcess], tmp_path: Path) -> None:
+    markers = tmp_path / "markers"
+    started = tmp_path / "started"
+    server = gunicorn(ASGI_APP, env={"GAW_TEST_MARKERS": str(markers),
+                                     "GAW_TEST_STARTED": str(started)})
+    mark = len(error_log(server))
+    with connect(server, 10.0) as s:
+        s.sendall(b"POST /r?id=gone HTTP/1.1\r\nHost: faults\r\nContent-Length: 1000\r\n\r\n"
+                  b"only ten b")
+        wait_for(lambda: started.exists() and "gone" in started.read_text().split(),
+                 timeout=10, what="the app reading the body")
+    wait_for(lambda: markers.exists() and "disconnected gone" in markers.read_text(),
+             timeout=10, what="the app seeing the disconnect")
+    assert get(server, "/").status == 200
+    assert error_lines(error_log(server)[mark:]) == []
+
+
 # -- lifespan shutdown that never ends -----------------------------------------------------------
 def test_hanging_lifespan_shutdown_is_cut_off_at_graceful_timeout(
         gunicorn: Callable[..., GunicornProcess], tmp_path: Path) -> None:

@@ -171,7 +171,7 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "syslog": (GUNICORN, _LOGGER),
     "syslog_prefix": (GUNICORN, _LOGGER),
     "syslog_facility": (GUNICORN, _LOGGER),
-    "enable_stdio_inheritance": (GUNICORN, _LOGGER),
+    "enable_stdio_inheritance": (GUNICORN, _PROCESS),
     "statsd_host": (HONOURED, _STATSD),
     "dogstatsd_tags": (HONOURED, _STATSD),
     "statsd_prefix": (HONOURED, _STATSD),

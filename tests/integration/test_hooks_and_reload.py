@@ -1,5 +1,6 @@
 """Server hooks with Gunicorn's documented arguments, `--reload`, `--check-config`,
-`--print-config` and `preload_app`, each against a real gunicorn, for ASGI and WSGI apps.
+`--print-config`, `preload_app`, and our options refused at boot, each against a real
+gunicorn, for ASGI and WSGI apps.
 
 `test_arbiter_contract.py` already shows that each hook runs at its moment (ASGI); here
 the hooks record what they were given (types and attributes) as JSON lines, for both kinds
@@ -329,3 +330,33 @@ def test_preload_app_serves_with_the_loop_made_after_fork(
     if app_kind == "asgi":
         lines = markers.read_text().splitlines()
         assert {f"shutdown {pid}" for pid in pids} <= set(lines), lines
+
+
+# -- our options at boot -------------------------------------------------------------------
+@pytest.mark.parametrize(("options", "env", "expected"), [
+    pytest.param({"lifespam": "off"}, {}, ["lifespam", "known: interface, lifespan"],
+                 id="unknown-option"),
+    pytest.param({}, {"GAW_LIFESPAM": "off"}, ["GAW_LIFESPAM", "GAW_LIFESPAN"],
+                 id="unknown-env"),
+    pytest.param({}, {"GAW_LIFESPAN": "sometimes"},
+                 ["GAW_LIFESPAN must be one of auto, on, off", "'sometimes'"], id="invalid-env"),
+    pytest.param({"header_timeout": 0}, {},
+                 ["configure(header_timeout=...) must be a number of at least 0.1"],
+                 id="invalid-configure"),
+])
+def test_unknown_or_invalid_option_stops_the_arbiter(
+        worker_class: str, gunicorn: Callable[..., GunicornProcess],
+        options: dict[str, object], env: dict[str, str], expected: list[str]) -> None:
+    """One line naming the option and what it accepts, Gunicorn's boot-error exit code (3),
+    and so an arbiter that halts instead of respawning workers."""
+    module, name = worker_class.rsplit(".", 1)
+    config = (f"from {module} import {name}\nworker_class = {name}.configure(**{options!r})\n"
+              if options else "")
+    server = gunicorn(APPS["asgi"][0], wait=False, env=env, config_text=config)
+    assert server.proc is not None
+    assert server.proc.wait(30) == 3, server.logs()
+    logs = server.logs()
+    errors = [line for line in logs.splitlines() if "gunicorn-async-workers:" in line]
+    assert len(errors) == 1, logs
+    assert all(text in errors[0] for text in expected), errors[0]
+    assert "Traceback" not in logs

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -160,3 +161,41 @@ def test_base_image_name_comes_from_the_dockerfile() -> None:
                      re.MULTILINE)
     assert "COPY docker/gunicorn.conf.py /etc/gunicorn/gunicorn.conf.py" in text
     assert IMAGE_CONF.is_file()
+
+
+# -- the user guide -------------------------------------------------------------------------
+GUIDE = sorted((REPO / "docs").glob("*.md"))
+_LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+@pytest.mark.parametrize("page", [REPO / "README.md", REPO / "CHANGELOG.md", *GUIDE],
+                         ids=lambda p: p.relative_to(REPO).as_posix())
+def test_guide_links_resolve(page: Path) -> None:
+    """Every relative link in the README, the changelog and docs/ names a file that exists."""
+    broken = []
+    for target in _LINK.findall(page.read_text()):
+        if target.startswith(("http://", "https://", "#", "mailto:")):
+            continue
+        path = (page.parent / target.split("#", 1)[0]).resolve()
+        if not path.exists():
+            broken.append(target)
+    assert not broken, f"{page.name}: {broken}"
+
+
+def test_guide_is_linked_from_the_readme_and_its_index() -> None:
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Deployment and user guide"):readme.index("## Architecture")]
+    index = (REPO / "docs" / "README.md").read_text()
+    for page in GUIDE:
+        if page.name != "README.md":
+            assert f"docs/{page.name}" in section, page.name
+            assert f"({page.name})" in index, page.name
+
+
+def test_docker_guide_lists_every_variable_the_image_reads() -> None:
+    source = IMAGE_CONF.read_text()
+    read = set(re.findall(r'env(?:\.get\(|, )"([A-Z_]+)"', source))
+    assert {"PORT", "WEB_CONCURRENCY", "GRACEFUL_TIMEOUT", "KEEPALIVE", "LOG_LEVEL",
+            "ACCESS_LOG"} <= read
+    guide = (REPO / "docs" / "docker.md").read_text()
+    assert not [name for name in read if f"| `{name}` |" not in guide]

@@ -10,9 +10,12 @@ still served here by a real gunicorn on the host, with the same environment vari
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,6 +59,32 @@ def test_image_config_serves_the_kubernetes_example(worker_class: str) -> None:
                  what="an access log line on stdout")  # ACCESS_LOG
         assert re.search(r"graceful_timeout: 7\b", logs)
         assert re.search(r"keepalive: 3\b", logs)
+
+
+def test_entrypoint_serves_main_app_from_the_working_directory(tmp_path: Path) -> None:
+    """The Dockerfile's ENTRYPOINT as the image runs it: no app argument, so APP_MODULE's
+    default `main:app`, imported from the working directory (the image's /app, where a
+    user's `COPY` puts it); only the config path is mapped back to the repository."""
+    text = (REPO / "Dockerfile").read_text()
+    entrypoint = json.loads(re.search(r"^ENTRYPOINT (\[.*\])$", text, re.MULTILINE).group(1))
+    copied = re.search(r"^COPY docker/gunicorn.conf.py (\S+)$", text, re.MULTILINE).group(1)
+    assert entrypoint[0] == "gunicorn" and copied in entrypoint
+    command = [sys.executable, "-m", "gunicorn",
+               *[str(IMAGE_CONF) if arg == copied else arg for arg in entrypoint[1:]]]
+    shutil.copy(K8S / "main.py", tmp_path / "main.py")
+    server = GunicornProcess("main:app", "gaw.UvloopWorker")  # for its waits and its stop
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "APP_MODULE")}
+    env.update(BIND="127.0.0.1:0", WEB_CONCURRENCY="1")
+    log = open(server.output, "wb")  # noqa: SIM115 - handed to the child
+    server.proc = subprocess.Popen(command, cwd=str(tmp_path), env=env, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
+    try:
+        server.wait_ready(30)
+        assert httpx.get(server.url + "/healthz", timeout=10).text == "ok\n"
+    finally:
+        server.stop()
+    assert "Using worker: gaw.UvloopWorker" in server.logs()
 
 
 # -- the image itself -----------------------------------------------------------------------

@@ -147,7 +147,7 @@ class RequestCycle(Exchange):
                 protocol.abort()
                 raise
             else:
-                protocol.server.log.error(
+                protocol.server.log.exception(  # as Gunicorn: statsd counts log.exception
                     "Exception in ASGI application serving %s %s",
                     self.scope["method"], self.scope["path"], exc_info=exc)
             self.fail()

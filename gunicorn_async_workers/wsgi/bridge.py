@@ -288,8 +288,10 @@ class WsgiCycle(Exchange):
                                                        and isinstance(exc, OSError)):
                 server.log.debug("client went away during the response")
             else:
-                server.log.error("Error handling request %s %s", self.environ["REQUEST_METHOD"],
-                                 self.environ["RAW_URI"], exc_info=exc)
+                # exception(), as Gunicorn's workers: its statsd logger counts log.exception
+                server.log.exception("Error handling request %s %s",
+                                     self.environ["REQUEST_METHOD"], self.environ["RAW_URI"],
+                                     exc_info=exc)
             self.fail()
         elif body is not None and not self.complete:
             if protocol.closing:

@@ -59,6 +59,10 @@ def _request_error(exc: Exception) -> BaseException:
     return BadRequest(f"malformed request: {exc}")
 
 
+class NotRaised(Exception):
+    """In place of an exception class a parser never raises."""
+
+
 class RequestListener(Protocol):
     """What a parser adapter calls; implemented by `HttpProtocol`."""
 
@@ -335,14 +339,131 @@ class ParserAdapter:
             raise BadRequest("more than one empty line before the request line")
         return self._check_request_line(data, end)
 
+    # -- framing: one message at a time, the same for every parser ----------------------
     upgraded_at: int | None = None
+    # What `feed_head` raises when a head asks to leave HTTP/1.1, and on a malformed head.
+    upgrade_exception: type[Exception] = NotRaised
+    parse_exception: type[Exception] = NotRaised
 
-    def feed(self, data: bytes) -> None:  # pragma: no cover - implemented by subclasses
-        raise NotImplementedError
+    def init_framing(self) -> None:
+        self.in_message = False  # from the first byte of a request line to its end
+        self.in_head = False  # from the first byte of a request line to its blank line
+        self.head_bytes = 0
+        self.tail = b""  # the last bytes of a head fed so far (a CRLFCRLF may straddle)
+        self.body_left = 0  # Content-Length bytes still to come
+        self.decoder: ChunkedDecoder | None = None
+        self.upgrade_data = b""
 
     def partial(self) -> bool:
         """Whether part of a request head has arrived and the rest has not."""
-        raise NotImplementedError  # pragma: no cover
+        return (self.in_message and self.in_head) or bool(self.held) or bool(self.tail)
+
+    def feed(self, data: bytes) -> None:
+        """Split `data` into heads and bodies: a head goes to the parser in pieces
+        (`feed_head_piece`) and up to its blank line (`feed_head`, which ends in
+        `on_request_head`); a Content-Length body goes to `feed_body`, a chunked one through
+        the shared `ChunkedDecoder`, then `end_chunked`; every message ends in
+        `on_message_complete`."""
+        while data:
+            if self.upgraded_at is not None:
+                self.upgrade_data += data
+                return
+            decoder = self.decoder
+            if decoder is not None:
+                rest = decoder.feed(data)
+                if rest is None:
+                    return
+                self.decoder = None
+                self.end_chunked()
+                data = rest
+                continue
+            left = self.body_left
+            if left:
+                if len(data) <= left:
+                    self.body_left = left - len(data)
+                    self.feed_body(data)
+                    return
+                self.body_left = 0
+                self.feed_body(data[:left])
+                data = data[left:]
+                continue
+            if not self.in_message:
+                # A request line starts here: held until its CRLF has arrived, so that it
+                # is judged the same however the bytes were split. The usual line (a method
+                # llhttp knows, single spaces) is checked inline, anything else in
+                # _check_request_line.
+                if self.held:
+                    data = self.held + data
+                    self.held = b""
+                end = data.find(b"\r\n", 0, self.policy.limit_line + 2)
+                if end < 0:
+                    self._hold_request_line(data)
+                    return
+                space = data.find(b" ", 0, end)
+                if not (space > 0 and data[:space] in _LLHTTP_METHODS
+                        and data.count(b" ", 0, end) == 2):
+                    data = self._check_request_line(data, end)
+                    if not data:
+                        return
+                self.in_message = self.in_head = True
+            tail = self.tail
+            if tail:
+                end = (tail + data).find(b"\r\n\r\n")
+                cut = end + 4 - len(tail) if end >= 0 else -1
+            else:
+                end = data.find(b"\r\n\r\n")
+                cut = end + 4 if end >= 0 else -1
+            if cut < 0:
+                if self.policy.lenient_headers:
+                    self.raw_head += data
+                self.feed_head_piece(data)  # a parser may refuse bad bytes as they come
+                self.tail = (tail + data)[-3:]
+                self.head_bytes += len(data)
+                if self.head_bytes > self.policy.max_head_bytes:
+                    raise HeadersTooLarge(
+                        f"request head exceeds {self.policy.max_head_bytes} bytes "
+                        "(limit_request_fields x limit_request_field_size)")
+                return
+            self.tail = b""
+            head = data[:cut]
+            data = data[cut:]
+            if self.policy.lenient_headers:
+                self.raw_head += head
+            try:
+                self.feed_head(head)
+            except self.upgrade_exception:
+                self.upgraded_at = 0
+            except self.parse_exception as exc:
+                raise _request_error(exc) from None
+            if self.upgraded_at is not None:
+                self.upgrade_data = data
+                return
+
+    def on_message_complete(self) -> None:
+        # The listener read the head in on_request_head; reset it for the next message here
+        # rather than when the next one begins (one call fewer per request).
+        self.in_message = False  # the next bytes start a request line
+        self.head_bytes = 0
+        self.leading_crlf = False
+        self.target = b""
+        self.headers = []
+        self.host = None
+        if self._policed:
+            self.reset_head()
+        self.on_request_end()
+
+    # -- what each parser supplies -------------------------------------------------------
+    def feed_head_piece(self, data: bytes) -> None:  # pragma: no cover - per parser
+        raise NotImplementedError
+
+    def feed_head(self, data: bytes) -> None:  # pragma: no cover - per parser
+        raise NotImplementedError
+
+    def feed_body(self, data: bytes) -> None:  # pragma: no cover - per parser
+        raise NotImplementedError
+
+    def end_chunked(self) -> None:  # pragma: no cover - per parser
+        raise NotImplementedError
 
 
 class HttptoolsParser(ParserAdapter):
@@ -358,13 +479,7 @@ class HttptoolsParser(ParserAdapter):
     def __init__(self, listener: RequestListener, policy: HeadPolicy, *,
                  trusted: bool, scheme: str) -> None:
         super().__init__(listener, policy, trusted=trusted, scheme=scheme)
-        self.in_message = False  # between on_message_begin and on_message_complete
-        self.in_head = False  # from on_message_begin to on_headers_complete
-        self.head_bytes = 0
-        self.tail = b""  # the last bytes of a head fed so far (a CRLFCRLF may straddle)
-        self.body_left = 0  # Content-Length bytes still to feed llhttp
-        self.decoder: ChunkedDecoder | None = None
-        self.upgrade_data = b""
+        self.init_framing()
         self.on_request_end = listener.on_request_end
         self.on_request_head = listener.on_request_head
         # httptools looks its callbacks up once, when the parser is made: body pieces go
@@ -375,24 +490,10 @@ class HttptoolsParser(ParserAdapter):
             # strip_header_spaces / permit_obsolete_folding: llhttp's lenient header mode;
             # field names and raw field sizes are then checked here instead.
             self.parser.set_dangerous_leniencies(lenient_headers=True)
-
-    def partial(self) -> bool:
-        return (self.in_message and self.in_head) or bool(self.held) or bool(self.tail)
+        # The framing loop calls llhttp directly: no Python call in between.
+        self.feed_head = self.parser.feed_data
 
     # -- httptools callbacks -----------------------------------------------------------
-    def on_message_complete(self) -> None:
-        # The listener read the head in on_request_head; reset it for the next message here
-        # rather than in an on_message_begin callback (one call fewer per request).
-        self.in_message = False  # the next bytes start a request line
-        self.head_bytes = 0
-        self.leading_crlf = False
-        self.target = b""
-        self.headers = []
-        self.host = None
-        if self._policed:
-            self.reset_head()
-        self.on_request_end()
-
     def on_url(self, url: bytes) -> None:
         target = self.target + url if self.target else url
         if len(target) > self.policy.limit_line:
@@ -433,82 +534,18 @@ class HttptoolsParser(ParserAdapter):
             self.body_left = self.content_length
         self.on_request_head(self)
 
-    # -- feeding -------------------------------------------------------------------------
-    def feed(self, data: bytes) -> None:
-        while data:
-            if self.upgraded_at is not None:
-                self.upgrade_data += data
-                return
-            decoder = self.decoder
-            if decoder is not None:
-                rest = decoder.feed(data)
-                if rest is None:
-                    return
-                self.decoder = None
-                self._llhttp(b"0\r\n\r\n")  # ends llhttp's view of the message
-                data = rest
-                continue
-            left = self.body_left
-            if left:
-                if len(data) <= left:
-                    self.body_left = left - len(data)
-                    self._llhttp(data)
-                    return
-                self.body_left = 0
-                self._llhttp(data[:left])
-                data = data[left:]
-                continue
-            if not self.in_message:
-                # A request line starts here: held until its CRLF has arrived, so that it
-                # is judged the same however the bytes were split. The usual line (a method
-                # llhttp knows, single spaces) is checked inline, anything else in
-                # _check_request_line.
-                if self.held:
-                    data = self.held + data
-                    self.held = b""
-                end = data.find(b"\r\n", 0, self.policy.limit_line + 2)
-                if end < 0:
-                    self._hold_request_line(data)
-                    return
-                space = data.find(b" ", 0, end)
-                if not (space > 0 and data[:space] in _LLHTTP_METHODS
-                        and data.count(b" ", 0, end) == 2):
-                    data = self._check_request_line(data, end)
-                    if not data:
-                        return
-                self.in_message = self.in_head = True
-            tail = self.tail
-            if tail:
-                end = (tail + data).find(b"\r\n\r\n")
-                cut = end + 4 - len(tail) if end >= 0 else -1
-            else:
-                end = data.find(b"\r\n\r\n")
-                cut = end + 4 if end >= 0 else -1
-            if cut < 0:
-                if self.policy.lenient_headers:
-                    self.raw_head += data
-                self._llhttp(data)  # all head: llhttp refuses bad bytes as they come
-                self.tail = (tail + data)[-3:]
-                self.head_bytes += len(data)
-                if self.head_bytes > self.policy.max_head_bytes:
-                    raise HeadersTooLarge(
-                        f"request head exceeds {self.policy.max_head_bytes} bytes "
-                        "(limit_request_fields x limit_request_field_size)")
-                return
-            self.tail = b""
-            head = data[:cut]
-            data = data[cut:]
-            if self.policy.lenient_headers:
-                self.raw_head += head
-            try:
-                self.parser.feed_data(head)
-            except httptools.HttpParserUpgrade:
-                self.upgraded_at = 0
-            except httptools.HttpParserError as exc:
-                raise _request_error(exc) from None
-            if self.upgraded_at is not None:
-                self.upgrade_data = data
-                return
+    # -- the framing loop's sinks --------------------------------------------------------
+    upgrade_exception = httptools.HttpParserUpgrade
+    parse_exception = httptools.HttpParserError
+
+    def feed_head_piece(self, data: bytes) -> None:
+        self._llhttp(data)
+
+    def feed_body(self, data: bytes) -> None:
+        self._llhttp(data)  # llhttp calls on_body, and on_message_complete at the end
+
+    def end_chunked(self) -> None:
+        self._llhttp(b"0\r\n\r\n")  # the decoder had the body: this ends llhttp's message
 
     def _llhttp(self, data: bytes) -> None:
         try:
@@ -531,91 +568,41 @@ _CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 class H11Parser(ParserAdapter):
     """h11 adapter: pure Python, with h11's strict RFC 9112 grammar for each request head.
 
-    Message boundaries are found here (a head ends at its first CRLFCRLF; bodies are
-    counted by Content-Length or decoded by the shared `ChunkedDecoder`), so h11 judges one
-    complete head at a time: the request line, field names and values, and Host. What every
-    parser shares (limits, Gunicorn's header policy, the request-line checks) runs here as
-    for httptools. Differences from httptools, all of them refusals (400): bare CR in a
-    field value, characters outside RFC 9110's field-value grammar, and an HTTP/1.1 request
-    without Host (RFC 9112 section 3.2; h11 has no switch for it).
+    The shared framing loop finds message boundaries (a head ends at its first CRLFCRLF;
+    bodies are counted by Content-Length or decoded by the shared `ChunkedDecoder`), so h11
+    judges one complete head at a time: the request line, field names and values. What
+    every parser shares (limits, Gunicorn's header policy, the request-line checks) runs
+    here as for httptools; field values are also refused with control characters, which
+    h11's grammar lets through.
     """
 
     def __init__(self, listener: RequestListener, policy: HeadPolicy, *,
                  trusted: bool, scheme: str) -> None:
         super().__init__(listener, policy, trusted=trusted, scheme=scheme)
+        self.init_framing()
         self.on_request_head = listener.on_request_head
         self.on_body = listener.on_body
         self.on_request_end = listener.on_request_end
-        self.buffer = b""  # a head whose CRLFCRLF has not arrived, request line complete
-        self.body_left = 0
-        self.decoder: ChunkedDecoder | None = None
-        self.upgrade_data = b""
+        self.head = b""  # the pieces of a head whose blank line has not arrived
 
-    def partial(self) -> bool:
-        return bool(self.buffer or self.held)
+    def feed_head_piece(self, data: bytes) -> None:
+        # Every LF in a head ends a CRLF (RFC 9112 2.2 lets a server accept a bare LF;
+        # Gunicorn does not, h11 would): checked as the pieces come.
+        piece = b"\r" + data if self.head[-1:] == b"\r" else data
+        if piece.count(b"\n") != piece.count(b"\r\n"):
+            raise BadRequest("bare LF in the request head")
+        self.head += data
 
-    def feed(self, data: bytes) -> None:
-        while data:
-            if self.upgraded_at is not None:
-                self.upgrade_data += data
-                return
-            decoder = self.decoder
-            if decoder is not None:
-                rest = decoder.feed(data)
-                if rest is None:
-                    return
-                self.decoder = None
-                self._message_complete()
-                data = rest
-                continue
-            left = self.body_left
-            if left:
-                if len(data) < left:
-                    self.body_left = left - len(data)
-                    self.on_body(data)
-                    return
-                self.body_left = 0
-                self.on_body(data[:left])
-                data = data[left:]
-                self._message_complete()
-                continue
-            old = self.buffer
-            if not old:  # a request line starts here: judged once its CRLF has come
-                if self.held:
-                    data = self.held + data
-                    self.held = b""
-                end = data.find(b"\r\n", 0, self.policy.limit_line + 2)
-                if end < 0:
-                    self._hold_request_line(data)
-                    return
-                data = self._check_request_line(data, end)
-                if not data:
-                    return
-            buffer = old + data if old else data
-            end = buffer.find(b"\r\n\r\n")
-            # Every LF in a head ends a CRLF (RFC 9112 2.2 lets a server accept a bare LF;
-            # Gunicorn does not, h11 would). Only the bytes new to the head are counted, with
-            # the byte before them, which may be the CR of their first LF.
-            start = len(old) - 1 if old[-1:] == b"\r" else len(old)
-            stop = end + 4 if end >= 0 else len(buffer)
-            if buffer.count(b"\n", start, stop) != buffer.count(b"\r\n", start, stop):
-                raise BadRequest("bare LF in the request head")
-            if end < 0:
-                if len(buffer) > self.policy.max_head_bytes:
-                    raise HeadersTooLarge(
-                        f"request head exceeds {self.policy.max_head_bytes} bytes "
-                        "(limit_request_fields x limit_request_field_size)")
-                self.buffer = buffer
-                return
-            self.buffer = b""
-            data = buffer[end + 4:]
-            self._head(buffer[:end + 4])
-            if self.upgraded_at is not None:
-                self.upgrade_data = data
-                return
+    def feed_body(self, data: bytes) -> None:
+        self.on_body(data)
+        if not self.body_left:
+            self.on_message_complete()
 
-    def _head(self, head: bytes) -> None:
-        """One complete head: its grammar judged by h11, its meaning by the shared policy.
+    def end_chunked(self) -> None:
+        self.on_message_complete()
+
+    def feed_head(self, data: bytes) -> None:
+        """The rest of a head: its grammar judged by h11, its meaning by the shared policy.
 
         h11's own semantics differ from Gunicorn's in three places, so h11 is not shown
         them: an HTTP/1.1 request line goes to h11 as HTTP/1.0 (h11 requires Host; Gunicorn
@@ -623,12 +610,12 @@ class H11Parser(ParserAdapter):
         (h11 merges a Content-Length list and refuses codings other than `chunked`).
         """
         policy = self.policy
-        if len(head) > policy.max_head_bytes:
-            raise HeadersTooLarge(
-                f"request head exceeds {policy.max_head_bytes} bytes "
-                "(limit_request_fields x limit_request_field_size)")
+        head = self.head + data if self.head else data
+        self.head = b""
+        self.in_head = False
+        if head.count(b"\n") != head.count(b"\r\n"):
+            raise BadRequest("bare LF in the request head")
         if policy.lenient_headers:
-            self.raw_head = head
             self._check_raw_field_sizes()
             head = _SPACE_BEFORE_COLON.sub(rb"\1:", _OBS_FOLD.sub(b" ", head))
         elif b"\r\n " in head or b"\r\n\t" in head:
@@ -689,7 +676,7 @@ class H11Parser(ParserAdapter):
         self.finish_head()
         if upgrading:
             self.on_request_head(self)
-            self._message_complete()
+            self.on_message_complete()
             self.upgraded_at = 0  # what follows is not HTTP/1.1: the protocol decides
             return
         if self.chunked:
@@ -698,13 +685,4 @@ class H11Parser(ParserAdapter):
             self.body_left = self.content_length
         self.on_request_head(self)
         if self.decoder is None and not self.body_left:
-            self._message_complete()
-
-    def _message_complete(self) -> None:
-        self.leading_crlf = False
-        self.target = b""
-        self.headers = []
-        self.host = None
-        if self._policed:
-            self.reset_head()
-        self.on_request_end()
+            self.on_message_complete()

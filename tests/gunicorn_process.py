@@ -19,12 +19,29 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from gunicorn.config import KNOWN_SETTINGS
+
+from gunicorn_async_workers.config import OPTIONS
+
 REPO = Path(__file__).resolve().parent.parent
 TESTS = REPO / "tests"
 
 _LISTENING = re.compile(r"Listening at: ([^,\s]+)")  # the first of several binds
 _BOOTING = re.compile(r"Booting worker with pid: (\d+)")
 _EXITING = re.compile(r"Worker exiting \(pid: (\d+)\)")
+
+GUNICORN_SETTINGS = frozenset(setting.name for setting in KNOWN_SETTINGS)
+# Gunicorn settings our options take their default from (root_path, asgi_lifespan,
+# websocket_max_message_size) -> the option's GAW_* variable.
+_OPTION_ENV = {o.gunicorn_setting: o.env for o in OPTIONS if o.gunicorn_setting}
+
+
+def option_env_for_missing_settings(settings: dict[str, object]) -> dict[str, str]:
+    """On a Gunicorn without some of these settings (23 has none of the three), the same
+    values for our options through their GAW_* variables, so a test of the behaviour runs
+    there too. (A missing setting in the config file is ignored by Gunicorn.)"""
+    return {_OPTION_ENV[name]: str(value) for name, value in settings.items()
+            if name in _OPTION_ENV and name not in GUNICORN_SETTINGS}
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 10.0, interval: float = 0.02,
@@ -119,6 +136,7 @@ class GunicornProcess:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(TESTS), env.get("PYTHONPATH", "")])
         env["PYTHONUNBUFFERED"] = "1"
+        env.update(option_env_for_missing_settings(self.settings))
         env.update(self.extra_env)
         out = open(self.output, "wb")  # noqa: SIM115 - handed to the child
         self.proc = subprocess.Popen(

@@ -19,7 +19,10 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import gunicorn
+import pytest
 from gunicorn.config import KNOWN_SETTINGS
+from gunicorn.workers import SUPPORTED_WORKERS
 
 from gunicorn_async_workers.config import OPTIONS
 
@@ -31,6 +34,12 @@ _BOOTING = re.compile(r"Booting worker with pid: (\d+)")
 _EXITING = re.compile(r"Worker exiting \(pid: (\d+)\)")
 
 GUNICORN_SETTINGS = frozenset(setting.name for setting in KNOWN_SETTINGS)
+GUNICORN_MAJOR: int = gunicorn.version_info[0]
+# Gunicorn's own `-k asgi` worker, the reference some tests compare with (24 and later).
+HAS_GUNICORN_ASGI = "asgi" in SUPPORTED_WORKERS
+needs_gunicorn_asgi = pytest.mark.skipif(
+    not HAS_GUNICORN_ASGI,
+    reason=f"gunicorn {gunicorn.__version__} has no -k asgi worker to compare with")
 # Gunicorn settings our options take their default from (root_path, asgi_lifespan,
 # websocket_max_message_size) -> the option's GAW_* variable.
 _OPTION_ENV = {o.gunicorn_setting: o.env for o in OPTIONS if o.gunicorn_setting}

@@ -14,7 +14,14 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
-from gunicorn_process import GunicornProcess, read_until_close, wait_for, worker_pid
+from gunicorn_process import (
+    GUNICORN_MAJOR,
+    GunicornProcess,
+    needs_gunicorn_asgi,
+    read_until_close,
+    wait_for,
+    worker_pid,
+)
 
 # Every atom of Gunicorn's "Access log format" documentation, with request headers ({}i),
 # response headers ({}o) and environ variables ({}e); one missing of each kind.
@@ -132,10 +139,16 @@ def compare(ours: tuple[list[list[str]], GunicornProcess, list[int]],
                 assert a == b, where
 
 
+def same_as_gunicorn_sync(query: str, atom: str) -> bool:
+    """Gunicorn 23's sync worker logs a HEAD response's Content-Length as bytes sent (B, b);
+    later ones log 0 and -, as ours do: no body was sent."""
+    return not (GUNICORN_MAJOR <= 23 and query == "n=3" and atom in ("B", "b"))
+
+
 def test_wsgi_atoms_match_gunicorn_sync(worker_class: str, tmp_path: Path) -> None:
     ours = run("apps.wsgi_apps:app", worker_class, WSGI_REQUESTS, tmp_path)
     theirs = run("apps.wsgi_apps:app", "sync", WSGI_REQUESTS, tmp_path)
-    compare(ours, theirs)
+    compare(ours, theirs, same_as_gunicorn_sync)
     by_query = {line[ATOMS.index("q")]: line for line in ours[0]}
     first = by_query["n=1"]
     assert first[ATOMS.index("u")] == "user"
@@ -156,6 +169,7 @@ def same_as_gunicorn_asgi(query: str, atom: str) -> bool:
     return atom not in ASGI_ENVIRON_EXTRAS and not (query == "n=8" and atom == "{http_x_test}e")
 
 
+@needs_gunicorn_asgi
 def test_asgi_atoms_match_gunicorn_asgi(worker_class: str, tmp_path: Path) -> None:
     ours = run("apps.http_behaviour:app", worker_class, ASGI_REQUESTS, tmp_path)
     theirs = run("apps.http_behaviour:app", "asgi", ASGI_REQUESTS, tmp_path)

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gunicorn_process import GunicornProcess, read_until_close
+from gunicorn_process import GunicornProcess, needs_gunicorn_asgi, read_until_close
 
 PREFIX = "gaw.test"
 TAGS = "env:test,team:web"
@@ -98,6 +98,7 @@ def test_wsgi_metrics_match_gunicorn_sync(worker_class: str, statsd: socket.sock
                     *expected_request(500), *expected_request(200), *expected_request(404)]
 
 
+@needs_gunicorn_asgi
 def test_asgi_metrics_match_gunicorn_asgi(worker_class: str, statsd: socket.socket,
                                           tmp_path: Path) -> None:
     """Gunicorn's -k asgi counts requests only when an access log is configured (its WSGI

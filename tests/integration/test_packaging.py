@@ -8,6 +8,7 @@ import email
 import importlib.metadata
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -69,11 +70,28 @@ def test_egg_worker_spec_serves() -> None:
 
 
 # -- built distributions --------------------------------------------------------------------
+def source_copy(target: Path) -> Path:
+    """The files git tracks (a clean checkout's), copied: the build writes its egg-info
+    beside the sources, and two test processes building in this checkout would collide."""
+    for name in tracked_files():
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, target / name)
+    return target
+
+
+def tracked_files() -> list[str]:
+    """The files git tracks that exist in the working tree, relative to the repository."""
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=str(REPO), capture_output=True,
+                            timeout=60, check=True).stdout.decode().split("\0")
+    return [name for name in listed if name and (REPO / name).is_file()]
+
+
 @pytest.fixture(scope="module")
 def dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """`python -m build`: the sdist, and the wheel built from that sdist."""
     out = tmp_path_factory.mktemp("dist")
-    result = subprocess.run([sys.executable, "-m", "build", "--outdir", str(out), str(REPO)],
+    result = subprocess.run([sys.executable, "-m", "build", "--outdir", str(out),
+                             str(source_copy(tmp_path_factory.mktemp("source")))],
                             capture_output=True, text=True, timeout=400)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return {"sdist": next(out.glob("gunicorn_async_workers-*.tar.gz")),
@@ -159,8 +177,10 @@ def test_sdist_contents(dists: dict[str, Path]) -> None:
     assert {"pyproject.toml", "README.md", "PKG-INFO", "gaw/__init__.py",
             "gunicorn_async_workers/__init__.py", "gunicorn_async_workers/workers.py",
             "gunicorn_async_workers/http/protocol.py"} <= names
-    # Every module of the package in the tree is in the sdist.
-    package = {str(p.relative_to(REPO)) for p in (REPO / "gunicorn_async_workers").rglob("*.py")}
+    # Every module of both packages (as a clean checkout has them) is in the sdist.
+    package = {n for n in tracked_files()
+               if n.startswith(("gunicorn_async_workers/", "gaw/")) and n.endswith(".py")}
+    assert "gunicorn_async_workers/config.py" in package
     assert package <= names, sorted(package - names)
 
 

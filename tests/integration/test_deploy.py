@@ -192,6 +192,44 @@ def test_base_image_name_comes_from_the_dockerfile() -> None:
     assert IMAGE_CONF.is_file()
 
 
+def dockerignore_excludes(path: str, patterns: list[str]) -> bool:
+    """Whether the build context leaves `path` out: the last pattern that matches the path
+    or one of its parent directories decides, `!` re-includes (Docker's rules, where `*`
+    stays within one path segment and `**` spans any number)."""
+    parts = path.split("/")
+    candidates = ["/".join(parts[:n]) for n in range(1, len(parts) + 1)]
+    excluded = False
+    for pattern in patterns:
+        negated = pattern.startswith("!")
+        body = pattern.lstrip("!").strip("/")
+        regex = re.escape(body).replace(r"\*\*/", "(.*/)?").replace(r"\*\*", ".*")
+        regex = regex.replace(r"\*", "[^/]*").replace(r"\?", "[^/]")
+        if any(re.fullmatch(regex, c) for c in candidates):
+            excluded = not negated
+    return excluded
+
+
+def test_dockerignore_keeps_what_the_dockerfile_copies() -> None:
+    patterns = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+    copied = []
+    for sources in re.findall(r"^COPY (?!--from)(.+) \S+$", (REPO / "Dockerfile").read_text(),
+                              re.MULTILINE):
+        for source in sources.split():
+            root = REPO / source
+            files = [root] if root.is_file() else [p for p in root.rglob("*") if p.is_file()]
+            copied += [f.relative_to(REPO).as_posix() for f in files
+                       if "__pycache__" not in f.parts]
+    assert "gunicorn_async_workers/workers.py" in copied
+    assert "docker/gunicorn.conf.py" in copied
+    left_out = [name for name in copied if dockerignore_excludes(name, patterns)]
+    assert not left_out, f".dockerignore leaves out files the Dockerfile copies: {left_out}"
+    # The context stays small: no venv, no git history, no tests or benchmarks.
+    for name in (".venv/bin/python", ".git/HEAD", "tests/conftest.py", "benchmarks/README.md",
+                 "gaw/__pycache__/__init__.cpython-311.pyc"):
+        assert dockerignore_excludes(name, patterns), name
+
+
 # -- the user guide -------------------------------------------------------------------------
 GUIDE = sorted((REPO / "docs").glob("*.md"))
 _LINK = re.compile(r"\]\(([^)\s]+)\)")

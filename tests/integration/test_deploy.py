@@ -235,7 +235,8 @@ GUIDE = sorted((REPO / "docs").glob("*.md"))
 _LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
-@pytest.mark.parametrize("page", [REPO / "README.md", REPO / "CHANGELOG.md", *GUIDE],
+@pytest.mark.parametrize("page", [REPO / "README.md", REPO / "CHANGELOG.md",
+                                  K8S / "README.md", *GUIDE],
                          ids=lambda p: p.relative_to(REPO).as_posix())
 def test_guide_links_resolve(page: Path) -> None:
     """Every relative link in the README, the changelog and docs/ names a file that exists."""

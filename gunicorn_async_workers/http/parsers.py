@@ -36,6 +36,9 @@ _SINGLETONS = frozenset((_CONTENT_TYPE,))  # Host is tracked apart: it comes eve
 _ABSOLUTE_FORM = re.compile(
     rb"[A-Za-z][A-Za-z0-9+.\-]*://(?:[A-Za-z0-9\-._~%!$&'()*+,;=:]*@)?"
     rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]*)(?::[0-9]*)?(?:[/?].*)?")
+# RFC 9112 3.2.3 authority-form (CONNECT): host ":" port.
+_AUTHORITY_FORM = re.compile(
+    rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]*):[0-9]+")
 # RFC 9110 section 5.6.2 token, for field names the parser was told to be lenient about.
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # Methods llhttp parses itself; any other token method reaches llhttp as GET, and the real
@@ -46,6 +49,7 @@ _LLHTTP_METHODS = frozenset(
     b"SUBSCRIBE UNSUBSCRIBE PATCH PURGE MKCALENDAR LINK UNLINK SOURCE QUERY".split())
 _CONVENTIONAL_METHOD = re.compile(rb"[A-Z0-9!$%&'*+\-.^_`|~]{3,20}")
 _POLICY_NAMES = frozenset((_CONTENT_TYPE, _CONTENT_LENGTH, _TRANSFER_ENCODING, _EXPECT))
+_WHITESPACE = (b" ", b"\t")
 # Method names as llhttp reports them, decoded once.
 _METHOD_NAMES = {m: m.decode("ascii") for m in (
     b"GET", b"POST", b"PUT", b"DELETE", b"HEAD", b"OPTIONS", b"PATCH", b"CONNECT", b"TRACE")}
@@ -241,7 +245,7 @@ class ParserAdapter:
             if self.method != "OPTIONS":
                 raise BadRequest("the asterisk-form target is only for OPTIONS")
         elif self.method == "CONNECT":
-            if b"/" in target or b":" not in target:
+            if not _AUTHORITY_FORM.fullmatch(target):
                 raise BadRequest(f"invalid CONNECT target {target[:100]!r}")
         elif not _ABSOLUTE_FORM.fullmatch(target):
             raise BadRequest(f"invalid request target {target[:100]!r}")
@@ -262,6 +266,8 @@ class ParserAdapter:
                 f"header {name[:40]!r} is {len(name) + len(value) + 4} bytes, "
                 f"limit_request_field_size is {policy.limit_field_size}")
         name = name.lower()
+        if value[-1:] in _WHITESPACE:
+            value = value.rstrip(b" \t")  # RFC 9110 5.5: llhttp keeps trailing whitespace
         if name == _HOST:
             if self.host is not None:
                 raise BadRequest("repeated host header")
@@ -388,6 +394,8 @@ class ParserAdapter:
                 data = data[left:]
                 continue
             if not self.in_message:
+                if not self.keep_alive:  # the last request closes the connection
+                    raise BadRequest("bytes after a request that closes the connection")
                 # A request line starts here: held until its CRLF has arrived, so that it
                 # is judged the same however the bytes were split. The usual line (a method
                 # llhttp knows, single spaces) is checked inline, anything else in
@@ -559,6 +567,8 @@ class HttptoolsParser(ParserAdapter):
 
 # `Name : value` as `Name: value`, for strip_header_spaces with a parser that refuses it.
 _SPACE_BEFORE_COLON = re.compile(rb"(?m)^([^\s:]+)[ \t]+:")
+# RFC 9112 3: method SP request-target SP HTTP-version (1.0 and 1.1 are served).
+_REQUEST_LINE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+ [\x21-\x7e]+ HTTP/1\.[01]")
 # An obsolete line fold (RFC 9112 5.2), replaced by one space where it is permitted.
 _OBS_FOLD = re.compile(rb"\r\n[ \t]+")
 # RFC 9110 5.5: no control characters but HTAB in a field value (h11 allows them).
@@ -586,11 +596,17 @@ class H11Parser(ParserAdapter):
         self.head = b""  # the pieces of a head whose blank line has not arrived
 
     def feed_head_piece(self, data: bytes) -> None:
-        # Every LF in a head ends a CRLF (RFC 9112 2.2 lets a server accept a bare LF;
-        # Gunicorn does not, h11 would): checked as the pieces come.
+        # Every CR and LF in a head is part of a CRLF (RFC 9112 2.2 lets a server accept a
+        # bare LF; Gunicorn does not, h11 would): checked as the pieces come, so that a
+        # head that can never be valid is refused before its blank line.
+        if not self.head:  # the request line is whole (the framing loop held it until then)
+            line = data[:data.find(b"\r\n")]
+            if not _REQUEST_LINE.fullmatch(line):
+                raise BadRequest(f"invalid request line {line[:100]!r}")
         piece = b"\r" + data if self.head[-1:] == b"\r" else data
-        if piece.count(b"\n") != piece.count(b"\r\n"):
-            raise BadRequest("bare LF in the request head")
+        pairs = piece.count(b"\r\n")
+        if piece.count(b"\n") != pairs or piece.count(b"\r") != pairs + piece.endswith(b"\r"):
+            raise BadRequest("bare CR or LF in the request head")
         self.head += data
 
     def feed_body(self, data: bytes) -> None:
@@ -613,8 +629,9 @@ class H11Parser(ParserAdapter):
         head = self.head + data if self.head else data
         self.head = b""
         self.in_head = False
-        if head.count(b"\n") != head.count(b"\r\n"):
-            raise BadRequest("bare LF in the request head")
+        pairs = head.count(b"\r\n")
+        if head.count(b"\n") != pairs or head.count(b"\r") != pairs:
+            raise BadRequest("bare CR or LF in the request head")
         if policy.lenient_headers:
             self._check_raw_field_sizes()
             head = _SPACE_BEFORE_COLON.sub(rb"\1:", _OBS_FOLD.sub(b" ", head))

@@ -138,6 +138,21 @@ CONFIGS: tuple[ServerConfig, ...] = (
         import_check="import gaw; gaw.UvloopWorker",
     ),
     ServerConfig(
+        name="gaw-asyncio",
+        description="gunicorn -w 1 -k gaw.AsyncioWorker (stdlib asyncio + httptools; "
+        "WSGI: --threads 4)",
+        kinds=("asgi", "wsgi"),
+        build=_gunicorn("gaw.AsyncioWorker", wsgi_extra=("--threads", str(WSGI_THREADS))),
+        import_check="import gaw; gaw.AsyncioWorker",
+    ),
+    ServerConfig(
+        name="gaw-h11",
+        description="gunicorn -w 1 -k gaw.H11Worker (stdlib asyncio + h11; WSGI: --threads 4)",
+        kinds=("asgi", "wsgi"),
+        build=_gunicorn("gaw.H11Worker", wsgi_extra=("--threads", str(WSGI_THREADS))),
+        import_check="import gaw; gaw.H11Worker",
+    ),
+    ServerConfig(
         name="uvicorn-worker",
         description="gunicorn -w 1 -k uvicorn_worker.UvicornWorker (uvloop + httptools; "
         "WebSocket: websockets sans-I/O)",

@@ -1,4 +1,4 @@
-"""Fuzz the httptools parser adapter: only events or RequestError, and the same at any split."""
+"""Fuzz the parser adapters: only events or RequestError, and the same at any split."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gunicorn_async_workers.http import parsers
 from gunicorn_async_workers.http.errors import RequestError
-from gunicorn_async_workers.http.parsers import HeadPolicy, HttptoolsParser, ParserAdapter
+from gunicorn_async_workers.http.parsers import HeadPolicy, ParserAdapter
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "gunicorn-requests"
 _HEX_ESCAPE = re.compile(rb"\\x([0-9A-Fa-f]{2})")
@@ -33,6 +34,9 @@ def load_corpus() -> list[bytes]:
 
 
 REQUESTS = load_corpus()
+# Every adapter there is (H11Parser where it exists).
+PARSER_CLASSES = [c for c in (parsers.HttptoolsParser, getattr(parsers, "H11Parser", None)) if c]
+each_parser = pytest.mark.parametrize("parser_class", PARSER_CLASSES, ids=lambda c: c.__name__)
 
 
 class Checker:
@@ -103,13 +107,15 @@ def test_corpus_is_decoded() -> None:
         assert hashlib.sha256(request).hexdigest() == entry["wire_sha256"], entry["file"]
 
 
+@each_parser
 @settings(max_examples=200, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(data=mutated(), cuts=st.lists(st.integers(0, 2000), max_size=8),
        header_map=st.sampled_from(["refuse", "drop", "dangerous"]), trusted=st.booleans(),
        lenient=st.booleans(), unconventional=st.booleans(), small_limits=st.booleans())
-def test_parser_only_raises_request_errors(data: bytes, cuts: list[int], header_map: str,
-                                           trusted: bool, lenient: bool, unconventional: bool,
+def test_parser_only_raises_request_errors(parser_class: type[ParserAdapter], data: bytes,
+                                           cuts: list[int], header_map: str, trusted: bool,
+                                           lenient: bool, unconventional: bool,
                                            small_limits: bool) -> None:
     policy = HeadPolicy(
         limit_line=64 if small_limits else 4094,
@@ -119,7 +125,7 @@ def test_parser_only_raises_request_errors(data: bytes, cuts: list[int], header_
         header_map=header_map, lenient_headers=lenient,
         permit_unconventional_method=unconventional, casefold_method=unconventional)
     checker = Checker()
-    parser = HttptoolsParser(checker, policy, trusted=trusted, scheme="http")
+    parser = parser_class(checker, policy, trusted=trusted, scheme="http")
     points = sorted({min(cut, len(data)) for cut in cuts} | {0, len(data)})
     try:
         for start, end in zip(points, points[1:], strict=False):
@@ -154,10 +160,11 @@ def policy_for_split_test() -> HeadPolicy:
                       forwarder_headers=frozenset(), header_map="refuse")
 
 
-def outcome(pieces: list[bytes]) -> tuple[list[list[object]], object, bytes]:
+def outcome(parser_class: type[ParserAdapter], pieces: list[bytes]
+            ) -> tuple[list[list[object]], object, bytes]:
     """Requests reported, then (status, detail) if refused else partial(), and upgrade bytes."""
     recorder = Recorder()
-    parser = HttptoolsParser(recorder, policy_for_split_test(), trusted=True, scheme="http")
+    parser = parser_class(recorder, policy_for_split_test(), trusted=True, scheme="http")
     try:
         for piece in pieces:
             parser.feed(piece)
@@ -166,14 +173,16 @@ def outcome(pieces: list[bytes]) -> tuple[list[list[object]], object, bytes]:
     return recorder.events, parser.partial(), parser.upgrade_data
 
 
+@each_parser
 @settings(max_examples=200, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(data=mutated(), cuts=st.lists(st.integers(1, 2000), min_size=1, max_size=8))
-def test_split_points_do_not_change_the_outcome(data: bytes, cuts: list[int]) -> None:
-    events, end, upgrade_data = outcome([data])
+def test_split_points_do_not_change_the_outcome(parser_class: type[ParserAdapter], data: bytes,
+                                                cuts: list[int]) -> None:
+    events, end, upgrade_data = outcome(parser_class, [data])
     points = sorted({min(cut, len(data)) for cut in cuts} | {0, len(data)})
     pieces = [data[start:stop] for start, stop in zip(points, points[1:], strict=False)]
-    split_events, split_end, split_upgrade = outcome(pieces)
+    split_events, split_end, split_upgrade = outcome(parser_class, pieces)
     assert split_events == events
     assert split_upgrade == upgrade_data
     if isinstance(end, tuple) and split_end is True:

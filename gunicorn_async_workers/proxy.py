@@ -21,18 +21,37 @@ NEED_MORE = None
 
 
 class ProxyHeader:
-    """A parsed PROXY header: where the client really is, and the header's length."""
+    """A parsed PROXY header: where the client really is, the address it reached on the
+    proxy (`server`), `TCP4` or `TCP6` (None when the header names no addresses), and the
+    header's length."""
 
-    __slots__ = ("client", "length", "server")
+    __slots__ = ("client", "family", "length", "server")
 
     def __init__(self, length: int, client: tuple[str, int] | None,
-                 server: tuple[str, int] | None) -> None:
+                 server: tuple[str, int] | None, family: str | None = None) -> None:
         self.length = length
         self.client = client
         self.server = server
+        self.family = family
 
 
 NO_HEADER = ProxyHeader(0, None, None)
+
+
+def proxy_signature(data: bytes, mode: str) -> bool | None:
+    """Whether `data` starts with the v2 signature or the v1 prefix that `mode` (`v1`, `v2`
+    or `auto`) accepts; None while too few bytes have come to tell."""
+    if mode in ("v2", "auto"):
+        if data.startswith(V2_SIGNATURE):
+            return True
+        if len(data) < len(V2_SIGNATURE) and V2_SIGNATURE.startswith(data):
+            return None
+    if mode in ("v1", "auto"):
+        if data.startswith(V1_PREFIX):
+            return True
+        if len(data) < len(V1_PREFIX) and V1_PREFIX.startswith(data):
+            return None
+    return False
 
 
 def read_proxy_header(data: bytes, mode: str) -> ProxyHeader | None:
@@ -40,17 +59,12 @@ def read_proxy_header(data: bytes, mode: str) -> ProxyHeader | None:
 
     `mode` is `v1`, `v2` or `auto`. Bytes that cannot start a header give NO_HEADER.
     """
-    if mode in ("v2", "auto"):
-        if len(data) < len(V2_SIGNATURE) and V2_SIGNATURE.startswith(data):
-            return NEED_MORE
-        if data.startswith(V2_SIGNATURE):
-            return _read_v2(data)
-    if mode in ("v1", "auto"):
-        if len(data) < len(V1_PREFIX) and V1_PREFIX.startswith(data):
-            return NEED_MORE
-        if data.startswith(V1_PREFIX):
-            return _read_v1(data)
-    return NO_HEADER
+    found = proxy_signature(data, mode)
+    if found is None:
+        return NEED_MORE
+    if not found:
+        return NO_HEADER
+    return _read_v2(data) if data.startswith(V2_SIGNATURE) else _read_v1(data)
 
 
 def _address(text: str, version: int) -> str:
@@ -86,7 +100,7 @@ def _read_v1(data: bytes) -> ProxyHeader | None:
     version = 4 if parts[1] == "TCP4" else 6
     client = (_address(parts[2], version), _port(parts[4]))
     server = (_address(parts[3], version), _port(parts[5]))
-    return ProxyHeader(end + 2, client, server)
+    return ProxyHeader(end + 2, client, server, parts[1])
 
 
 def _read_v2(data: bytes) -> ProxyHeader | None:
@@ -121,4 +135,5 @@ def _read_v2(data: bytes) -> ProxyHeader | None:
         sport, dport = struct.unpack("!HH", body[32:36])
     else:
         raise BadRequest(f"PROXY v2 header with address family {family}")
-    return ProxyHeader(total, (str(src), sport), (str(dst), dport))
+    return ProxyHeader(total, (str(src), sport), (str(dst), dport),
+                       "TCP4" if family == 1 else "TCP6")

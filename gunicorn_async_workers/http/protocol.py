@@ -13,7 +13,7 @@ import asyncio
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from ..proxy import read_proxy_header
+from ..proxy import NO_HEADER, ProxyHeader, proxy_signature, read_proxy_header
 from .errors import BadRequest, Forbidden, RequestError, error_response
 
 if TYPE_CHECKING:
@@ -41,6 +41,7 @@ class HttpProtocol(asyncio.Protocol):
         "parsing",
         "pending_error",
         "pipeline",
+        "proxy",
         "proxy_buffer",
         "read_paused",
         "server",
@@ -70,6 +71,8 @@ class HttpProtocol(asyncio.Protocol):
         self.sockname: tuple[str, int | None] | None = None
         # Bytes held while a PROXY protocol header may still be arriving; None when done.
         self.proxy_buffer: bytes | None = None
+        # The PROXY header that named this connection's client, if one did.
+        self.proxy: ProxyHeader | None = None
         self.websocket: Any = None  # the WebSocket session this connection became
         # The scope's `extensions` on a TLS connection ({"tls": ...}); None on plaintext.
         self.extensions: dict[str, Any] | None = None
@@ -122,11 +125,15 @@ class HttpProtocol(asyncio.Protocol):
         """Consume a PROXY header, if any, and return the bytes that follow it."""
         buffer = self.proxy_buffer + data if self.proxy_buffer else data
         config = self.server.config
+        mode = config.proxy_protocol
         try:
-            header = read_proxy_header(buffer, config.proxy_protocol)
-            if header is not None and header.length and not config.proxy_peers.allows(
-                    self.transport.get_extra_info("peername")):
-                raise Forbidden("PROXY header from a peer not in proxy_allow_ips")
+            if config.proxy_peers.allows(self.transport.get_extra_info("peername")):
+                header = read_proxy_header(buffer, mode)
+            else:  # as Gunicorn: refused once a header starts, before it is parsed
+                found = proxy_signature(buffer, mode)
+                if found:
+                    raise Forbidden("PROXY header from a peer not in proxy_allow_ips")
+                header = None if found is None else NO_HEADER
         except RequestError as exc:
             self.proxy_buffer = None
             self.reject(exc)
@@ -136,9 +143,10 @@ class HttpProtocol(asyncio.Protocol):
             return b""
         self.proxy_buffer = None
         if header.client is not None:
+            # As in Gunicorn's workers: the client is the header's; the server stays the
+            # address this worker listens on (WSGI's PROXY_ADDR/PROXY_PORT name the proxy's).
             self.client = header.client
-        if header.server is not None:
-            self.sockname = header.server
+            self.proxy = header
         return buffer[header.length:]
 
     def start_websocket(self, session: Any) -> None:

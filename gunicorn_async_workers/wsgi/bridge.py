@@ -21,6 +21,7 @@ from urllib.parse import unquote_to_bytes
 
 from gunicorn.http.wsgi import FileWrapper, WSGIErrorsWrapper
 
+from ..http.errors import RequestError
 from ..http.exchange import ClientDisconnected, Exchange, split_target
 from ..http.response import ResponseError
 from .input import WsgiInput
@@ -64,6 +65,14 @@ def base_environ(cfg: Any, threads: int) -> dict[str, Any]:
     }
 
 
+class ForwardedScriptNameMismatch(RequestError):
+    """A trusted proxy's SCRIPT_NAME that the request path does not start with: Gunicorn's
+    workers answer 500 (its ConfigurationProblem)."""
+
+    status = 500
+    reason = "Internal Server Error"
+
+
 class WsgiCycle(Exchange):
     """One WSGI request: its environ, its streaming input, and its response."""
 
@@ -78,6 +87,7 @@ class WsgiCycle(Exchange):
             path = unquote_to_bytes(raw_path).decode("latin-1")
         else:
             path = raw_path.decode("latin-1")
+        full_path = path
         script_name = server.script_name
         if script_name and (path == script_name or path.startswith(script_name + "/")):
             path = path[len(script_name):]
@@ -106,6 +116,20 @@ class WsgiCycle(Exchange):
             if key in environ:  # a repeated field joined with ",", as Gunicorn joins it
                 text = environ[key] + "," + text
             environ[key] = text
+        forwarded = environ.get("HTTP_SCRIPT_NAME")
+        if forwarded is not None and (head.trusted or server.config.header_map == "dangerous"):
+            # A trusted proxy's SCRIPT_NAME (forwarder_headers), applied as Gunicorn does.
+            if not full_path.startswith(forwarded):
+                raise ForwardedScriptNameMismatch(
+                    f"request path {full_path[:100]!r} does not start with the forwarded "
+                    f"SCRIPT_NAME {forwarded[:100]!r}")
+            environ["SCRIPT_NAME"] = forwarded
+            environ["PATH_INFO"] = path = full_path[len(forwarded):]
+        proxy = protocol.proxy
+        if proxy is not None and proxy.server is not None:  # as Gunicorn's proxy_environ
+            environ["PROXY_PROTOCOL"] = proxy.family
+            environ["PROXY_ADDR"] = proxy.server[0]
+            environ["PROXY_PORT"] = str(proxy.server[1])
         sockname = protocol.sockname
         if sockname is not None and sockname[1] is not None:
             environ["SERVER_NAME"], environ["SERVER_PORT"] = sockname[0], str(sockname[1])

@@ -1,15 +1,19 @@
-"""Gunicorn's proxy settings (forwarded_allow_ips, secure_scheme_headers) and its access log
-settings (accesslog, access_log_format, logger_class) as honoured by the worker."""
+"""Gunicorn's proxy settings (forwarded_allow_ips, secure_scheme_headers, proxy_protocol,
+proxy_allow_ips) and its access log settings (accesslog, access_log_format, logger_class) as
+honoured by the worker."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from conformance.test_corpus import CORPUS, MANIFEST, decode
 from conftest import WORKER_CLASSES
 from gunicorn_process import GunicornProcess, serving, wait_for
 from raw_http import RawResponse, ResponseReader
@@ -161,3 +165,212 @@ def test_custom_logger_class_used_without_accesslog(custom_logger: GunicornProce
     """Gunicorn's sync and gthread workers call logger.access() for every request, whether
     or not `accesslog` is set: loggers that report elsewhere (statsd) depend on it."""
     assert_access_recorded(custom_logger)
+
+
+# -- PROXY protocol (proxy_protocol, proxy_allow_ips) ---------------------------------------
+# The same bytes go to our worker and to Gunicorn's reference worker (`-k sync` for a WSGI
+# app, `-k asgi` for an ASGI app), each case on its own connection; what the app saw (or the
+# refusal) is compared. The PROXY headers of the shared corpus come first, then our own.
+PP_V2 = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def pp_v2(command: int, family_proto: int, body: bytes, version: int = 2) -> bytes:
+    return PP_V2 + bytes([(version << 4) | command, family_proto]) + len(body).to_bytes(2, "big") \
+        + body
+
+
+def pp_v2_inet(src: str, dst: str, sport: int, dport: int, tlvs: bytes = b"") -> bytes:
+    return pp_v2(1, 0x11, ipaddress.IPv4Address(src).packed + ipaddress.IPv4Address(dst).packed
+                 + sport.to_bytes(2, "big") + dport.to_bytes(2, "big") + tlvs)
+
+
+def corpus_proxy_headers() -> dict[str, bytes]:
+    """The PROXY header (the bytes before the HTTP request) of each corpus `pp_` file."""
+    out = {}
+    for entry in MANIFEST:
+        if "pp_" not in entry["file"]:
+            continue
+        data = decode((CORPUS / entry["file"]).read_bytes())
+        if data.startswith(PP_V2):
+            data = data[:16 + int.from_bytes(data[14:16], "big")]
+        elif data.startswith(b"PROXY "):
+            data = data[:data.index(b"\r\n") + 2]
+        else:
+            data = b""  # pp_03: no PROXY header although the setting is on
+        out[f"corpus-{entry['file']}"] = data
+    return out
+
+
+PROXY_CASES: dict[str, bytes] = {
+    **corpus_proxy_headers(),
+    "v1-tcp6": b"PROXY TCP6 2001:db8::1 2001:db8::2 65535 8443\r\n",
+    "v2-tlv": pp_v2_inet("203.0.113.9", "198.51.100.1", 40000, 443, tlvs=b"\x04\x00\x01\x00"),
+    "v1-bad-port": b"PROXY TCP4 192.0.2.1 198.51.100.2 65536 443\r\n",
+    "v1-wrong-family": b"PROXY TCP4 2001:db8::1 198.51.100.2 1 2\r\n",
+    "v1-udp": b"PROXY UDP4 192.0.2.1 198.51.100.2 1 2\r\n",
+    "v2-version-3": pp_v2(1, 0x11, bytes(12), version=3),
+    "v2-command-15": pp_v2(15, 0x11, bytes(12)),
+    "v2-udp": pp_v2(1, 0x12, bytes(12)),
+    "v2-unix": pp_v2(1, 0x31, bytes(216)),
+    "v2-short-inet": pp_v2(1, 0x11, bytes(8)),
+}
+# Cases Gunicorn answers badly, where ours follows the PROXY protocol specification instead:
+# a v2 LOCAL header (a proxy's own health check) gives Gunicorn's environ REMOTE_ADDR None
+# and REMOTE_PORT "None", where ours keeps the socket's peer; v1 UNKNOWN, which the
+# specification says a receiver must accept (using the socket's addresses), Gunicorn
+# refuses with 400.
+PROXY_OWN_CASES: dict[str, bytes] = {
+    "v2-local": pp_v2(0, 0x00, b""),
+    "v1-unknown": b"PROXY UNKNOWN\r\n",
+}
+ENVIRON_KEYS = ("REMOTE_ADDR", "REMOTE_PORT", "PROXY_PROTOCOL", "PROXY_ADDR", "PROXY_PORT",
+                "SERVER_NAME", "SERVER_PORT", "wsgi.url_scheme")
+
+
+def refusal(status: int, forbidden: bool) -> int | str:
+    """A malformed PROXY header is refused before the app: Gunicorn's sync worker answers a
+    bad v2 header 500 (its InvalidProxyHeader is not among its client errors) where ours
+    answers 400, so statuses compare as "refused"; 403 (a peer not in proxy_allow_ips) too
+    when not `forbidden`: Gunicorn's -k asgi reads such a header as a bad request line
+    (400) where its sync worker and ours answer 403."""
+    return status if status == 200 or (forbidden and status == 403) else "refused"
+
+
+def proxied(server: GunicornProcess, header: bytes, target: str, second: bool = False,
+            forbidden: bool = True) -> list[tuple[int | str, Any]]:
+    """Send `header` then a GET of `target` (twice on one connection with `second`); the
+    statuses (see `refusal`) and decoded JSON bodies (None when not 200)."""
+    request = f"GET {target} HTTP/1.1\r\nHost: example.test\r\n\r\n".encode()
+    last = request.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")
+    data = header + (request + header + last if second else last)
+    out = []
+    with server.connect() as s:
+        s.sendall(data)
+        reader = ResponseReader(s)
+        while not reader.at_eof():
+            resp = reader.read_response()
+            if resp.status >= 500 and server.worker_class.startswith("gaw."):
+                raise AssertionError(f"our worker answered {resp.status} to a PROXY header")
+            out.append((refusal(resp.status, forbidden),
+                        json.loads(resp.body) if resp.status == 200 else None))
+    return out
+
+
+def environ_view(server: GunicornProcess, answers: list[tuple[int | str, Any]]) -> list[Any]:
+    view = []
+    for status, doc in answers:
+        if doc is None:
+            view.append((status, None))
+            continue
+        keys = {k: doc.get(k) for k in ENVIRON_KEYS}
+        assert keys["SERVER_PORT"] == str(server.port), keys  # the listener, not the proxy's
+        keys["SERVER_PORT"] = "<listener>"
+        if keys["REMOTE_ADDR"] == "127.0.0.1":
+            keys["REMOTE_PORT"] = "<socket>"
+        view.append((status, keys))
+    return view
+
+
+def scope_view(server: GunicornProcess, answers: list[tuple[int | str, Any]]) -> list[Any]:
+    view = []
+    for status, doc in answers:
+        if doc is None:
+            view.append((status, None))
+            continue
+        # Gunicorn's -k asgi writes an IPv6 client from a v2 header uncompressed
+        # (2001:db8:0:0:0:0:0:1); ours as its sync worker writes REMOTE_ADDR (2001:db8::1).
+        client = [str(ipaddress.ip_address(doc["client"][0])), doc["client"][1]]
+        if client[0] == "127.0.0.1":
+            client = ["127.0.0.1", "<socket>"]
+        assert doc["server"] == ["127.0.0.1", server.port], doc["server"]
+        view.append((status, {"client": client, "scheme": doc["scheme"]}))
+    return view
+
+
+def proxy_answers(app: str, worker_class: str, cases: dict[str, bytes],
+                  **settings: object) -> dict[str, Any]:
+    wsgi = app == "apps.wsgi_apps:app"
+    target, view = ("/environ", environ_view) if wsgi else ("/scope", scope_view)
+    out: dict[str, Any] = {}
+    with GunicornProcess(app, worker_class, settings=settings) as server:
+        for name, header in cases.items():
+            out[name] = view(server, proxied(server, header, target, forbidden=wsgi))
+        if not (wsgi and worker_class == "sync"):  # sync serves one request per connection
+            out["second-header-on-keep-alive"] = view(server, proxied(
+                server, PROXY_CASES["corpus-valid/pp_01.http"], target, second=True,
+                forbidden=wsgi))
+    return out
+
+
+@pytest.fixture(scope="module")
+def proxy_reference() -> dict[tuple[str, str], dict[str, Any]]:
+    """Gunicorn's own answers, computed once per (app, allowed) for every worker class."""
+    return {}
+
+
+PROXY_SETTINGS = {"allowed": {"proxy_protocol": "auto", "proxy_allow_ips": "127.0.0.1"},
+                  "refused": {"proxy_protocol": "auto", "proxy_allow_ips": "10.9.9.9"},
+                  "v1-only": {"proxy_protocol": "v1", "proxy_allow_ips": "127.0.0.1"},
+                  "v2-only": {"proxy_protocol": "v2", "proxy_allow_ips": "127.0.0.1"}}
+
+
+@pytest.mark.parametrize("setting", list(PROXY_SETTINGS))
+@pytest.mark.parametrize("app", ["apps.wsgi_apps:app", APP])
+def test_proxy_protocol_as_gunicorn(worker_class: str, app: str, setting: str,
+                                    proxy_reference: dict[tuple[str, str], dict[str, Any]]
+                                    ) -> None:
+    key = (app, setting)
+    if key not in proxy_reference:
+        reference = "sync" if app == "apps.wsgi_apps:app" else "asgi"
+        proxy_reference[key] = proxy_answers(app, reference, PROXY_CASES,
+                                             **PROXY_SETTINGS[setting])
+    theirs = proxy_reference[key]
+    ours = proxy_answers(app, worker_class, PROXY_CASES, **PROXY_SETTINGS[setting])
+    differing = {name: {"ours": ours[name], "gunicorn": theirs.get(name)}
+                 for name in ours if name in theirs and ours[name] != theirs[name]}
+    assert not differing, json.dumps(differing, indent=1)
+
+
+def test_proxy_header_names_the_client(worker_class: str) -> None:
+    """What the app and the access log see for an allowed peer's PROXY header."""
+    answers = proxy_answers("apps.wsgi_apps:app", worker_class, PROXY_CASES,
+                            **PROXY_SETTINGS["allowed"])
+    status, environ = answers["corpus-valid/pp_01.http"][0]
+    assert status == 200
+    assert environ == {"REMOTE_ADDR": "192.168.0.1", "REMOTE_PORT": "56324",
+                       "PROXY_PROTOCOL": "TCP4", "PROXY_ADDR": "192.168.0.11",
+                       "PROXY_PORT": "443", "SERVER_NAME": "127.0.0.1",
+                       "SERVER_PORT": "<listener>", "wsgi.url_scheme": "http"}
+    assert answers["v2-tlv"][0][1]["REMOTE_ADDR"] == "203.0.113.9"
+    assert answers["corpus-valid/pp_05.http"][0][1]["REMOTE_ADDR"] == "2001:db8::1"
+    assert [s for s, _ in answers["corpus-invalid/pp_02.http"]] == ["refused"]
+    assert [s for s, _ in answers["second-header-on-keep-alive"]] == [200, "refused"]
+    refused = proxy_answers("apps.wsgi_apps:app", worker_class, PROXY_CASES,
+                            **PROXY_SETTINGS["refused"])
+    assert refused["corpus-valid/pp_01.http"] == [(403, None)]
+    assert refused["corpus-invalid/pp_03.http"] == [(403, None)]  # refused before parsing
+    assert refused["corpus-valid/pp_03.http"][0][0] == 200  # no header: served
+
+
+def test_proxy_cases_gunicorn_gets_wrong(worker_class: str) -> None:
+    wsgi = proxy_answers("apps.wsgi_apps:app", worker_class, PROXY_OWN_CASES,
+                         **PROXY_SETTINGS["allowed"])
+    for name in PROXY_OWN_CASES:
+        status, environ = wsgi[name][0]
+        assert status == 200, name
+        assert environ["REMOTE_ADDR"] == "127.0.0.1" and environ["PROXY_PROTOCOL"] is None
+    asgi = proxy_answers(APP, worker_class, PROXY_OWN_CASES, **PROXY_SETTINGS["allowed"])
+    assert [a[0][1]["client"][0] for a in (asgi["v2-local"], asgi["v1-unknown"])] == [
+        "127.0.0.1", "127.0.0.1"]
+
+
+def test_access_log_h_is_the_proxied_client(worker_class: str, tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    server = GunicornProcess(APP, worker_class, settings={
+        **PROXY_SETTINGS["allowed"], "accesslog": str(log),
+        "access_log_format": "%(h)s %({remote_port}e)s %(r)s"})
+    with server:
+        proxied(server, PROXY_CASES["v1-tcp6"], "/scope?proxied")
+        wait_for(lambda: lines_with(log, "/scope?proxied"), 5, what="the access line")
+    assert lines_with(log, "/scope?proxied") == [
+        "2001:db8::1 65535 GET /scope?proxied HTTP/1.1"]

@@ -1,6 +1,6 @@
 """Gunicorn's proxy settings (forwarded_allow_ips, secure_scheme_headers, proxy_protocol,
-proxy_allow_ips) and its access log settings (accesslog, access_log_format, logger_class) as
-honoured by the worker."""
+proxy_allow_ips) and its logging settings (accesslog, access_log_format, logger_class,
+errorlog, loglevel, capture_output, logconfig_dict) as honoured by the worker."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from conformance.test_corpus import CORPUS, MANIFEST, decode
 from conftest import WORKER_CLASSES
-from gunicorn_process import GunicornProcess, serving, wait_for
+from gunicorn_process import GunicornProcess, error_log, serving, wait_for
 from raw_http import RawResponse, ResponseReader
 
 APP = "apps.http_behaviour:app"
@@ -374,3 +374,90 @@ def test_access_log_h_is_the_proxied_client(worker_class: str, tmp_path: Path) -
         wait_for(lambda: lines_with(log, "/scope?proxied"), 5, what="the access line")
     assert lines_with(log, "/scope?proxied") == [
         "2001:db8::1 65535 GET /scope?proxied HTTP/1.1"]
+
+
+# -- logging settings (errorlog, loglevel, capture_output, logconfig_dict) -------------------
+LOG_APPS = {"wsgi": "apps.log_apps:wsgi_app", "asgi": "apps.log_apps:asgi_app"}
+
+
+def get_status(server: GunicornProcess, target: str) -> int:
+    return exchange(server, target).status
+
+
+@pytest.mark.parametrize("kind", list(LOG_APPS))
+def test_capture_output_sends_app_output_to_errorlog(worker_class: str, kind: str) -> None:
+    marker = f"captured-{uuid.uuid4().hex}"
+    with GunicornProcess(LOG_APPS[kind], worker_class,
+                         settings={"capture_output": True}) as server:
+        assert get_status(server, f"/?{marker}") == 200
+        wait_for(lambda: f"stderr {marker}" in error_log(server)
+                 and f"stdout {marker}" in error_log(server), 5, what="captured output")
+        assert marker not in server.output.read_text(errors="replace")
+
+
+def test_without_capture_output_app_output_stays_on_stdout(worker_class: str) -> None:
+    marker = f"loose-{uuid.uuid4().hex}"
+    with GunicornProcess(LOG_APPS["wsgi"], worker_class) as server:
+        assert get_status(server, f"/?{marker}") == 200
+        wait_for(lambda: f"stdout {marker}" in server.output.read_text(errors="replace"), 5,
+                 what="the app's output on the arbiter's stdout")
+        # wsgi.errors is Gunicorn's: it writes to the error log whatever capture_output says.
+        wait_for(lambda: f"wsgi.errors {marker}" in error_log(server), 5, what="wsgi.errors")
+        assert f"stdout {marker}" not in error_log(server)
+
+
+@pytest.mark.parametrize("kind", list(LOG_APPS))
+def test_errorlog_dash_is_stderr(worker_class: str, kind: str) -> None:
+    marker = f"raise-{uuid.uuid4().hex}"
+    with GunicornProcess(LOG_APPS[kind], worker_class, settings={"errorlog": "-"}) as server:
+        assert get_status(server, f"/?{marker}") == 500
+        wait_for(lambda: marker in server.output.read_text(errors="replace"), 5,
+                 what="the app's exception on stderr")
+        text = server.output.read_text(errors="replace")
+        assert re.search(r"\[ERROR\] (Error handling request|Exception in ASGI application)",
+                         text), text
+        assert not server.errorlog.exists()
+
+
+@pytest.mark.parametrize("level", ["debug", "info"])
+def test_loglevel_decides_what_the_worker_logs(worker_class: str, level: str) -> None:
+    """A refused request is logged at DEBUG: present with loglevel debug, absent with info
+    (an ERROR, the app's exception, is there in both)."""
+    with GunicornProcess(LOG_APPS["wsgi"], worker_class, loglevel=level) as server:
+        with server.connect() as s:
+            s.sendall(b"GET /bad HTTP/1.1\r\nHost: t\r\nBad Header\r\n\r\n")
+            assert ResponseReader(s).read_response().status == 400
+        assert get_status(server, "/?raise-level") == 500
+        wait_for(lambda: "raise-level" in error_log(server), 5, what="the error line")
+        refused = [line for line in error_log(server).splitlines()
+                   if "[DEBUG] Invalid request" in line]
+        assert bool(refused) == (level == "debug"), error_log(server)
+
+
+def test_logconfig_dict_formats_and_routes_lines(worker_class: str, tmp_path: Path) -> None:
+    """The error lines go where the harness reads them (its error log file), formatted."""
+    server = GunicornProcess(LOG_APPS["asgi"], worker_class)
+    errors, access = server.errorlog, tmp_path / "access.log"
+    server.settings["logconfig_dict"] = {
+        "version": 1, "disable_existing_loggers": False,
+        "root": {"level": "INFO", "handlers": []},
+        "formatters": {"marked": {"format": "MARKED %(levelname)s %(message)s"}},
+        "handlers": {
+            "errors": {"class": "logging.FileHandler", "filename": str(errors),
+                       "formatter": "marked"},
+            "access": {"class": "logging.FileHandler", "filename": str(access),
+                       "formatter": "marked"}},
+        "loggers": {
+            "gunicorn.error": {"handlers": ["errors"], "level": "INFO", "propagate": False},
+            "gunicorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False}},
+    }
+    marker = uuid.uuid4().hex
+    with server:
+        assert get_status(server, f"/?ok-{marker}") == 200
+        assert get_status(server, f"/?raise-{marker}") == 500
+        wait_for(lambda: len(lines_with(access, marker)) == 2, 5, what="two access lines")
+        wait_for(lambda: lines_with(errors, f"raise-{marker}"), 5, what="the error line")
+    assert all(line.startswith("MARKED INFO ") for line in lines_with(access, marker))
+    assert " 200 " in lines_with(access, f"ok-{marker}")[0]
+    assert " 500 " in lines_with(access, f"raise-{marker}")[0]
+    assert lines_with(errors, "MARKED ERROR Exception in ASGI application")

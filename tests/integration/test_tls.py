@@ -349,6 +349,22 @@ def test_ragged_eof_ends_the_connection_quietly(hooked: TlsGunicorn, pki: Pki) -
     assert_quiet(hooked)
 
 
+def test_alpn_never_agrees_to_h2(pki: Pki, worker_class: str) -> None:
+    """http_protocols asks for h2, which Gunicorn's context would offer over ALPN: our
+    workers speak HTTP/1.1 only, so they agree to http/1.1 (and a client offering h2 alone
+    gets no protocol, then HTTP/1.1)."""
+    proc = TlsGunicorn(ASGI_APP, worker_class, settings=pki.tls_settings(
+        http_protocols="h2,h1"), client_context=pki.client_context())
+    with proc:
+        for offered, agreed in ((["h2", "http/1.1"], "http/1.1"), (["h2"], None)):
+            context = pki.client_context()
+            context.set_alpn_protocols(offered)
+            with proc.tls_connect(context) as s:
+                assert s.selected_alpn_protocol() == agreed
+                s.sendall(b"GET /scope HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                assert ResponseReader(s).read_response().status == 200
+
+
 # -- bad clients ------------------------------------------------------------------------------
 def bad_clients(server: TlsGunicorn) -> list[bytes]:
     """Plaintext HTTP, garbage, a cut-short ClientHello, and a client that says nothing;

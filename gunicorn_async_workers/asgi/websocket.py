@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 _ASGI = {"version": "3.0", "spec_version": "2.4"}
 _EXTENSIONS = {"websocket.http.response": {}}
 _CONNECT = {"type": "websocket.connect"}
+# Bytes of frames the app may send before they are written without waiting for the loop.
+_FLUSH_AT = 256 * 1024
 # How long a closing handshake may take before the connection is simply closed.
 CLOSE_TIMEOUT = 5.0
 
@@ -42,10 +44,10 @@ CLOSE_TIMEOUT = 5.0
 class WebSocketSession(Exchange):
     """One WebSocket connection, from the upgrade request to the closing handshake."""
 
-    __slots__ = ("accepted", "close_code", "close_sent", "closed", "fragments",
-                 "fragments_size", "fragments_text", "handshake", "inbox", "max_queue",
-                 "max_size", "options", "ping_handle", "pong_waiter", "request",
-                 "request_method", "scope", "ws")
+    __slots__ = ("accepted", "close_code", "close_sent", "closed", "flush_scheduled",
+                 "fragments", "fragments_size", "fragments_text", "handshake", "inbox",
+                 "max_queue", "max_size", "options", "ping_handle", "pong_waiter", "request",
+                 "request_method", "scope", "unflushed", "ws")
 
     is_websocket = True
 
@@ -108,6 +110,8 @@ class WebSocketSession(Exchange):
         self.fragments_text = False
         self.ping_handle: asyncio.TimerHandle | None = None
         self.pong_waiter: asyncio.TimerHandle | None = None
+        self.unflushed = 0  # bytes of frames the app sent that are not written yet
+        self.flush_scheduled = False
 
     # -- bytes from the client ---------------------------------------------------------
     def feed(self, data: bytes) -> None:
@@ -118,7 +122,10 @@ class WebSocketSession(Exchange):
         ws.receive_data(data)
         for event in ws.events_received():
             self._event(event)
-        self._flush()
+        # Data frames alone leave nothing to send: a pong, a close or a failure does.
+        # (`writes` is the library's outgoing list, which `data_to_send` hands over.)
+        if ws.writes or ws.state is not State.OPEN:
+            self._flush()
         if len(self.inbox) >= self.max_queue:
             self.protocol.pause_reading()  # a slow app: stop reading the socket
 
@@ -134,7 +141,10 @@ class WebSocketSession(Exchange):
 
     def _event(self, frame: Frame) -> None:
         opcode = frame.opcode
-        if opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
+        if opcode is Opcode.BINARY and frame.fin:  # a whole message in one frame
+            self.inbox.append({"type": "websocket.receive", "bytes": frame.data})
+            self.wake()  # (the library has checked its size against ws_max_size)
+        elif opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
             if opcode != Opcode.CONT:
                 self.fragments = []
                 self.fragments_size = 0
@@ -182,18 +192,28 @@ class WebSocketSession(Exchange):
         """Write what the protocol has to send; close the socket when it is done."""
         protocol = self.protocol
         ws = self.ws
-        for data in ws.data_to_send():
-            if data:
-                protocol.write(data)
-            else:  # the library's signal that the TCP connection should end
-                self.closed = True
-                protocol.close()
+        self.unflushed = 0
+        writes = ws.data_to_send()
+        if writes and writes[-1]:
+            protocol.writelines(writes)  # every frame the app sent since the last flush
+        else:
+            for data in writes:
+                if data:
+                    protocol.write(data)
+                else:  # the library's signal that the TCP connection should end
+                    self.closed = True
+                    protocol.close()
         if ws.state is State.CLOSED:
             if not self.closed:
                 self.closed = True
                 protocol.close()
             if self.close_code is None:
                 self._gone(CloseCode.ABNORMAL_CLOSURE)
+
+    def _scheduled_flush(self) -> None:
+        self.flush_scheduled = False
+        if not self.closed:
+            self._flush()
 
     # -- keep-alive pings ----------------------------------------------------------------
     def _start_pinging(self) -> None:
@@ -262,11 +282,19 @@ class WebSocketSession(Exchange):
             if not self.accepted:
                 raise RuntimeError("websocket.send before websocket.accept")
             text = message.get("text")
+            payload = text.encode() if text is not None else message.get("bytes") or b""
             if text is not None:
-                self.ws.send_text(text.encode())
+                self.ws.send_text(payload)
             else:
-                self.ws.send_binary(message.get("bytes") or b"")
-            self._flush()
+                self.ws.send_binary(payload)
+            # Frames go out together once the app yields to the loop (one write for a burst
+            # of sends), or at once when _FLUSH_AT bytes are waiting.
+            self.unflushed += len(payload)
+            if self.unflushed >= _FLUSH_AT:
+                self._flush()
+            elif not self.flush_scheduled:
+                self.flush_scheduled = True
+                protocol.loop.call_soon(self._scheduled_flush)
             if protocol.write_paused:
                 await protocol.drain()
         elif kind == "websocket.accept":

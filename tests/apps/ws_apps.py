@@ -217,6 +217,15 @@ async def flood(scope: Scope, receive: Receive, send: Send) -> None:
         note(scope, event="flood_end", count=sent, exc=None, oserror=False)
 
 
+async def burst(scope: Scope, receive: Receive, send: Send) -> None:
+    """`count` numbered messages without yielding to the loop, then a close with 4000."""
+    count = int(query(scope).get("count", "1000"))
+    await send({"type": "websocket.accept"})
+    for number in range(count):
+        await send({"type": "websocket.send", "text": str(number)})
+    await send({"type": "websocket.close", "code": 4000, "reason": "burst done"})
+
+
 async def slow(scope: Scope, receive: Receive, send: Send) -> None:
     q = query(scope)
     delay = float(q.get("delay", "0.05"))
@@ -248,6 +257,7 @@ ROUTES: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {
     "/after_disconnect": after_disconnect,
     "/after_close": after_close,
     "/flood": flood,
+    "/burst": burst,
     "/slow": slow,
 }
 

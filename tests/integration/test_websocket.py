@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -433,6 +434,25 @@ def test_connect_first_then_text_and_bytes_both_ways(server: GunicornProcess,
 
     assert run(scenario()) == ["hello", "☃ snow", b"\x00\xff\x10", b""]
     assert records(record)[0] == {"event": "first", "type": "websocket.connect"}
+
+
+def test_a_burst_of_sends_arrives_whole_and_in_order_before_the_close(
+        server: GunicornProcess) -> None:
+    """Frames sent without yielding go out together (one write per burst, or every 256 KiB);
+    none is lost or reordered, and the close frame comes after them all."""
+    count = 20000
+
+    async def scenario() -> tuple[list[str | bytes], int | None, str | None]:
+        received: list[str | bytes] = []
+        async with ws_connect(server, f"/burst?count={count}") as ws:
+            with contextlib.suppress(ConnectionClosed):  # 4000 is not a normal closure
+                while True:
+                    received.append(await ws.recv())
+            return received, ws.close_code, ws.close_reason
+
+    received, code, reason = run(scenario())
+    assert received == [str(number) for number in range(count)]
+    assert (code, reason) == (4000, "burst done")
 
 
 def test_accept_with_subprotocol_and_headers(server: GunicornProcess) -> None:

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 _ASGI = {"version": "3.0", "spec_version": "2.4"}
 _EXTENSIONS = {"websocket.http.response": {}}
 _CONNECT = {"type": "websocket.connect"}
+_BINARY, _TEXT = Opcode.BINARY, Opcode.TEXT
 # Bytes of frames the app may send before they are written without waiting for the loop.
 _FLUSH_AT = 256 * 1024
 # How long a closing handshake may take before the connection is simply closed.
@@ -141,9 +142,18 @@ class WebSocketSession(Exchange):
 
     def _event(self, frame: Frame) -> None:
         opcode = frame.opcode
-        if opcode is Opcode.BINARY and frame.fin:  # a whole message in one frame
-            self.inbox.append({"type": "websocket.receive", "bytes": frame.data})
-            self.wake()  # (the library has checked its size against ws_max_size)
+        if frame.fin and (opcode is _BINARY or opcode is _TEXT):
+            # A whole message in one frame (the library has checked its size).
+            if opcode is _BINARY:
+                self.inbox.append({"type": "websocket.receive", "bytes": frame.data})
+            else:
+                try:
+                    text = frame.data.decode()
+                except UnicodeDecodeError:
+                    self.ws.fail(CloseCode.INVALID_DATA, "invalid UTF-8 in a text message")
+                    return
+                self.inbox.append({"type": "websocket.receive", "text": text})
+            self.wake()
         elif opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
             if opcode != Opcode.CONT:
                 self.fragments = []

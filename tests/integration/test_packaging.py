@@ -182,6 +182,18 @@ def test_sdist_contents(dists: dict[str, Path]) -> None:
                if n.startswith(("gunicorn_async_workers/", "gaw/")) and n.endswith(".py")}
     assert "gunicorn_async_workers/config.py" in package
     assert package <= names, sorted(package - names)
+    # And what MANIFEST.in adds: the licence, the changelog, the guide and the examples.
+    assert {"LICENSE", "CHANGELOG.md", "Dockerfile", "docker/gunicorn.conf.py",
+            "docs/README.md", "examples/hello.py"} <= names
+
+
+@pytest.mark.timeout(420)
+def test_licence_is_declared_and_shipped(dists: dict[str, Path]) -> None:
+    with zipfile.ZipFile(dists["wheel"]) as z:
+        names = z.namelist()
+        metadata = z.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    assert "License-Expression: MIT" in metadata
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
 
 
 # -- installed into a fresh venv ------------------------------------------------------------

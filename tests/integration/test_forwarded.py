@@ -133,20 +133,13 @@ def assert_same(ours: dict[str, Any], theirs: dict[str, Any],
 
 
 @pytest.mark.parametrize("config_name", list(CONFIGS))
-def test_wsgi_environ_as_gunicorn_sync(worker_class: str, config_name: str,
-                                       reference: dict[tuple[str, str], dict[str, Any]]
-                                       ) -> None:
-    theirs = reference_answers(reference, WSGI_APP, config_name)
-    ours = answers(WSGI_APP, worker_class, CONFIGS[config_name])
-    assert_same(ours, theirs, lambda case: not known_gap(config_name, case))
-
-
-@pytest.mark.parametrize("config_name", list(CONFIGS))
-def test_asgi_scope_as_gunicorn_asgi(worker_class: str, config_name: str,
-                                     reference: dict[tuple[str, str], dict[str, Any]]
-                                     ) -> None:
-    theirs = reference_answers(reference, ASGI_APP, config_name)
-    ours = answers(ASGI_APP, worker_class, CONFIGS[config_name])
+@pytest.mark.parametrize("app", [WSGI_APP, ASGI_APP])
+def test_app_sees_what_gunicorn_shows(worker_class: str, app: str, config_name: str,
+                                      reference: dict[tuple[str, str], dict[str, Any]]
+                                      ) -> None:
+    """WSGI: our environ against `-k sync`'s; ASGI: our scope against `-k asgi`'s."""
+    theirs = reference_answers(reference, app, config_name)
+    ours = answers(app, worker_class, CONFIGS[config_name])
     assert_same(ours, theirs, lambda case: not known_gap(config_name, case))
 
 

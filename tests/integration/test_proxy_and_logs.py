@@ -256,35 +256,23 @@ def proxied(server: GunicornProcess, header: bytes, target: str, second: bool = 
     return out
 
 
-def environ_view(server: GunicornProcess, answers: list[tuple[int | str, Any]]) -> list[Any]:
-    view = []
-    for status, doc in answers:
-        if doc is None:
-            view.append((status, None))
-            continue
-        keys = {k: doc.get(k) for k in ENVIRON_KEYS}
-        assert keys["SERVER_PORT"] == str(server.port), keys  # the listener, not the proxy's
-        keys["SERVER_PORT"] = "<listener>"
-        if keys["REMOTE_ADDR"] == "127.0.0.1":
-            keys["REMOTE_PORT"] = "<socket>"
-        view.append((status, keys))
-    return view
+def environ_view(server: GunicornProcess, doc: dict[str, Any]) -> dict[str, Any]:
+    keys = {k: doc.get(k) for k in ENVIRON_KEYS}
+    assert keys["SERVER_PORT"] == str(server.port), keys  # the listener, not the proxy's
+    keys["SERVER_PORT"] = "<listener>"
+    if keys["REMOTE_ADDR"] == "127.0.0.1":
+        keys["REMOTE_PORT"] = "<socket>"
+    return keys
 
 
-def scope_view(server: GunicornProcess, answers: list[tuple[int | str, Any]]) -> list[Any]:
-    view = []
-    for status, doc in answers:
-        if doc is None:
-            view.append((status, None))
-            continue
-        # Gunicorn's -k asgi writes an IPv6 client from a v2 header uncompressed
-        # (2001:db8:0:0:0:0:0:1); ours as its sync worker writes REMOTE_ADDR (2001:db8::1).
-        client = [str(ipaddress.ip_address(doc["client"][0])), doc["client"][1]]
-        if client[0] == "127.0.0.1":
-            client = ["127.0.0.1", "<socket>"]
-        assert doc["server"] == ["127.0.0.1", server.port], doc["server"]
-        view.append((status, {"client": client, "scheme": doc["scheme"]}))
-    return view
+def scope_view(server: GunicornProcess, doc: dict[str, Any]) -> dict[str, Any]:
+    # Gunicorn's -k asgi writes an IPv6 client from a v2 header uncompressed
+    # (2001:db8:0:0:0:0:0:1); ours as its sync worker writes REMOTE_ADDR (2001:db8::1).
+    client = [str(ipaddress.ip_address(doc["client"][0])), doc["client"][1]]
+    if client[0] == "127.0.0.1":
+        client = ["127.0.0.1", "<socket>"]
+    assert doc["server"] == ["127.0.0.1", server.port], doc["server"]
+    return {"client": client, "scheme": doc["scheme"]}
 
 
 def proxy_answers(app: str, worker_class: str, cases: dict[str, bytes],
@@ -293,12 +281,15 @@ def proxy_answers(app: str, worker_class: str, cases: dict[str, bytes],
     target, view = ("/environ", environ_view) if wsgi else ("/scope", scope_view)
     out: dict[str, Any] = {}
     with GunicornProcess(app, worker_class, settings=settings) as server:
+        def seen(header: bytes, second: bool = False) -> list[tuple[int | str, Any]]:
+            return [(status, doc if doc is None else view(server, doc)) for status, doc
+                    in proxied(server, header, target, second=second, forbidden=wsgi)]
+
         for name, header in cases.items():
-            out[name] = view(server, proxied(server, header, target, forbidden=wsgi))
+            out[name] = seen(header)
         if not (wsgi and worker_class == "sync"):  # sync serves one request per connection
-            out["second-header-on-keep-alive"] = view(server, proxied(
-                server, PROXY_CASES["corpus-valid/pp_01.http"], target, second=True,
-                forbidden=wsgi))
+            out["second-header-on-keep-alive"] = seen(
+                PROXY_CASES["corpus-valid/pp_01.http"], second=True)
     return out
 
 

@@ -203,18 +203,23 @@ def open_fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
-def settled_fds(pid: int) -> int:
-    """The descriptors a paused worker holds once its connections have closed."""
+def wait_until_steady(read: Callable[[], int], quiet: float, timeout: float, what: str) -> int:
+    """Poll `read` until its value has not changed for `quiet` seconds; return that value."""
     last = {"value": -1, "since": time.monotonic()}
 
-    def stable() -> bool:
-        value, now = open_fds(pid), time.monotonic()
+    def steady() -> bool:
+        value, now = read(), time.monotonic()
         if value != last["value"]:
             last.update(value=value, since=now)
             return False
-        return now - last["since"] >= 2.0
-    wait_for(stable, timeout=60, interval=0.2, what="the worker's descriptors settling")
+        return now - last["since"] >= quiet
+    wait_for(steady, timeout=timeout, interval=0.1, what=what)
     return int(last["value"])
+
+
+def settled_fds(pid: int) -> int:
+    """The descriptors a paused worker holds once its connections have closed."""
+    return wait_until_steady(lambda: open_fds(pid), 2.0, 60, "the worker's descriptors settling")
 
 
 def growth(before: float, after: float) -> float:

@@ -15,7 +15,8 @@ Routes of `app` (ASGI, with lifespan) and `wsgi_app` (WSGI):
 - ``/fault/<name>``     an app that breaks the protocol in one way (see `ASGI_FAULTS`,
                         `WSGI_FAULTS`); the worker must answer 500 or close, log one ERROR
                         line, and live on
-- ``/ws`` (ASGI, WebSocket)  accepts and echoes every message until the disconnect
+- ``/ws`` (ASGI, WebSocket)  accepts and echoes every message until the disconnect (the
+                        benchmarks' echo)
 
 `hanging_shutdown_app` is `app` whose lifespan shutdown never completes.
 """
@@ -28,6 +29,8 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 from urllib.parse import parse_qs
+
+from benchmarks.apps.asgi_apps import ws_echo
 
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -122,21 +125,6 @@ ASGI_FAULTS: dict[str, tuple[Callable[[Send], Awaitable[None]], int | None]] = {
 }
 
 
-async def websocket_echo(receive: Receive, send: Send) -> None:
-    message = await receive()
-    if message["type"] != "websocket.connect":
-        return
-    await send({"type": "websocket.accept"})
-    while True:
-        message = await receive()
-        if message["type"] == "websocket.disconnect":
-            return
-        if message.get("text") is not None:
-            await send({"type": "websocket.send", "text": message["text"]})
-        else:
-            await send({"type": "websocket.send", "bytes": message.get("bytes") or b""})
-
-
 async def http(scope: dict[str, Any], receive: Receive, send: Send) -> None:
     path = scope["path"]
     q = query(scope["query_string"].decode("latin-1"))
@@ -192,7 +180,7 @@ async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
     if kind == "http":
         await http(scope, receive, send)
     elif kind == "websocket":
-        await websocket_echo(receive, send)
+        await ws_echo(scope, receive, send)
     elif kind == "lifespan":
         await lifespan(receive, send, hang_on_shutdown=False)
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from gunicorn_process import GunicornProcess, error_log, rss, wait_for, worker_pid
 from raw_http import ResponseReader
+from soak import wait_until_steady
 
 from gunicorn_async_workers.config import OPTIONS_BY_NAME
 
@@ -90,17 +91,20 @@ def bytes_written(pid: int) -> int:
     raise AssertionError(f"no wchar for {pid}")
 
 
-def wait_until_writes_stall(pid: int, timeout: float = 60.0) -> None:
+def wait_until_writes_stall(pid: int) -> None:
     """Wait until the worker has written nothing for a second: every client is stalled."""
-    last = {"value": -1, "since": time.monotonic()}
+    wait_until_steady(lambda: bytes_written(pid), 1.0, 60, "the worker's writes stalling")
 
-    def stalled() -> bool:
-        value, now = bytes_written(pid), time.monotonic()
-        if value != last["value"]:
-            last.update(value=value, since=now)
-            return False
-        return now - last["since"] >= 1.0
-    wait_for(stalled, timeout, interval=0.1, what="the worker's writes stalling")
+
+def warmed(gunicorn: Callable[..., GunicornProcess], app: str, targets: list[str],
+           **kwargs: object) -> tuple[GunicornProcess, int, int]:
+    """A server that has answered `targets` once (its own first allocations are not what a
+    test measures): the server, its worker's pid and that worker's RSS now."""
+    server = gunicorn(app, **kwargs)
+    pid = worker_pid(server)
+    for target in targets:
+        get(server, target)
+    return server, pid, rss(pid)
 
 
 # -- slow heads and bodies -----------------------------------------------------------------------
@@ -233,12 +237,8 @@ def post_fork(server, worker):
 def test_clients_that_never_read_large_responses_cost_bounded_memory(
         interface: str, gunicorn: Callable[..., GunicornProcess]) -> None:
     clients, size = 200, 8 * MiB
-    server = gunicorn(APPS[interface], settings={"threads": 4})
-    pid = worker_pid(server)
-    for i in range(20):  # warm up: the worker's own allocations are not what is measured
-        assert len(get(server, "/big?size=100000")) == 100000
-        get(server, f"/r?id={i}")
-    before = rss(pid)
+    server, pid, before = warmed(gunicorn, APPS[interface], ["/big?size=100000", "/r?id=0"] * 20,
+                                 settings={"threads": 4})
     stalled = [connect(server, timeout=30, rcvbuf=4096) for _ in range(clients)]
     try:
         for s in stalled:
@@ -261,10 +261,7 @@ def test_clients_that_never_read_large_responses_cost_bounded_memory(
     "grows without bound"))
 def test_pipelining_flood_from_a_client_that_never_reads_is_bounded(
         gunicorn: Callable[..., GunicornProcess]) -> None:
-    server = gunicorn(ASGI_APP)
-    pid = worker_pid(server)
-    get(server, "/big?size=65536")
-    before = rss(pid)
+    server, pid, before = warmed(gunicorn, ASGI_APP, ["/big?size=65536"])
     requests = 4000  # 4000 x 64 KiB = 250 MiB of responses if the worker answers them all
     s = connect(server, timeout=2, rcvbuf=4096)
     sent = 0
@@ -284,10 +281,7 @@ def test_pipelining_flood_from_a_client_that_never_reads_is_bounded(
 
 def test_pipelining_flood_is_answered_in_order_with_bounded_memory(
         gunicorn: Callable[..., GunicornProcess]) -> None:
-    server = gunicorn(ASGI_APP)
-    pid = worker_pid(server)
-    get(server, "/r?id=warm")
-    before = rss(pid)
+    server, pid, before = warmed(gunicorn, ASGI_APP, ["/r?id=warm"])
     requests = 5000
     with connect(server, timeout=30) as s:
         data = b"".join(b"GET /r?id=%d HTTP/1.1\r\nHost: h\r\n\r\n" % i for i in range(requests))

@@ -147,6 +147,15 @@ class AsyncWorkerBase(Worker):
             self.cfg.worker_int(self)  # a SIGINT/SIGQUIT that came before the loop ran
 
     # -- signals -------------------------------------------------------------------------
+    def handle_abort(self, sig: int, frame: Any) -> None:
+        """SIGABRT from the arbiter (a missed heartbeat, usually an app blocking the loop):
+        stop accepting before the exit unwinds through the loop, which may still run a
+        pending accept on its way out; clients in the backlog go to the other workers."""
+        if self.server is not None:
+            with contextlib.suppress(Exception):
+                self.server.stop_listening()
+        super().handle_abort(sig, frame)
+
     def _wake(self) -> None:
         """Leave the serving loop; a graceful end stops accepting at once, not a tick later."""
         if self.server is not None and not self.quick_exit:
@@ -176,6 +185,11 @@ class AsyncWorkerBase(Worker):
         try:
             self.loop.run_until_complete(self._serve())
         finally:
+            # However serving ended (SIGABRT's SystemExit out of a blocked app, too), the
+            # loop runs once more below to end tasks: a dying worker must not accept the
+            # clients waiting in the backlog, which the other workers will serve.
+            if self.server is not None:
+                self.server.stop_listening()
             self._close_loop()
 
     def _ssl_context(self) -> Any:

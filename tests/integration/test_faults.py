@@ -109,20 +109,10 @@ def test_blocked_worker_is_replaced_while_the_others_serve(
     assert get(server, "/").status == 200
 
 
-BACKLOG_LOST = (
-    "uvloop: clients waiting in the backlog while a worker's loop is blocked are lost when "
-    "the arbiter kills it: SIGABRT raises SystemExit (Worker.handle_abort) out of the app, "
-    "and AsyncWorkerBase._close_loop runs the loop again (asyncio.wait on the cancelled "
-    "tasks) with the listener still registered, so the dying worker accepts them, then closes "
-    "the loop and exits under them (the stdlib loop gets as far as answering them)")
-
-
 def test_requests_in_the_backlog_survive_a_timeout(
         gunicorn: Callable[..., GunicornProcess], tmp_path: Path, worker_class: str,
         request: pytest.FixtureRequest) -> None:
     """Clients that queued while the only worker was blocked are served once it is gone."""
-    if worker_class == "gaw.UvloopWorker":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=BACKLOG_LOST))
     markers = tmp_path / "markers"
     server = gunicorn(ASGI_APP, settings={"timeout": 2}, env={"GAW_TEST_MARKERS": str(markers)})
     blocker, blocked = block_a_worker(server, markers)

@@ -154,7 +154,10 @@ class RequestCycle(Exchange):
             if not isinstance(exc, Exception):
                 raise
         else:
-            if not self.complete:
+            if not self.complete and protocol.lost:
+                # The client went away (the app saw http.disconnect): no one to answer.
+                protocol.server.log.debug("client went away before the response")
+            elif not self.complete:
                 protocol.server.log.error(
                     "ASGI application returned without %s response to %s %s",
                     "completing its" if self.started else "sending a",

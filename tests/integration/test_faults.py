@@ -178,10 +178,6 @@ def test_broken_wsgi_app_gets_500_or_a_close_and_one_error_line(
     assert_fault_handled(wsgi_server, fault, WSGI_FAULTS[fault][1])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "an ASGI app that returns after http.disconnect (the client went away mid-body) is "
-    "logged at ERROR as 'ASGI application returned without sending a response': "
-    "RequestCycle.run does not look at protocol.closing before logging"))
 def test_app_returning_after_a_disconnect_logs_no_error(
         gunicorn: Callable[..., GunicornProcess], tmp_path: Path) -> None:
     markers = tmp_path / "markers"

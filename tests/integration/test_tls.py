@@ -365,6 +365,24 @@ def test_alpn_never_agrees_to_h2(pki: Pki, worker_class: str) -> None:
                 assert ResponseReader(s).read_response().status == 200
 
 
+@pytest.mark.parametrize("server_class", ["ours", "sync"])
+def test_proxy_header_inside_tls_as_gunicorn(pki: Pki, worker_class: str,
+                                             server_class: str) -> None:
+    """With TLS and proxy_protocol, the PROXY header is read from the decrypted stream, as
+    Gunicorn's workers read it (a header sent before the handshake breaks the handshake in
+    both)."""
+    proc = TlsGunicorn(WSGI_APP, worker_class if server_class == "ours" else "sync",
+                       settings=pki.tls_settings(proxy_protocol="v1",
+                                                 proxy_allow_ips="127.0.0.1"),
+                       client_context=pki.client_context())
+    with proc, proc.tls_connect() as s:
+        s.sendall(b"PROXY TCP4 192.0.2.1 198.51.100.2 1000 443\r\n"
+                  b"GET /environ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        environ = json.loads(ResponseReader(s).read_response().body)
+    assert (environ["REMOTE_ADDR"], environ["REMOTE_PORT"]) == ("192.0.2.1", "1000")
+    assert environ["wsgi.url_scheme"] == "https"
+
+
 # -- bad clients ------------------------------------------------------------------------------
 def bad_clients(server: TlsGunicorn) -> list[bytes]:
     """Plaintext HTTP, garbage, a cut-short ClientHello, and a client that says nothing;

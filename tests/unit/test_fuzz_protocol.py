@@ -8,6 +8,9 @@ logged at ERROR level, the bytes written parse (h11 as the client) into complete
 each a 200 from the app or a clean 4xx, nothing follows a response that announced
 `connection: close`, and the connection ends closed: never a hang.
 
+Also here, over the same in-memory connection: what the soak (`python -m tests.soak`) found,
+that a finished WebSocket session's compression state must not wait for the cycle collector.
+
 The number of examples per test comes from `GAW_TEST_FUZZ_EXAMPLES` (default 100, CI's short
 budget). A long local run: ``GAW_TEST_FUZZ_EXAMPLES=20000 python -m pytest
 tests/unit/test_fuzz_protocol.py``.
@@ -16,6 +19,7 @@ tests/unit/test_fuzz_protocol.py``.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import sys
 from dataclasses import dataclass, field
@@ -29,6 +33,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_fuzz_parser import mutated
 from test_protocol import MemoryTransport, settle
+from websockets.extensions.permessage_deflate import PerMessageDeflate
 
 from gunicorn_async_workers.config import ServerConfig
 from gunicorn_async_workers.http import parsers
@@ -241,3 +246,58 @@ def test_two_faults_get_one_status_at_any_split(
     split = asyncio.run(serve(parser_class, [TWO_FAULTS[i:i + 1]
                                              for i in range(len(TWO_FAULTS))], defaults))
     assert responses(split.output) == responses(whole.output)
+
+
+# -- what the soak found ------------------------------------------------------------------------
+HANDSHAKE = (b"GET /ws HTTP/1.1\r\nHost: fuzz\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+             b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+             b"Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n")
+
+
+async def websocket_echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if (await receive())["type"] != "websocket.connect":
+        return
+    await send({"type": "websocket.accept"})
+    while (await receive())["type"] != "websocket.disconnect":
+        pass
+
+
+def live_compressors() -> int:
+    return sum(isinstance(o, PerMessageDeflate) for o in gc.get_objects())
+
+
+async def open_and_drop_a_websocket() -> None:
+    loop = asyncio.get_running_loop()
+    cfg = Config()
+    log = RecordingLogger(cfg)
+    config = ServerConfig.from_gunicorn(cfg, log, {}, max_requests=sys.maxsize)
+    server = Server(config, websocket_echo, loop, log, None)
+    protocol = HttpProtocol(server)
+    transport = MemoryTransport(protocol, loop)
+    protocol.connection_made(transport)
+    protocol.data_received(HANDSHAKE)
+    await settle()
+    assert transport.output.startswith(b"HTTP/1.1 101 "), transport.output[:100]
+    assert live_compressors() == 1
+    transport.close()  # the client vanished
+    await settle()
+    assert log.errors == []
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "a finished WebSocket session's permessage-deflate state (zlib streams) lives until the "
+    "cycle collector runs: HttpProtocol.websocket <-> WebSocketSession.protocol, "
+    "HttpProtocol <-> its parser adapter, and websockets' ServerProtocol <-> its suspended "
+    "parse() generator are cycles nothing breaks at connection_lost; under a steady rate of "
+    "sessions the worker's RSS climbs for minutes (soak: +8 % in 3 min, flat with gc.collect() "
+    "every 0.5 s or with ws_per_message_deflate off)"))
+def test_websocket_compression_state_is_freed_when_the_connection_ends() -> None:
+    gc.collect()
+    before = live_compressors()
+    gc.disable()
+    try:
+        asyncio.run(open_and_drop_a_websocket())
+        left = live_compressors() - before
+    finally:
+        gc.enable()
+    assert left == 0, f"{left} PerMessageDeflate object(s) alive after the connection ended"

@@ -18,12 +18,20 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import gunicorn.config
 import httpx
 import pytest
 import trustme
 from conftest import WORKER_CLASSES
 from cryptography import x509
-from gunicorn_process import GunicornProcess, error_log, read_until_close, serving, worker_pid
+from gunicorn_process import (
+    GUNICORN_SETTINGS,
+    GunicornProcess,
+    error_log,
+    read_until_close,
+    serving,
+    worker_pid,
+)
 from raw_http import RawResponse, ResponseReader
 from websockets.asyncio.client import connect
 
@@ -349,6 +357,8 @@ def test_ragged_eof_ends_the_connection_quietly(hooked: TlsGunicorn, pki: Pki) -
     assert_quiet(hooked)
 
 
+@pytest.mark.skipif("http_protocols" not in GUNICORN_SETTINGS,
+                    reason="this Gunicorn has no http_protocols setting (no HTTP/2)")
 def test_alpn_never_agrees_to_h2(pki: Pki, worker_class: str) -> None:
     """http_protocols asks for h2, which Gunicorn's context would offer over ALPN: our
     workers speak HTTP/1.1 only, so they agree to http/1.1 (and a client offering h2 alone
@@ -365,6 +375,10 @@ def test_alpn_never_agrees_to_h2(pki: Pki, worker_class: str) -> None:
                 assert ResponseReader(s).read_response().status == 200
 
 
+# Gunicorn 27's proxy_protocol mode for v1; Gunicorn 23's setting is a boolean (v1 only).
+PROXY_V1: object = "v1" if hasattr(gunicorn.config, "validate_proxy_protocol") else True
+
+
 @pytest.mark.parametrize("server_class", ["ours", "sync"])
 def test_proxy_header_inside_tls_as_gunicorn(pki: Pki, worker_class: str,
                                              server_class: str) -> None:
@@ -372,7 +386,7 @@ def test_proxy_header_inside_tls_as_gunicorn(pki: Pki, worker_class: str,
     Gunicorn's workers read it (a header sent before the handshake breaks the handshake in
     both)."""
     proc = TlsGunicorn(WSGI_APP, worker_class if server_class == "ours" else "sync",
-                       settings=pki.tls_settings(proxy_protocol="v1",
+                       settings=pki.tls_settings(proxy_protocol=PROXY_V1,
                                                  proxy_allow_ips="127.0.0.1"),
                        client_context=pki.client_context())
     with proc, proc.tls_connect() as s:

@@ -25,6 +25,8 @@ from .tls import TlsInfo
 
 # Connections accepted per readiness callback before the loop attends to other work.
 ACCEPT_BATCH = 64
+# Seconds between tries when accept() fails for want of descriptors or memory.
+ACCEPT_RETRY = 0.5
 # How often a draining server looks for connections that have become idle.
 DRAIN_POLL = 0.05
 
@@ -129,14 +131,25 @@ class Server:
                 conn, _addr = listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as exc:  # EMFILE and friends: the arbiter's problem, not a crash
-                self.log.warning("accept() failed: %s", exc)
+            except OSError as exc:  # EMFILE and friends: wait for descriptors to free up
+                self._accept_failed(exc)
                 return
             conn.setblocking(False)
             if conn.family in (socket.AF_INET, socket.AF_INET6):
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.pending_accepts += 1
             self.loop.create_task(self._connect(conn))
+
+    def _accept_failed(self, exc: OSError) -> None:
+        """Out of descriptors or memory: the listener stays readable, so stop watching it
+        (no busy loop) until a connection closes or ACCEPT_RETRY seconds have passed."""
+        self.log.warning("accept() failed, pausing accepts for %.1f s: %s", ACCEPT_RETRY, exc)
+        self.pause_accepting()
+        self.loop.call_later(ACCEPT_RETRY, self._retry_accepting)
+
+    def _retry_accepting(self) -> None:
+        if not self.draining and not self._at_capacity():
+            self.resume_accepting()
 
     async def _connect(self, conn: socket.socket) -> None:
         try:

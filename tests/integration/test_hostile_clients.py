@@ -201,10 +201,6 @@ def test_connection_flood_beyond_worker_connections_waits_in_the_backlog(
     assert " [ERROR] " not in error_log(server)[mark:]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "at EMFILE the worker spins: Server._accept logs 'accept() failed' and returns, but the "
-    "listener stays registered and readable, so the loop calls _accept again at once "
-    "(100% CPU, ~30,000 WARNING lines a second)"))
 def test_flood_beyond_the_descriptor_limit_does_not_spin(
         gunicorn: Callable[..., GunicornProcess]) -> None:
     limit = """

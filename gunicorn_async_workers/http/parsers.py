@@ -84,6 +84,7 @@ class HeadPolicy:
 
     __slots__ = (
         "allow_underscore",
+        "any_forwarder",
         "drop_underscore",
         "forwarder_headers",
         "lenient_headers",
@@ -121,7 +122,9 @@ class HeadPolicy:
         self.max_head_bytes = limit_line + 2 + limit_fields * (limit_field_size + 2) + 2
         self.scheme_headers = scheme_headers
         self.forwarder_headers = forwarder_headers
-        self.allow_underscore = header_map == "dangerous" or b"*" in forwarder_headers
+        self.allow_underscore = header_map == "dangerous"
+        # forwarder_headers exempt names only for peers in forwarded_allow_ips (as Gunicorn)
+        self.any_forwarder = b"*" in forwarder_headers
         self.drop_underscore = header_map == "drop"
         self.watch_untrusted = _POLICY_NAMES
         self.watch_trusted = _POLICY_NAMES | frozenset(scheme_headers)
@@ -182,7 +185,8 @@ class ParserAdapter:
         """Apply the header rules to a watched or underscored name; False drops the field."""
         self._policed = True
         policy = self.policy
-        if b"_" in name and name not in policy.forwarder_headers and not policy.allow_underscore:
+        if b"_" in name and not policy.allow_underscore and not (
+                self.trusted and (policy.any_forwarder or name in policy.forwarder_headers)):
             if policy.drop_underscore:
                 return False
             raise BadRequest(f"header name {name!r} contains '_' (header_map is 'refuse')")

@@ -113,21 +113,6 @@ def reference_answers(reference: dict[tuple[str, str], dict[str, Any]], app: str
     return reference[key]
 
 
-# Known gap, in the shared header policy (http/parsers.py, HeadPolicy/police): Gunicorn
-# honours `forwarder_headers` only for peers in forwarded_allow_ips; for any other peer an
-# underscored name is dropped or refused by `header_map` even when forwarder_headers lists
-# it (or is "*"). Ours exempts the listed names for every peer, so an untrusted peer's
-# SCRIPT_NAME / PATH_INFO (or any underscored name with "*") reaches the app as an HTTP_*
-# key / scope header. (SCRIPT_NAME itself is applied to the environ only for trusted peers.)
-UNTRUSTED_FORWARDER_CASES = ("script-name", "script-name-mismatch", "path-info", "underscore",
-                             "underscore-proto")
-
-
-def known_gap(config_name: str, case: str) -> bool:
-    return (config_name.startswith("untrusted") and "dangerous" not in config_name
-            and case in UNTRUSTED_FORWARDER_CASES)
-
-
 def assert_same(ours: dict[str, Any], theirs: dict[str, Any],
                 only: Any = lambda case: True) -> None:
     differing = {name: {"ours": ours[name], "gunicorn": theirs[name]}
@@ -143,14 +128,13 @@ def test_app_sees_what_gunicorn_shows(worker_class: str, app: str, config_name: 
     """WSGI: our environ against `-k sync`'s; ASGI: our scope against `-k asgi`'s."""
     theirs = reference_answers(reference, app, config_name)
     ours = answers(app, worker_class, CONFIGS[config_name])
-    assert_same(ours, theirs, lambda case: not known_gap(config_name, case))
+    assert_same(ours, theirs)
 
 
-@pytest.mark.xfail(strict=True, reason="forwarder_headers exempt underscored names from "
-                   "untrusted peers too (http/parsers.py police); see UNTRUSTED_FORWARDER_CASES")
 @pytest.mark.parametrize("app", APPS)
 def test_untrusted_peer_gets_no_forwarder_exemption(
         worker_class: str, app: str, reference: dict[tuple[str, str], dict[str, Any]]) -> None:
+    """forwarder_headers exempt underscored names only for peers in forwarded_allow_ips."""
     theirs = reference_answers(reference, app, "untrusted-refuse")
     ours = answers(app, worker_class, CONFIGS["untrusted-refuse"])
     assert_same(ours, theirs)

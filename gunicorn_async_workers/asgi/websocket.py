@@ -133,6 +133,10 @@ class WebSocketSession(Exchange):
     def connection_lost(self) -> None:
         self.closed = True
         self._gone(CloseCode.ABNORMAL_CLOSURE)
+        # permessage-deflate's zlib streams are the session's largest state; the library's
+        # protocol object sits in reference cycles (its suspended parser), so free them now
+        # rather than whenever the cycle collector runs.
+        self.ws.extensions = []
 
     def eof(self) -> None:
         if not self.closed:

@@ -284,13 +284,6 @@ async def open_and_drop_a_websocket() -> None:
     assert log.errors == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a finished WebSocket session's permessage-deflate state (zlib streams) lives until the "
-    "cycle collector runs: HttpProtocol.websocket <-> WebSocketSession.protocol, "
-    "HttpProtocol <-> its parser adapter, and websockets' ServerProtocol <-> its suspended "
-    "parse() generator are cycles nothing breaks at connection_lost; under a steady rate of "
-    "sessions the worker's RSS climbs for minutes (soak: +8 % in 3 min, flat with gc.collect() "
-    "every 0.5 s or with ws_per_message_deflate off)"))
 def test_websocket_compression_state_is_freed_when_the_connection_ends() -> None:
     gc.collect()
     before = live_compressors()

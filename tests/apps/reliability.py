@@ -15,8 +15,8 @@ Routes of `app` (ASGI, with lifespan) and `wsgi_app` (WSGI):
 - ``/fault/<name>``     an app that breaks the protocol in one way (see `ASGI_FAULTS`,
                         `WSGI_FAULTS`); the worker must answer 500 or close, log one ERROR
                         line, and live on
-- ``/ws`` (ASGI, WebSocket)  accepts and echoes every message until the disconnect (the
-                        benchmarks' echo)
+- ``/ws?accept_ms=N`` (ASGI, WebSocket)  notes ``accepting``, waits N ms, then accepts and
+                        echoes every message until the disconnect (the benchmarks' echo)
 
 `hanging_shutdown_app` is `app` whose lifespan shutdown never completes.
 """
@@ -180,6 +180,10 @@ async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
     if kind == "http":
         await http(scope, receive, send)
     elif kind == "websocket":
+        ms = int(query(scope["query_string"].decode("latin-1")).get("accept_ms", "0"))
+        if ms:
+            mark("accepting")
+            await asyncio.sleep(ms / 1000)  # the handshake waits on the app
         await ws_echo(scope, receive, send)
     elif kind == "lifespan":
         await lifespan(receive, send, hang_on_shutdown=False)

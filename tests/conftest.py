@@ -8,9 +8,20 @@ from collections.abc import Iterator
 import pytest
 from gunicorn_process import GunicornProcess
 
+from gunicorn_async_workers.http.parsers import H11Parser, HttptoolsParser, ParserAdapter
+
 # Every integration test runs once per worker class: a later class is one more entry here.
 WORKER_CLASSES = os.environ.get(
     "GAW_TEST_WORKER_CLASSES", "gaw.UvloopWorker,gaw.AsyncioWorker,gaw.H11Worker").split(",")
+
+
+# Unit tests of the protocol and parsers run once per parser adapter.
+PARSER_CLASSES: list[type[ParserAdapter]] = [HttptoolsParser, H11Parser]
+
+
+@pytest.fixture(params=PARSER_CLASSES, ids=lambda cls: cls.__name__)
+def parser_class(request: pytest.FixtureRequest) -> type[ParserAdapter]:
+    return request.param
 
 
 @pytest.fixture(params=WORKER_CLASSES)

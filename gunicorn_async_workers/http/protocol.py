@@ -209,6 +209,8 @@ class HttpProtocol(asyncio.Protocol):
             self.drain_waiter = None
             if not waiter.done():
                 waiter.set_result(None)
+        elif self.cycle is None and not self.closing and self.websocket is None:
+            self._next()  # a response finished while the client was not reading
 
     # -- called by the parser adapter ----------------------------------------------------
     def on_request_head(self, head: ParserAdapter) -> None:
@@ -278,6 +280,16 @@ class HttpProtocol(asyncio.Protocol):
             cycle.body_read = 0
         self.cycle = None
         self.idle_since = self.server.now
+        if self.write_paused:
+            return  # the client is not reading: what comes next waits for resume_writing
+        if self.pending_error is not None or self.pipeline or self.eof:
+            self._next()
+        elif self.read_paused:
+            self.resume_reading()
+
+    def _next(self) -> None:
+        """Between requests: answer a pending error, start the next pipelined request, or
+        close after the client's half-close; then read on."""
         if self.pending_error is not None:
             self._send_error(self.pending_error)
             return

@@ -250,11 +250,6 @@ def test_clients_that_never_read_large_responses_cost_bounded_memory(
     assert get(server, "/pid") == str(pid).encode()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a pipelining client that never reads makes the worker buffer every response: "
-    "HttpProtocol.on_response_complete starts the next pipelined request and resume_reading "
-    "reads on while the transport is paused for writing (write_paused), so the write buffer "
-    "grows without bound"))
 def test_pipelining_flood_from_a_client_that_never_reads_is_bounded(
         gunicorn: Callable[..., GunicornProcess]) -> None:
     server, pid, before = warmed(gunicorn, ASGI_APP, ["/big?size=65536"])

@@ -265,6 +265,10 @@ class AsyncWorkerBase(Worker):
             self.log.debug("error while closing the event loop: %r", exc)
         finally:
             loop.close()
+            # Closing an asyncio loop puts its signals back to SIG_DFL; the arbiter repeats
+            # SIGTERM to a worker it retires until it is gone, and that must not kill one
+            # that is still running worker_exit (Gunicorn's own workers ignore it too).
+            signal.signal(signal.SIGTERM, self._early_signal)
 
 
 class UvloopWorker(AsyncWorkerBase):

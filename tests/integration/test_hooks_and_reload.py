@@ -189,15 +189,10 @@ def worker_exit(server, worker):
 
 
 def test_a_second_sigterm_does_not_cut_worker_exit_short(
-        worker_class: str, tmp_path: Path, gunicorn: Callable[..., GunicornProcess],
-        request: pytest.FixtureRequest) -> None:
+        worker_class: str, tmp_path: Path, gunicorn: Callable[..., GunicornProcess]) -> None:
     """The arbiter sends SIGTERM again on every tick to a worker it retires (TTOU, SIGHUP)
     until it is gone; as in Gunicorn's own workers, one arriving while the worker exits
     must not kill it before `worker_exit` has run."""
-    if worker_class != "gaw.UvloopWorker":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "workers.py: closing an asyncio loop puts SIGTERM back to SIG_DFL, so a repeated "
-            "SIGTERM kills the exiting worker (reported; uvloop keeps its handler)")))
     records = tmp_path / "records"
     release = tmp_path / "release"
     config = hooks_config(records) + SLOW_WORKER_EXIT.format(release=str(release))

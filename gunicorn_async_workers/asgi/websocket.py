@@ -351,6 +351,9 @@ class WebSocketSession(Exchange):
         self.accepted = True
         self.status = 101
         self._flush()
+        if self.protocol.server.draining:
+            self.going_away()  # accepted after graceful shutdown began: 1001 at once
+            return
         self._start_pinging()
 
     def _deny(self, status: int, headers: list[Any], body: bytes) -> None:

@@ -307,11 +307,6 @@ def problems(logs: str) -> list[str]:
     return found
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a WebSocket accepted after graceful shutdown began never gets its 1001: "
-    "Server.shutdown_gracefully calls going_away() once, for the sessions already accepted, "
-    "and nothing sends it to one the app accepts later, so it stays open until "
-    "graceful_timeout and is then aborted (the client sees 1006, no close frame)"))
 def test_websocket_accepted_while_draining_is_closed_cleanly(
         gunicorn: Callable[..., GunicornProcess], tmp_path: Path) -> None:
     markers = tmp_path / "markers"

@@ -149,6 +149,15 @@ OPTIONS: tuple[Option, ...] = (
            "versions without the setting.", gunicorn_setting="root_path"),
     Option("header_timeout", Number(0.1), 30.0,
            "Seconds a client may take to send a complete request head."),
+    Option("body_timeout", Number(0), 300.0,
+           "Seconds a client may take to send a request body, counted while the worker "
+           "reads it (not while the app's unread body holds reading back, nor before a "
+           "`100 Continue`); a slower client's connection is closed and the app sees "
+           "`http.disconnect`. 0: no limit."),
+    Option("max_body_size", Number(0, integer=True), 0,
+           "Largest request body in bytes (0: no limit). A larger `Content-Length`, or "
+           "chunk sizes adding up to more, get 413 and a closed connection; the app is not "
+           "called when the excess is known before it runs."),
     Option("shutdown_idle_grace", Number(0), 0.25,
            "On graceful shutdown, seconds an idle keep-alive connection must stay idle "
            "before it is closed (a request arriving first is answered with "
@@ -278,6 +287,8 @@ class ServerConfig:
     lifespan: str
     interface: str
     header_timeout: float
+    body_timeout: float
+    max_body_size: int
     shutdown_idle_grace: float
     server_header: bytes
     access_log: bool
@@ -339,6 +350,8 @@ class ServerConfig:
             lifespan=str(values["lifespan"]),
             interface=str(values["interface"]),
             header_timeout=float(values["header_timeout"]),  # type: ignore[arg-type]
+            body_timeout=float(values["body_timeout"]),  # type: ignore[arg-type]
+            max_body_size=int(values["max_body_size"]),  # type: ignore[call-overload]
             shutdown_idle_grace=float(values["shutdown_idle_grace"]),  # type: ignore[arg-type]
             server_header=str(values["server_header"]).encode("latin-1"),
             access_log=bool(access),

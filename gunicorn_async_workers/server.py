@@ -60,6 +60,7 @@ class Server:
             lenient_headers=config.lenient_headers,
             permit_unconventional_method=config.permit_unconventional_method,
             casefold_method=config.casefold_method,
+            max_body_size=config.max_body_size,
         )
         self.cycle_class = RequestCycle
         self.websocket_class: Any = WebSocketSession

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from .errors import BadRequest, HeadersTooLarge
+from .errors import BadRequest, ContentTooLarge, HeadersTooLarge
 
 # A chunk-size line: hex size, then extensions with optional whitespace (BWS) around ; and =.
 _TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
@@ -32,11 +32,15 @@ _SIZE, _DATA, _DATA_END, _TRAILER = range(4)
 class ChunkedDecoder:
     """Decodes one chunked body; `feed` returns the bytes after it once it is complete."""
 
-    __slots__ = ("crlf_seen", "left", "line", "max_trailers", "on_body", "state", "trailers")
+    __slots__ = ("crlf_seen", "left", "line", "max_size", "max_trailers", "on_body", "size",
+                 "state", "trailers")
 
-    def __init__(self, on_body: Callable[[bytes], None], max_trailers: int = 100) -> None:
+    def __init__(self, on_body: Callable[[bytes], None], max_trailers: int = 100,
+                 max_size: int = 0) -> None:
         self.on_body = on_body
         self.max_trailers = max_trailers
+        self.max_size = max_size  # of the whole body, 0: no limit
+        self.size = 0
         self.state = _SIZE
         self.line = b""
         self.left = 0
@@ -97,6 +101,11 @@ class ChunkedDecoder:
         if match is None:
             raise BadRequest(f"invalid chunk size line {line[:40]!r}")
         size = int(match.group(1), 16)
+        self.size += size
+        if self.size > self.max_size > 0:
+            raise ContentTooLarge(
+                f"chunked body of at least {self.size} bytes is over max_body_size "
+                f"{self.max_size}")
         if size:
             self.left = size
             self.state = _DATA

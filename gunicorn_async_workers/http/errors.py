@@ -43,6 +43,13 @@ class HeadersTooLarge(RequestError):
     reason = "Request Header Fields Too Large"
 
 
+class ContentTooLarge(RequestError):
+    """A request body larger than our `max_body_size` option."""
+
+    status = 413
+    reason = "Content Too Large"
+
+
 class ExpectationFailed(RequestError):
     """An ``Expect`` value other than ``100-continue``."""
 

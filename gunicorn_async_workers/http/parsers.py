@@ -19,6 +19,7 @@ import httptools
 from .chunked import ChunkedDecoder
 from .errors import (
     BadRequest,
+    ContentTooLarge,
     ExpectationFailed,
     HeadersTooLarge,
     RequestLineTooLong,
@@ -91,6 +92,7 @@ class HeadPolicy:
         "limit_fields",
         "limit_field_size",
         "limit_line",
+        "max_body_size",
         "casefold_method",
         "max_head_bytes",
         "permit_unconventional_method",
@@ -111,10 +113,12 @@ class HeadPolicy:
         lenient_headers: bool = False,
         permit_unconventional_method: bool = False,
         casefold_method: bool = False,
+        max_body_size: int = 0,
     ) -> None:
         self.lenient_headers = lenient_headers
         self.permit_unconventional_method = permit_unconventional_method
         self.casefold_method = casefold_method
+        self.max_body_size = max_body_size
         self.limit_line = limit_line
         self.limit_fields = limit_fields
         self.limit_field_size = limit_field_size
@@ -200,7 +204,10 @@ class ParserAdapter:
         elif name == _CONTENT_LENGTH:
             if self.content_length is not None or not value.isdigit():
                 raise BadRequest(f"invalid or repeated content-length {value!r}")
-            self.content_length = int(value)
+            self.content_length = length = int(value)
+            if length > policy.max_body_size > 0:
+                raise ContentTooLarge(
+                    f"content-length {length} is over max_body_size {policy.max_body_size}")
         elif name == _TRANSFER_ENCODING:
             codings = self.codings
             if codings is None:
@@ -541,7 +548,7 @@ class HttptoolsParser(ParserAdapter):
         if self._policed or self.target[:1] != b"/" or self.http_version != "1.1":
             self.finish_head()  # the common GET with an origin-form target needs none of it
         if self.chunked:
-            self.decoder = ChunkedDecoder(self.on_body, policy.limit_fields)
+            self.decoder = ChunkedDecoder(self.on_body, policy.limit_fields, policy.max_body_size)
         elif self.content_length:
             self.body_left = self.content_length
         self.on_request_head(self)
@@ -701,7 +708,7 @@ class H11Parser(ParserAdapter):
             self.upgraded_at = 0  # what follows is not HTTP/1.1: the protocol decides
             return
         if self.chunked:
-            self.decoder = ChunkedDecoder(self.on_body, policy.limit_fields)
+            self.decoder = ChunkedDecoder(self.on_body, policy.limit_fields, policy.max_body_size)
         elif self.content_length:
             self.body_left = self.content_length
         self.on_request_head(self)

@@ -28,6 +28,7 @@ class HttpProtocol(asyncio.Protocol):
     """Bytes in, requests out, responses back in order."""
 
     __slots__ = (
+        "body_watch",
         "client",
         "closing",
         "cycle",
@@ -74,6 +75,8 @@ class HttpProtocol(asyncio.Protocol):
         # The PROXY header that named this connection's client, if one did.
         self.proxy: ProxyHeader | None = None
         self.websocket: Any = None  # the WebSocket session this connection became
+        # (cycle, since): the request body being timed by check_timeouts, and from when.
+        self.body_watch: tuple[Any, float] | None = None
         # The scope's `extensions` on a TLS connection ({"tls": ...}); None on plaintext.
         self.extensions: dict[str, Any] | None = None
 
@@ -385,7 +388,11 @@ class HttpProtocol(asyncio.Protocol):
                 and (parser is None or not parser.partial()))
 
     def check_timeouts(self, now: float) -> None:
-        if self.cycle is not None or self.parsing is not None or self.closing:
+        parsing = self.parsing
+        if parsing is not None and not self.closing and self.websocket is None:
+            self._check_body_time(parsing, now)
+            return
+        if self.cycle is not None or self.closing:
             return
         parser = self.parser
         config = self.server.config
@@ -395,6 +402,22 @@ class HttpProtocol(asyncio.Protocol):
                 self.abort()
         elif now - self.idle_since >= config.keepalive:
             self.close()
+
+    def _check_body_time(self, parsing: Any, now: float) -> None:
+        """A request body must arrive within `body_timeout` seconds, counted from its head,
+        or from the last time it was not the client's turn: while reading is held back for
+        the app, and before the client has had its `100 Continue`."""
+        limit = self.server.config.body_timeout
+        if limit <= 0:
+            return
+        watch = self.body_watch
+        if (watch is None or watch[0] is not parsing or self.read_paused
+                or parsing.expect_continue):
+            self.body_watch = (parsing, now)
+        elif now - watch[1] > limit:
+            self.server.log.debug("request body from %s timed out (body_timeout)",
+                                  self.client)
+            self.abort()
 
 
 class TlsHttpProtocol(HttpProtocol):

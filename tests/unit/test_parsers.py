@@ -491,3 +491,17 @@ def test_upgrade_keeps_the_bytes_that_follow() -> None:
 def test_error_status_attributes() -> None:
     assert [cls.status for cls in (BadRequest, RequestLineTooLong, HeadersTooLarge,
                                    ExpectationFailed, Forbidden)] == [400, 414, 431, 417, 403]
+
+
+# -- max_body_size ------------------------------------------------------------------------------
+@pytest.mark.parametrize("data", [
+    b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\nhello world",
+    b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+])
+def test_body_over_max_body_size_is_refused_with_413(data: bytes) -> None:
+    assert assert_refused(data, 413, max_body_size=10).status == 413
+    [request] = assert_split_independent(data, max_body_size=11)  # at the limit: accepted
+    assert request.body == b"hello world"
+    [request] = assert_split_independent(data, max_body_size=0)  # 0: no limit
+    assert request.body == b"hello world"

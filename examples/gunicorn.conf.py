@@ -26,6 +26,10 @@ worker_class = UvloopWorker.configure(
     root_path="",
     # Seconds a client may take to send a whole request head (slow-loris guard).
     header_timeout=30,
+    # Seconds a client may take to send a request body (slow-POST guard); 0: no limit.
+    body_timeout=300,
+    # Largest request body in bytes, larger ones get 413; 0: no limit.
+    max_body_size=0,
     # Graceful shutdown: an idle keep-alive connection is closed once idle this long.
     shutdown_idle_grace=0.25,
     # The Server response header; "" leaves it out.

@@ -36,7 +36,10 @@ _LOGGER = ("Gunicorn's logger object, which our workers log through (`self.log`)
 _ACCESS = ("access lines go through Gunicorn's logger (`self.log.access`) with Gunicorn's "
            "request, response and environ shapes, so formats and a custom `logger_class` "
            "work; with no access log and the default logger no per-request log work is done")
-_STATSD = "Gunicorn's statsd logger is called once per request, as by Gunicorn's own workers"
+_STATSD = ("Gunicorn's statsd logger gets every request (`gunicorn.requests`, "
+           "`gunicorn.request.duration`, `gunicorn.request.status.NNN`, with prefix and "
+           "tags) and the log-level counters, as from Gunicorn's own workers, also without an "
+           "access log; app exceptions count as `gunicorn.log.exception`")
 _ARBITER_HOOK = "called by Gunicorn's arbiter, unchanged"
 _DIRTY = ("Gunicorn's dirty arbiter and its worker pool, separate processes next to ours, "
           "unchanged")
@@ -54,14 +57,24 @@ _LENIENT = ("accept `Name : value` and folded (obsolete line folding) header lin
             "llhttp's lenient header mode; either setting turns it on")
 _METHOD = ("accept method tokens outside the usual upper-case set / upper-case them, as "
            "Gunicorn does")
-_PROXY = ("PROXY protocol v1 and v2 (`off`, `v1`, `v2`, `auto`; `True` on Gunicorn 23): the "
-          "scope's `client` and `server` come from the header; a header from a peer not in "
-          "`proxy_allow_ips` → 403")
+_PROXY = ("PROXY protocol v1 and v2 (`off`, `v1`, `v2`, `auto`; `True` on Gunicorn 23), "
+          "read inside TLS on a TLS port as Gunicorn reads it: the client (scope `client`, "
+          "`REMOTE_ADDR`/`REMOTE_PORT`, `%(h)s`) comes from the header, the server address "
+          "stays the listener's, WSGI also gets `PROXY_PROTOCOL`, `PROXY_ADDR` and "
+          "`PROXY_PORT`; a header from a peer not in `proxy_allow_ips` → 403 as soon as it "
+          "starts, a malformed one → 400; v1 `UNKNOWN` and v2 `LOCAL` keep the socket's "
+          "addresses")
 _FORWARDED = ("header names with `_` are refused (400), dropped or kept as `header_map` "
-              "says, unless listed in `forwarder_headers`")
+              "says, unless a peer in `forwarded_allow_ips` sends one listed in "
+              "`forwarder_headers`; a trusted proxy's `SCRIPT_NAME` sets the WSGI "
+              "`SCRIPT_NAME` (500 when the path does not start with it); repeated fields are "
+              "joined with `,` (all compared with `-k sync` and `-k asgi` on the same requests)")
 _TLS = ("TLS on the event loop's transport with the context Gunicorn's own workers build "
-        "from these settings and the `ssl_context` hook; ASGI apps get the `tls` scope "
-        "extension")
+        "from these settings and the `ssl_context` hook: scheme `https`/`wss`, "
+        "`wsgi.url_scheme` `https`, and for ASGI the `tls` scope extension (server "
+        "certificate, client certificate chain and name, TLS version, cipher suite), built "
+        "once per connection; a client has `header_timeout` seconds for its handshake; "
+        "plaintext or garbage on a TLS port is closed without an error log")
 _TLS_WRAP = ("arguments of Gunicorn's blocking `wrap_socket`; the event loop's TLS transport "
              "does the handshake as the connection opens")
 _HTTP2 = ("our workers speak HTTP/1.0 and HTTP/1.1 only: HTTP/2 is not served; where "

@@ -102,9 +102,9 @@ def test_blocked_worker_is_replaced_while_the_others_serve(
                 answers.append(pid)
             assert len(answers) < 100_000, "the arbiter never killed the blocked worker"
     assert failures == []
-    assert len(answers) >= 3 and blocked not in answers, answers
+    assert answers and blocked not in answers, answers
     wait_for(lambda: len(server.worker_pids()) == 2 and blocked not in server.worker_pids(),
-             timeout=20, what="the blocked worker replaced")
+             timeout=30, what="the blocked worker replaced")
     assert not pid_alive(blocked)
     assert get(server, "/").status == 200
 

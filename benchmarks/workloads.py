@@ -21,7 +21,7 @@ WSGI_BASELINE = "gthread"  # uvicorn-worker serves no WSGI
 WS_PATH = "/ws"
 WS_WINDOW = 8  # messages in flight per WebSocket connection
 # the servers whose WebSockets the issue compares: ours, uvicorn-worker's and Gunicorn 27's asgi
-WS_CONFIGS = ("gaw", "uvicorn-worker", "gunicorn-asgi")
+WS_CONFIGS = ("gaw", "gaw-asyncio", "gaw-h11", "uvicorn-worker", "gunicorn-asgi")
 
 
 @dataclass(frozen=True)

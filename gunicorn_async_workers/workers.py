@@ -267,8 +267,9 @@ class AsyncWorkerBase(Worker):
             loop.close()
             # Closing an asyncio loop puts its signals back to SIG_DFL; the arbiter repeats
             # SIGTERM to a worker it retires until it is gone, and that must not kill one
-            # that is still running worker_exit (Gunicorn's own workers ignore it too).
-            signal.signal(signal.SIGTERM, self._early_signal)
+            # that is still running worker_exit. SIG_IGN, not a Python handler: Python
+            # handlers are put back to SIG_DFL while the interpreter shuts down.
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 class UvloopWorker(AsyncWorkerBase):

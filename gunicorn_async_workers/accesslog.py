@@ -9,6 +9,7 @@ otherwise the protocol never calls in here.
 from __future__ import annotations
 
 from datetime import datetime
+from http import HTTPStatus
 from typing import Any
 
 from .config import ServerConfig
@@ -33,11 +34,15 @@ class RequestInfo:
         self.remote_addr = self.peer_addr
 
 
+# "200 OK": the status as Gunicorn's own response objects give it to hooks and the logger.
+_STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
+
+
 class ResponseInfo:
     """What Gunicorn's log atoms and `post_request` read from a response."""
 
     def __init__(self, status: int, headers: Any, sent: int) -> None:
-        self.status = f"{status}"
+        self.status = _STATUS_LINES.get(status) or str(status)
         self.status_code = status
         self.headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers or ()]
         self.sent = sent

@@ -93,7 +93,9 @@ class Outcome:
 
 
 async def serve(parser_class: type[parsers.ParserAdapter], pieces: list[bytes],
-                gunicorn_settings: dict[str, object]) -> Outcome:
+                gunicorn_settings: dict[str, object],
+                options: dict[str, object] | None = None) -> Outcome:
+    """Feed `pieces` to a protocol with these Gunicorn settings and our own `options`."""
     loop = asyncio.get_running_loop()
     outcome = Outcome()
     loop.set_exception_handler(
@@ -103,7 +105,7 @@ async def serve(parser_class: type[parsers.ParserAdapter], pieces: list[bytes],
     for name, value in gunicorn_settings.items():
         cfg.set(name, value)
     log = RecordingLogger(cfg)
-    config = ServerConfig.from_gunicorn(cfg, log, {}, max_requests=sys.maxsize)
+    config = ServerConfig.from_gunicorn(cfg, log, options or {}, max_requests=sys.maxsize)
     server = Server(config, read_all_then_answer, loop, log, None, parser_class=parser_class)
     protocol = HttpProtocol(server)
     transport = MemoryTransport(protocol, loop)
@@ -181,11 +183,12 @@ def check(outcome: Outcome) -> None:
           suppress_health_check=[HealthCheck.too_slow])
 @given(data=mutated(), cuts=st.lists(st.integers(0, 2000), max_size=8),
        small_limits=st.booleans(), header_map=st.sampled_from(["refuse", "drop", "dangerous"]),
-       lenient=st.booleans(), unconventional=st.booleans(), keepalive=st.sampled_from([0, 2]))
+       lenient=st.booleans(), unconventional=st.booleans(), keepalive=st.sampled_from([0, 2]),
+       max_body_size=st.sampled_from([0, 0, 10, 100]))
 def test_protocol_answers_cleanly_or_closes(
         parser_class: type[parsers.ParserAdapter], data: bytes, cuts: list[int],
         small_limits: bool, header_map: str, lenient: bool, unconventional: bool,
-        keepalive: int) -> None:
+        keepalive: int, max_body_size: int) -> None:
     points = sorted({min(cut, len(data)) for cut in cuts} | {0, len(data)})
     pieces = [data[a:b] for a, b in zip(points, points[1:], strict=False)]
     gunicorn_settings: dict[str, object] = {
@@ -198,7 +201,8 @@ def test_protocol_answers_cleanly_or_closes(
         "casefold_http_method": unconventional,
         "keepalive": keepalive,
     }
-    check(asyncio.run(serve(parser_class, pieces, gunicorn_settings)))
+    options = {"max_body_size": max_body_size}  # 0: no limit
+    check(asyncio.run(serve(parser_class, pieces, gunicorn_settings, options)))
 
 
 @pytest.mark.parametrize("parser_class", PARSER_CLASSES, ids=lambda c: c.__name__)

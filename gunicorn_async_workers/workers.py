@@ -264,12 +264,18 @@ class AsyncWorkerBase(Worker):
         except Exception as exc:  # the process is exiting either way
             self.log.debug("error while closing the event loop: %r", exc)
         finally:
-            loop.close()
-            # Closing an asyncio loop puts its signals back to SIG_DFL; the arbiter repeats
-            # SIGTERM to a worker it retires until it is gone, and that must not kill one
-            # that is still running worker_exit. SIG_IGN, not a Python handler: Python
-            # handlers are put back to SIG_DFL while the interpreter shuts down.
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            # The arbiter repeats SIGTERM to a worker it retires until it is gone. Closing a
+            # loop shuts its wakeup pipe and then puts its signals back to SIG_DFL: a SIGTERM
+            # in between is written to a closed pipe (a traceback on stderr), and one after
+            # would kill a worker still running worker_exit. So SIGTERM is held back while
+            # the loop closes, and then ignored (SIG_IGN: Python handlers are reset while the
+            # interpreter shuts down).
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+            try:
+                loop.close()
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            finally:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
 
 class UvloopWorker(AsyncWorkerBase):

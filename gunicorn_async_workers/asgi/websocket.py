@@ -148,16 +148,7 @@ class WebSocketSession(Exchange):
         opcode = frame.opcode
         if frame.fin and (opcode is _BINARY or opcode is _TEXT):
             # A whole message in one frame (the library has checked its size).
-            if opcode is _BINARY:
-                self.inbox.append({"type": "websocket.receive", "bytes": frame.data})
-            else:
-                try:
-                    text = frame.data.decode()
-                except UnicodeDecodeError:
-                    self.ws.fail(CloseCode.INVALID_DATA, "invalid UTF-8 in a text message")
-                    return
-                self.inbox.append({"type": "websocket.receive", "text": text})
-            self.wake()
+            self._message(frame.data, opcode is _TEXT)
         elif opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
             if opcode != Opcode.CONT:
                 self.fragments = []
@@ -173,15 +164,7 @@ class WebSocketSession(Exchange):
             if frame.fin:
                 data = b"".join(self.fragments)
                 self.fragments = []
-                if self.fragments_text:
-                    try:
-                        text = data.decode()
-                    except UnicodeDecodeError:
-                        self.ws.fail(CloseCode.INVALID_DATA, "invalid UTF-8 in a text message")
-                        return
-                    self._deliver({"type": "websocket.receive", "text": text})
-                else:
-                    self._deliver({"type": "websocket.receive", "bytes": data})
+                self._message(data, self.fragments_text)
         elif opcode == Opcode.CLOSE:
             rcvd = self.ws.close_rcvd
             self._gone(rcvd.code if rcvd is not None else CloseCode.NO_STATUS_RCVD,
@@ -190,8 +173,17 @@ class WebSocketSession(Exchange):
             self.pong_waiter.cancel()
             self.pong_waiter = None
 
-    def _deliver(self, message: Message) -> None:
-        self.inbox.append(message)
+    def _message(self, data: bytes, is_text: bool) -> None:
+        """A whole message for the app; a text one must be UTF-8 (else close 1007)."""
+        if is_text:
+            try:
+                text = data.decode()
+            except UnicodeDecodeError:
+                self.ws.fail(CloseCode.INVALID_DATA, "invalid UTF-8 in a text message")
+                return
+            self.inbox.append({"type": "websocket.receive", "text": text})
+        else:
+            self.inbox.append({"type": "websocket.receive", "bytes": data})
         self.wake()
 
     def _gone(self, code: int, reason: str = "") -> None:

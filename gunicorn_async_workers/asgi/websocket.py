@@ -26,6 +26,7 @@ from websockets.server import ServerProtocol
 
 from ..http.exchange import ClientDisconnected, Exchange, split_target
 from ..http.response import Framing, frame_head
+from .frame_reader import parse_frames_from_chunks
 
 if TYPE_CHECKING:
     from ..http.parsers import ParserAdapter
@@ -95,11 +96,8 @@ class WebSocketSession(Exchange):
         self.request = Request(target.decode("latin-1"), headers)
         extensions = ([ServerPerMessageDeflateFactory()]
                       if self.options["ws_per_message_deflate"] else None)
-        self.ws = ServerProtocol(extensions=extensions, max_size=self.max_size or None)
-        # The library parses the handshake itself before any frame: give it the request as
-        # we parsed it, so that its parser moves on to frames.
-        self.ws.receive_data(self.request.serialize())
-        self.ws.events_received()
+        ws = self.ws = ServerProtocol(extensions=extensions, max_size=self.max_size or None)
+        parse_frames_from_chunks(ws)
         self.handshake: Any = None  # the 101 response, once judged valid
         self.accepted = False
         self.closed = False

@@ -24,20 +24,28 @@ _VIEW_FROM = 256
 class ChunkReader:
     """Received chunks, read from the front in exact sizes."""
 
-    __slots__ = ("chunks", "eof", "offset", "size")
+    __slots__ = ("eof", "head", "head_end", "offset", "rest", "rest_size")
 
     def __init__(self) -> None:
-        self.chunks: deque[bytes] = deque()
-        self.offset = 0  # bytes of chunks[0] already read
-        self.size = 0  # bytes not read yet
+        self.head = b""  # the chunk being read
+        self.head_end = 0  # its length
+        self.offset = 0  # bytes of it already read
+        self.rest: deque[bytes] = deque()  # the chunks after it
+        self.rest_size = 0
         self.eof = False
 
     def feed_data(self, data: bytes) -> None:
         if self.eof:
             raise EOFError("stream ended")
-        if data:
-            self.chunks.append(data)
-            self.size += len(data)
+        if not data:
+            return
+        if self.offset == self.head_end and not self.rest:  # everything was read
+            self.head = data
+            self.head_end = len(data)
+            self.offset = 0
+        else:
+            self.rest.append(data)
+            self.rest_size += len(data)
 
     def feed_eof(self) -> None:
         if self.eof:
@@ -45,13 +53,14 @@ class ChunkReader:
         self.eof = True
 
     def discard(self) -> None:
-        self.chunks.clear()
-        self.offset = self.size = 0
+        self.head = b""
+        self.head_end = self.offset = self.rest_size = 0
+        self.rest.clear()
 
     def at_eof(self) -> Generator[None, None, bool]:
         """True once the stream has ended with nothing left to read; waits while it cannot
         tell."""
-        while not self.size:
+        while self.offset == self.head_end and not self.rest:
             if self.eof:
                 return True
             yield
@@ -60,39 +69,40 @@ class ChunkReader:
     def read_exact(self, n: int) -> Generator[None, None, bytes | memoryview]:
         """The next `n` bytes, waiting until they have arrived; EOFError if they never
         will."""
-        while self.size < n:
-            if self.eof:
-                raise EOFError(f"stream ends after {self.size} bytes, expected {n} bytes")
-            yield
-        if not n:
-            return b""
-        self.size -= n
-        chunks = self.chunks
-        first = chunks[0]
         start = self.offset
         end = start + n
-        length = len(first)
-        if end < length:
+        if end <= self.head_end:  # the common case: within the chunk being read
             self.offset = end
-            return first[start:end] if n < _VIEW_FROM else memoryview(first)[start:end]
-        chunks.popleft()
-        self.offset = 0
-        if end == length:
-            return first if not start else (
-                first[start:] if n < _VIEW_FROM else memoryview(first)[start:])
-        parts = [memoryview(first)[start:]]
-        missing = end - length
-        while missing:
-            chunk = chunks[0]
-            if len(chunk) <= missing:
-                chunks.popleft()
-                parts.append(chunk)
-                missing -= len(chunk)
-            else:
-                parts.append(memoryview(chunk)[:missing])
-                self.offset = missing
-                missing = 0
-        return b"".join(parts)
+            return self.head[start:end] if n < _VIEW_FROM else memoryview(self.head)[start:end]
+        return (yield from self._read_across(n))
+
+    def _read_across(self, n: int) -> Generator[None, None, bytes | memoryview]:
+        """A read that goes past the chunk being read."""
+        while self.head_end - self.offset + self.rest_size < n:
+            if self.eof:
+                have = self.head_end - self.offset + self.rest_size
+                raise EOFError(f"stream ends after {have} bytes, expected {n} bytes")
+            yield
+        rest = self.rest
+        parts: list[bytes | memoryview] = []
+        missing = n
+        while True:
+            if self.offset == self.head_end:  # the next chunk becomes the one being read
+                self.head = rest.popleft()
+                self.head_end = len(self.head)
+                self.rest_size -= self.head_end
+                self.offset = 0
+            start = self.offset
+            if start + missing <= self.head_end:
+                self.offset = start + missing
+                if not parts:  # it lies within one chunk after all: no copy
+                    return (self.head[start:self.offset] if n < _VIEW_FROM
+                            else memoryview(self.head)[start:self.offset])
+                parts.append(memoryview(self.head)[start:self.offset])
+                return b"".join(parts)
+            parts.append(memoryview(self.head)[start:])
+            missing -= self.head_end - start
+            self.offset = self.head_end
 
 
 def parse_frames_from_chunks(ws: Protocol) -> None:

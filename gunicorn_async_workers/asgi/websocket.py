@@ -119,8 +119,14 @@ class WebSocketSession(Exchange):
             return
         ws = self.ws
         ws.receive_data(data)
-        for event in ws.events_received():
-            self._event(event)
+        inbox = self.inbox
+        for frame in ws.events_received():
+            if frame.opcode is _BINARY and frame.fin:  # a whole binary message, the most common
+                inbox.append({"type": "websocket.receive", "bytes": frame.data})
+            else:
+                self._event(frame)
+        if inbox:
+            self.wake()
         # Data frames alone leave nothing to send: a pong, a close or a failure does.
         # (`writes` is the library's outgoing list, which `data_to_send` hands over.)
         if ws.writes or ws.state is not State.OPEN:

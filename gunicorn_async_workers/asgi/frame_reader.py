@@ -83,26 +83,27 @@ class ChunkReader:
                 have = self.head_end - self.offset + self.rest_size
                 raise EOFError(f"stream ends after {have} bytes, expected {n} bytes")
             yield
-        rest = self.rest
+        if self.offset == self.head_end:  # the chunk being read is used up: on to the next
+            self._next_chunk()
+            if n <= self.head_end:  # the read lies within it: no copy
+                return (yield from self.read_exact(n))
         parts: list[bytes | memoryview] = []
         missing = n
         while True:
-            if self.offset == self.head_end:  # the next chunk becomes the one being read
-                self.head = rest.popleft()
-                self.head_end = len(self.head)
-                self.rest_size -= self.head_end
-                self.offset = 0
             start = self.offset
             if start + missing <= self.head_end:
                 self.offset = start + missing
-                if not parts:  # it lies within one chunk after all: no copy
-                    return (self.head[start:self.offset] if n < _VIEW_FROM
-                            else memoryview(self.head)[start:self.offset])
                 parts.append(memoryview(self.head)[start:self.offset])
                 return b"".join(parts)
             parts.append(memoryview(self.head)[start:])
             missing -= self.head_end - start
-            self.offset = self.head_end
+            self._next_chunk()
+
+    def _next_chunk(self) -> None:
+        head = self.head = self.rest.popleft()
+        self.head_end = len(head)
+        self.rest_size -= self.head_end
+        self.offset = 0
 
 
 def parse_frames_from_chunks(ws: Protocol) -> None:

@@ -149,10 +149,12 @@ class WebSocketSession(Exchange):
             self._gone(CloseCode.ABNORMAL_CLOSURE)
 
     def _event(self, frame: Frame) -> None:
+        """Every frame but a whole binary message (`feed` queues those itself); the caller
+        wakes the app."""
         opcode = frame.opcode
-        if frame.fin and (opcode is _BINARY or opcode is _TEXT):
+        if frame.fin and opcode is _TEXT:
             # A whole message in one frame (the library has checked its size).
-            self._message(frame.data, opcode is _TEXT)
+            self._message(frame.data, True)
         elif opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
             if opcode != Opcode.CONT:
                 self.fragments = []
@@ -188,7 +190,6 @@ class WebSocketSession(Exchange):
             self.inbox.append({"type": "websocket.receive", "text": text})
         else:
             self.inbox.append({"type": "websocket.receive", "bytes": data})
-        self.wake()
 
     def _gone(self, code: int, reason: str = "") -> None:
         """The session ended (closing handshake, failure or lost connection)."""

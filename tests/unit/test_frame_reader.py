@@ -42,8 +42,8 @@ def test_reads_of_any_size_over_any_split_give_back_the_stream(seed: int) -> Non
         assert done
         assert bytes(value) == data[position:position + n]
         position += n
-    done, at_end = _run(reader.at_eof())
-    assert not done  # nothing left, but the stream has not ended: it cannot tell yet
+    # Nothing left, but the stream has not ended: it cannot tell yet.
+    assert _run(reader.at_eof()) == (False, None)
 
 
 def test_a_read_waits_for_its_bytes_and_fails_at_the_end_of_the_stream() -> None:

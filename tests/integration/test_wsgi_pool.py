@@ -60,7 +60,9 @@ def post_request(worker, req, environ, resp):
 """
     server = gunicorn(APP, config_text=hooks)
     assert httpx.get(server.url + "/plain").status_code == 200
-    wait_for(lambda: marks.exists() and "post" in marks.read_text(), 5, what="post_request")
+    # The readiness probe's own hooks come first: wait for this request's post_request.
+    wait_for(lambda: marks.exists() and "post GET /plain" in marks.read_text(), 5,
+             what="post_request for /plain")
     lines = marks.read_text().splitlines()
     assert "pre GET /plain" in lines
     assert any(line.startswith("post GET /plain /plain 200") for line in lines), lines

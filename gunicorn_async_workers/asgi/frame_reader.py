@@ -1,51 +1,100 @@
-"""The byte stream that the `websockets` frame parser reads, without copying received data.
+"""The byte stream that the `websockets` frame parser reads: one buffer the socket is read into.
 
-The library's own `StreamReader` appends every received chunk to one `bytearray` and hands
-each frame's payload out as a fresh `bytearray` slice: two copies of every byte before the
-unmasking copy, the payload's own. `ChunkReader` keeps the chunks the transport delivered as
-they are and hands out read-only views of them; bytes are joined only for a read that spans
-two chunks. Frame parsing, unmasking and every check stay the library's: this is only where
-its parser gets its bytes from (the `read_exact`, `at_eof`, `discard`, `feed_data`,
-`feed_eof` and `eof` it uses once the handshake is over). A server's parser unmasks every
-payload, so a view handed out is copied once, by the unmasking, and never kept.
+Once a connection is a WebSocket, the transport reads straight into a `FrameBuffer`
+(`asyncio.BufferedProtocol`'s `get_buffer`/`buffer_updated`), and the library's frame parser
+reads from that same buffer. The library's own `StreamReader` would take a fresh `bytes` per
+read from the transport, append it to a `bytearray` and slice each payload out as another
+one: three copies of every byte before the unmasking, the payload's own. Here the kernel's
+copy into the buffer is the only one; a payload reaches the unmasking as a view of it.
+
+Frame parsing, unmasking and every check stay the library's: this is only where its parser
+gets its bytes from (the `read_exact`, `at_eof`, `discard`, `feed_data`, `feed_eof` and `eof`
+it uses once the handshake is over). A server's parser unmasks every payload, so a view
+handed out is copied by the unmasking at once and never kept; the buffer may then be reused.
+
+Idle connections hold no buffer: a buffer with nothing unread goes back to a small pool, and
+only a connection with part of a frame waiting keeps one.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Generator
 
 from websockets.protocol import Protocol
 
+# What one read may fill, and the most a connection holds while frames are small.
+BUFFER_SIZE = 128 * 1024
+# A read is offered at least this much room (the unread tail is moved to the front first).
+_MIN_ROOM = 32 * 1024
 # Reads shorter than this are sliced (a small copy is cheaper than a view object).
 _VIEW_FROM = 256
+# Buffers with nothing unread, kept for the next read of any connection of this process.
+_POOL: list[bytearray] = []
+_POOL_MAX = 16
 
 
-class ChunkReader:
-    """Received chunks, read from the front in exact sizes."""
+class FrameBuffer:
+    """Received bytes, read from the front in exact sizes; the transport reads into its tail."""
 
-    __slots__ = ("eof", "head", "head_end", "offset", "rest", "rest_size")
+    __slots__ = ("buffer", "end", "eof", "start", "wanted")
 
     def __init__(self) -> None:
-        self.head = b""  # the chunk being read
-        self.head_end = 0  # its length
-        self.offset = 0  # bytes of it already read
-        self.rest: deque[bytes] = deque()  # the chunks after it
-        self.rest_size = 0
+        self.buffer: bytearray | None = None  # None while nothing is unread
+        self.start = 0  # bytes of the buffer already read by the parser
+        self.end = 0  # bytes of the buffer received
+        self.wanted = 0  # the read the parser waits for, counted from `start`
         self.eof = False
 
+    # -- the transport's side ----------------------------------------------------------
+    def get_buffer(self, sizehint: int = -1) -> memoryview:
+        """Room for the next read (at least `sizehint` bytes, `_MIN_ROOM` at the least)."""
+        buffer = self.buffer
+        if buffer is None:
+            buffer = self.buffer = _POOL.pop() if _POOL else bytearray(BUFFER_SIZE)
+        room = max(sizehint, _MIN_ROOM)
+        if len(buffer) - self.end < room:
+            buffer = self._make_room(room)
+        return memoryview(buffer)[self.end:]
+
+    def _make_room(self, room: int) -> bytearray:
+        """Move the unread bytes to the front, into a bigger buffer when they and `room` do
+        not fit. A buffer grows towards the frame being waited for at most twofold per read,
+        so a peer gets memory by sending bytes, never by announcing a length."""
+        buffer = self.buffer
+        assert buffer is not None
+        start, unread = self.start, self.end - self.start
+        size = max(unread + room, min(self.wanted + _MIN_ROOM, 2 * len(buffer)))
+        if size > len(buffer):
+            bigger = bytearray(size)
+            bigger[:unread] = memoryview(buffer)[start:self.end]
+            buffer = self.buffer = bigger
+        elif start >= unread:  # the two ranges do not overlap
+            buffer[:unread] = memoryview(buffer)[start:self.end]
+        else:
+            buffer[:unread] = buffer[start:self.end]
+        self.start, self.end = 0, unread
+        return buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.end += nbytes
+
+    def release(self) -> None:
+        """Once the parser has read what it can: an emptied buffer goes back to the pool."""
+        buffer = self.buffer
+        if buffer is not None and self.start == self.end:
+            self.buffer = None
+            self.start = self.end = 0
+            if len(buffer) == BUFFER_SIZE and len(_POOL) < _POOL_MAX:
+                _POOL.append(buffer)
+
+    # -- the library's StreamReader interface ------------------------------------------
     def feed_data(self, data: bytes) -> None:
+        """Bytes that did not come through `get_buffer` (those after the upgrade request)."""
         if self.eof:
             raise EOFError("stream ended")
-        if not data:
-            return
-        if self.offset == self.head_end and not self.rest:  # everything was read
-            self.head = data
-            self.head_end = len(data)
-            self.offset = 0
-        else:
-            self.rest.append(data)
-            self.rest_size += len(data)
+        if data:
+            self.get_buffer(len(data))[:len(data)] = data
+            self.end += len(data)
 
     def feed_eof(self) -> None:
         if self.eof:
@@ -53,65 +102,47 @@ class ChunkReader:
         self.eof = True
 
     def discard(self) -> None:
-        self.head = b""
-        self.head_end = self.offset = self.rest_size = 0
-        self.rest.clear()
+        self.start = self.end
+        self.release()
 
     def at_eof(self) -> Generator[None, None, bool]:
         """True once the stream has ended with nothing left to read; waits while it cannot
         tell."""
-        while self.offset == self.head_end and not self.rest:
+        while self.start == self.end:
             if self.eof:
                 return True
             yield
         return False
 
-    def read_exact(self, n: int) -> Generator[None, None, bytes | memoryview]:
+    def read_exact(self, n: int) -> Generator[None, None, bytes | bytearray | memoryview]:
         """The next `n` bytes, waiting until they have arrived; EOFError if they never
         will."""
-        start = self.offset
+        start = self.start
         end = start + n
-        if end <= self.head_end:  # the common case: within the chunk being read
-            self.offset = end
-            return self.head[start:end] if n < _VIEW_FROM else memoryview(self.head)[start:end]
-        return (yield from self._read_across(n))
-
-    def _read_across(self, n: int) -> Generator[None, None, bytes | memoryview]:
-        """A read that goes past the chunk being read."""
-        while self.head_end - self.offset + self.rest_size < n:
+        if end <= self.end:
+            self.start = end
+            buffer = self.buffer
+            assert buffer is not None or n == 0
+            if n < _VIEW_FROM:
+                return buffer[start:end] if buffer is not None else b""
+            return memoryview(buffer)[start:end]
+        self.wanted = n
+        while self.end - self.start < n:
             if self.eof:
-                have = self.head_end - self.offset + self.rest_size
-                raise EOFError(f"stream ends after {have} bytes, expected {n} bytes")
+                raise EOFError(f"stream ends after {self.end - self.start} bytes, "
+                               f"expected {n} bytes")
             yield
-        if self.offset == self.head_end:  # the chunk being read is used up: on to the next
-            self._next_chunk()
-            if n <= self.head_end:  # the read lies within it: no copy
-                return (yield from self.read_exact(n))
-        parts: list[bytes | memoryview] = []
-        missing = n
-        while True:
-            start = self.offset
-            if start + missing <= self.head_end:
-                self.offset = start + missing
-                parts.append(memoryview(self.head)[start:self.offset])
-                return b"".join(parts)
-            parts.append(memoryview(self.head)[start:])
-            missing -= self.head_end - start
-            self._next_chunk()
-
-    def _next_chunk(self) -> None:
-        head = self.head = self.rest.popleft()
-        self.head_end = len(head)
-        self.rest_size -= self.head_end
-        self.offset = 0
+        self.wanted = 0
+        return (yield from self.read_exact(n))
 
 
-def parse_frames_from_chunks(ws: Protocol) -> None:
-    """Start `ws`'s frame parser over a `ChunkReader`, before any byte is received.
+def parse_frames_from_buffer(ws: Protocol) -> FrameBuffer:
+    """Start `ws`'s frame parser over a `FrameBuffer`, before any byte is received.
 
     A server protocol's parser would first read the upgrade request; the HTTP protocol has
     parsed it already (and `ServerProtocol.accept` judges it), so frames are parsed at once.
     """
-    ws.reader = ChunkReader()  # type: ignore[assignment]
+    reader = ws.reader = FrameBuffer()  # type: ignore[assignment]
     ws.parser = Protocol.parse(ws)
     next(ws.parser)
+    return reader

@@ -26,7 +26,7 @@ from websockets.server import ServerProtocol
 
 from ..http.exchange import ClientDisconnected, Exchange, split_target
 from ..http.response import Framing, frame_head
-from .frame_reader import parse_frames_from_chunks
+from .frame_reader import FrameBuffer, parse_frames_from_buffer
 
 if TYPE_CHECKING:
     from ..http.parsers import ParserAdapter
@@ -48,8 +48,8 @@ class WebSocketSession(Exchange):
 
     __slots__ = ("accepted", "close_code", "close_sent", "closed", "flush_scheduled",
                  "fragments", "fragments_size", "fragments_text", "handshake", "inbox",
-                 "max_queue", "max_size", "options", "ping_handle", "pong_waiter", "request",
-                 "request_method", "scope", "unflushed", "ws")
+                 "max_queue", "max_size", "options", "ping_handle", "pong_waiter", "reader",
+                 "request", "request_method", "scope", "unflushed", "ws")
 
     is_websocket = True
 
@@ -97,7 +97,7 @@ class WebSocketSession(Exchange):
         extensions = ([ServerPerMessageDeflateFactory()]
                       if self.options["ws_per_message_deflate"] else None)
         ws = self.ws = ServerProtocol(extensions=extensions, max_size=self.max_size or None)
-        parse_frames_from_chunks(ws)
+        self.reader: FrameBuffer = parse_frames_from_buffer(ws)
         self.handshake: Any = None  # the 101 response, once judged valid
         self.accepted = False
         self.closed = False
@@ -113,12 +113,31 @@ class WebSocketSession(Exchange):
         self.flush_scheduled = False
 
     # -- bytes from the client ---------------------------------------------------------
+    def transport_protocol(self) -> WebSocketReader:
+        """The transport's protocol from the upgrade on: it reads into this session's buffer."""
+        return WebSocketReader(self)
+
     def feed(self, data: bytes) -> None:
-        """Frames from the client, after the upgrade request."""
+        """Frames that arrived with the upgrade request (copied into the buffer)."""
+        if not self.closed:
+            self.ws.receive_data(data)
+            self._received()
+
+    def buffer_updated(self, nbytes: int) -> None:
+        """Frames the transport read into the buffer: the library parses them there."""
+        reader = self.reader
+        reader.end += nbytes
         if self.closed:
-            return
+            reader.start = reader.end
+        else:
+            next(self.ws.parser)  # what the library's `receive_data` does once fed
+        reader.release()
+        if not self.closed:
+            self._received()
+
+    def _received(self) -> None:
+        """Hand the parsed messages to the app; send what the protocol answers."""
         ws = self.ws
-        ws.receive_data(data)
         inbox = self.inbox
         for frame in ws.events_received():
             if frame.opcode is _BINARY and frame.fin:  # a whole binary message, the most common
@@ -131,7 +150,7 @@ class WebSocketSession(Exchange):
         # (`writes` is the library's outgoing list, which `data_to_send` hands over.)
         if ws.writes or ws.state is not State.OPEN:
             self._flush()
-        if len(self.inbox) >= self.max_queue:
+        if len(inbox) >= self.max_queue:
             self.protocol.pause_reading()  # a slow app: stop reading the socket
 
     def connection_lost(self) -> None:
@@ -141,6 +160,9 @@ class WebSocketSession(Exchange):
         # protocol object sits in reference cycles (its suspended parser), so free them now
         # rather than whenever the cycle collector runs.
         self.ws.extensions = []
+        reader = self.reader
+        reader.start = reader.end
+        reader.release()
 
     def eof(self) -> None:
         if not self.closed:
@@ -456,3 +478,28 @@ class WebSocketSession(Exchange):
             self.closed = True
             self.protocol.close()
             self._gone(CloseCode.ABNORMAL_CLOSURE)
+
+
+class WebSocketReader(asyncio.BufferedProtocol):
+    """The transport's protocol once its connection is a WebSocket: reads go straight into
+    the session's `FrameBuffer`; the rest of the connection's events go to its HttpProtocol."""
+
+    __slots__ = ("buffer_updated", "connection", "get_buffer")
+
+    def __init__(self, session: WebSocketSession) -> None:
+        self.connection = session.protocol
+        # The transport calls these for every read: bound straight to where they are served.
+        self.get_buffer = session.reader.get_buffer  # type: ignore[method-assign]
+        self.buffer_updated = session.buffer_updated  # type: ignore[method-assign]
+
+    def eof_received(self) -> bool:
+        return self.connection.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.connection.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.connection.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.connection.resume_writing()

@@ -105,9 +105,6 @@ class HttpProtocol(asyncio.Protocol):
             self.proxy_buffer = b""
 
     def data_received(self, data: bytes) -> None:
-        if self.websocket is not None:
-            self.websocket.feed(data)
-            return
         if self.proxy_buffer is not None:
             data = self._read_proxy_header(data)
             if not data:
@@ -153,12 +150,20 @@ class HttpProtocol(asyncio.Protocol):
         return buffer[header.length:]
 
     def start_websocket(self, session: Any) -> None:
-        """From now on the bytes on this connection are WebSocket frames."""
+        """From now on the bytes on this connection are WebSocket frames, which the transport
+        reads straight into the session's buffer (its protocol becomes the session's
+        reader; this protocol keeps the connection's state, writes and flow control)."""
         self.websocket = session
         parser = self.parser
         data = parser.upgrade_data if parser is not None else b""
         if parser is not None:
             parser.upgrade_data = b""
+        if not self.closing:
+            # uvloop chooses how it reads when reading starts: switch while it is paused.
+            if not self.read_paused:
+                self.read_paused = True
+                self.transport.pause_reading()
+            self.transport.set_protocol(session.transport_protocol())
         if self.read_paused:
             self.resume_reading()
         if data:

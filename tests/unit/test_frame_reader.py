@@ -1,6 +1,6 @@
-"""`ChunkReader`: the `websockets` frame parser reading received chunks without copying them
+"""`FrameBuffer`: the `websockets` frame parser reading from the buffer the socket is read into
 must see exactly the stream, and reach exactly the events, that the library's own reader
-does, however the bytes were split."""
+does, however the bytes were split across reads."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from websockets.frames import Close, CloseCode, Frame, Opcode
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
-from gunicorn_async_workers.asgi.frame_reader import ChunkReader, parse_frames_from_chunks
+from gunicorn_async_workers.asgi import frame_reader
+from gunicorn_async_workers.asgi.frame_reader import FrameBuffer, parse_frames_from_buffer
 
 
 def _run(step: Generator[None, None, Any]) -> tuple[bool, Any]:
@@ -27,31 +28,57 @@ def _run(step: Generator[None, None, Any]) -> tuple[bool, Any]:
     return False, None
 
 
+def _receive(reader: FrameBuffer, data: bytes) -> None:
+    """What the transport does: read into the room `get_buffer` offers, as often as needed."""
+    while data:
+        room = reader.get_buffer(-1)
+        assert len(room) >= 1
+        n = min(len(room), len(data))
+        room[:n] = data[:n]
+        reader.buffer_updated(n)
+        data = data[n:]
+
+
 @pytest.mark.parametrize("seed", range(40))
 def test_reads_of_any_size_over_any_split_give_back_the_stream(seed: int) -> None:
     rng = random.Random(seed)
-    data = os.urandom(rng.randint(1, 6000))
+    data = os.urandom(rng.randint(1, 300_000))
     cuts = sorted(rng.sample(range(1, len(data)), min(len(data) - 1, rng.randint(0, 30))))
-    reader = ChunkReader()
-    for start, end in zip([0, *cuts], [*cuts, len(data)], strict=True):
-        reader.feed_data(data[start:end])
+    reader = FrameBuffer()
+    pieces = [data[start:end] for start, end in zip([0, *cuts], [*cuts, len(data)],
+                                                     strict=True)]
     position = 0
-    while position < len(data):
-        n = min(rng.choice([0, 1, 2, 4, 8, 255, 256, 700, 3000]), len(data) - position)
-        done, value = _run(reader.read_exact(n))
-        assert done
-        assert bytes(value) == data[position:position + n]
-        position += n
+    pending: Generator[None, None, Any] | None = None
+    want = 0
+    for piece in pieces:
+        if rng.random() < 0.5:
+            _receive(reader, piece)
+        else:
+            reader.feed_data(piece)
+        while True:  # read what has arrived, in random sizes, some bigger than one buffer
+            if pending is None:
+                want = min(rng.choice([0, 1, 2, 4, 8, 255, 256, 700, 3000, 200_000]),
+                           len(data) - position)
+                pending = reader.read_exact(want)
+            done, value = _run(pending)
+            if not done:
+                break
+            assert bytes(value) == data[position:position + want]
+            position += want
+            pending = None
+            if position == len(data):
+                break
+    assert position == len(data)
     # Nothing left, but the stream has not ended: it cannot tell yet.
     assert _run(reader.at_eof()) == (False, None)
 
 
 def test_a_read_waits_for_its_bytes_and_fails_at_the_end_of_the_stream() -> None:
-    reader = ChunkReader()
+    reader = FrameBuffer()
     reader.feed_data(b"abc")
     step = reader.read_exact(5)
     assert next(step) is None  # waits
-    reader.feed_data(b"de")
+    _receive(reader, b"de")
     with pytest.raises(StopIteration) as done:
         next(step)
     assert done.value.value == b"abcde"
@@ -68,6 +95,56 @@ def test_a_read_waits_for_its_bytes_and_fails_at_the_end_of_the_stream() -> None
         reader.feed_eof()
 
 
+def test_a_connection_with_nothing_unread_holds_no_buffer() -> None:
+    """Idle WebSockets cost no buffer: an emptied one goes to the pool and is reused; a
+    connection waiting for the rest of a frame keeps its own."""
+    frame_reader._POOL.clear()
+    reader, other = FrameBuffer(), FrameBuffer()
+    _receive(reader, b"abcd")
+    first = reader.buffer
+    assert _run(reader.read_exact(4)) == (True, b"abcd")
+    reader.release()
+    assert reader.buffer is None
+    assert len(frame_reader._POOL) == 1 and frame_reader._POOL[0] is first
+    _receive(other, b"xy")  # another connection's read reuses it
+    assert other.buffer is first and not frame_reader._POOL
+    assert _run(other.read_exact(1)) == (True, b"x")
+    other.release()
+    assert other.buffer is first  # "y" is unread: kept
+
+
+def test_a_frame_bigger_than_the_buffer_arrives_whole_as_one_view() -> None:
+    reader = FrameBuffer()
+    size = frame_reader.BUFFER_SIZE * 3
+    payload = os.urandom(size)
+    _receive(reader, payload[:1000])
+    step = reader.read_exact(size)
+    assert next(step) is None
+    _receive(reader, payload[1000:])
+    with pytest.raises(StopIteration) as done:
+        next(step)
+    assert isinstance(done.value.value, memoryview) and done.value.value == payload
+
+
+def test_a_peer_gets_buffer_memory_by_sending_bytes_not_by_announcing_a_length() -> None:
+    """A frame header may announce far more than will ever come: the buffer grows with what
+    arrives (at most twofold per read), never to the announced length at once."""
+    reader = FrameBuffer()
+    _receive(reader, b"x")
+    step = reader.read_exact(1 << 30)
+    for _ in range(200):  # a peer trickling a byte per read
+        assert next(step) is None
+        _receive(reader, b"x")
+    assert reader.buffer is not None and len(reader.buffer) == frame_reader.BUFFER_SIZE
+    received = 201
+    while received < 4 * frame_reader.BUFFER_SIZE:  # full reads: it grows as they come
+        room = len(reader.get_buffer(-1))
+        _receive(reader, bytes(room))
+        received += room
+        assert len(reader.buffer) <= 2 * received + frame_reader.BUFFER_SIZE
+        assert next(step) is None
+
+
 def _request() -> Request:
     headers = Headers()
     headers["Host"] = "example.com"
@@ -78,9 +155,12 @@ def _request() -> Request:
     return Request("/chat", headers)
 
 
+MAX_SIZE = 300_000
+
+
 def _library_server() -> ServerProtocol:
     """The library as it is meant to be driven: it parses the handshake itself."""
-    ws = ServerProtocol(max_size=20_000)
+    ws = ServerProtocol(max_size=MAX_SIZE)
     ws.receive_data(_request().serialize())
     request = ws.events_received()[0]
     ws.send_response(ws.accept(request))
@@ -88,12 +168,24 @@ def _library_server() -> ServerProtocol:
     return ws
 
 
-def _our_server() -> ServerProtocol:
-    ws = ServerProtocol(max_size=20_000)
-    parse_frames_from_chunks(ws)
+def _our_server() -> tuple[ServerProtocol, FrameBuffer]:
+    ws = ServerProtocol(max_size=MAX_SIZE)
+    reader = parse_frames_from_buffer(ws)
     ws.send_response(ws.accept(_request()))
     ws.data_to_send()
-    return ws
+    return ws, reader
+
+
+def _our_receive(ws: ServerProtocol, reader: FrameBuffer, data: bytes) -> None:
+    """As `WebSocketSession.buffer_updated` drives the library, one read at a time."""
+    while data:
+        room = reader.get_buffer(-1)
+        n = min(len(room), len(data))
+        room[:n] = data[:n]
+        reader.buffer_updated(n)
+        next(ws.parser)
+        reader.release()
+        data = data[n:]
 
 
 def _client_stream(rng: random.Random) -> bytes:
@@ -102,7 +194,7 @@ def _client_stream(rng: random.Random) -> bytes:
     frames: list[bytes] = []
     for _ in range(rng.randint(1, 12)):
         kind = rng.choice(["binary", "text", "fragments", "ping", "fault", "close"])
-        size = rng.choice([0, 1, 125, 126, 300, 4000, 16384])
+        size = rng.choice([0, 1, 125, 126, 300, 4000, 16384, 140_000])
         if kind == "binary":
             frames.append(Frame(Opcode.BINARY, os.urandom(size)).serialize(mask=True,
                                                                           extensions=[]))
@@ -122,7 +214,7 @@ def _client_stream(rng: random.Random) -> bytes:
                 valid = Frame(Opcode.BINARY, b"abc").serialize(mask=True, extensions=[])
                 frames.append(bytes([valid[0] | 0x20]) + valid[1:])
             elif fault == "big":
-                frames.append(Frame(Opcode.BINARY, bytes(20_001))
+                frames.append(Frame(Opcode.BINARY, bytes(MAX_SIZE + 1))
                               .serialize(mask=True, extensions=[]))
             else:
                 frames.append(Frame(Opcode.BINARY, b"abc").serialize(mask=False,
@@ -141,14 +233,18 @@ def _events(ws: ServerProtocol) -> list[tuple[Any, ...]]:
 def test_the_library_reaches_the_same_events_and_answers_over_either_reader(seed: int) -> None:
     rng = random.Random(seed)
     stream = _client_stream(rng)
-    theirs, ours = _library_server(), _our_server()
+    theirs = _library_server()
+    ours, reader = _our_server()
     position = 0
     while position < len(stream):
-        step = rng.choice([1, 2, 3, 7, 64, 1000, 20_000, 70_000])
+        step = rng.choice([1, 2, 3, 7, 64, 1000, 20_000, 70_000, 200_000])
         chunk = stream[position:position + step]
         position += step
-        for ws in (theirs, ours):
-            ws.receive_data(chunk)
+        theirs.receive_data(chunk)
+        if rng.random() < 0.2:
+            ours.receive_data(chunk)  # what arrived with the upgrade request
+        else:
+            _our_receive(ours, reader, chunk)
         assert _events(ours) == _events(theirs)
         assert ours.data_to_send() == theirs.data_to_send()
         assert ours.state is theirs.state

@@ -37,6 +37,7 @@ _ASGI = {"version": "3.0", "spec_version": "2.4"}
 _EXTENSIONS = {"websocket.http.response": {}}
 _CONNECT = {"type": "websocket.connect"}
 _BINARY, _TEXT = Opcode.BINARY, Opcode.TEXT
+_OPEN = State.OPEN
 # Bytes of frames the app may send before they are written without waiting for the loop.
 _FLUSH_AT = 256 * 1024
 # How long a closing handshake may take before the connection is simply closed.
@@ -314,12 +315,19 @@ class WebSocketSession(Exchange):
         if kind == "websocket.send":
             if not self.accepted:
                 raise RuntimeError("websocket.send before websocket.accept")
+            ws = self.ws
+            if ws.state is not _OPEN:  # closing: the library has failed the connection
+                raise ClientDisconnected(f"{kind} after the WebSocket closed")
             text = message.get("text")
-            payload = text.encode() if text is not None else message.get("bytes") or b""
             if text is not None:
-                self.ws.send_text(payload)
+                payload = text.encode()
+                frame = Frame(_TEXT, payload)
             else:
-                self.ws.send_binary(payload)
+                payload = message.get("bytes") or b""
+                frame = Frame(_BINARY, payload)
+            # What the library's send_text/send_binary do once their checks (the ones above:
+            # open, no fragmented message of ours in progress) pass: its own serialization.
+            ws.writes.append(frame.serialize(mask=False, extensions=ws.extensions))
             # Frames go out together once the app yields to the loop (one write for a burst
             # of sends), or at once when _FLUSH_AT bytes are waiting.
             self.unflushed += len(payload)

@@ -538,3 +538,46 @@ def test_upgrade_request_is_answered_as_http_then_closed() -> None:
         assert [scope["path"] for scope in calls] == ["/ws"]
 
     run(test)
+
+
+def test_send_after_the_library_failed_the_websocket_raises_an_oserror() -> None:
+    """Invalid UTF-8 makes the protocol fail the connection (close 1007, then the server
+    ends the TCP connection): a send by the app that has not yet seen the disconnect raises
+    an OSError subclass, as after any close, and writes nothing after the close frame."""
+    from websockets.frames import Frame, Opcode
+
+    async def test() -> None:
+        go = asyncio.Event()
+        raised: list[BaseException] = []
+
+        async def app(scope: Message, receive: Receive, send: Send) -> None:
+            await receive()  # websocket.connect
+            await send({"type": "websocket.accept"})
+            await go.wait()
+            try:
+                await send({"type": "websocket.send", "bytes": b"late"})
+            except Exception as exc:  # noqa: BLE001 - recorded for the assertion
+                raised.append(exc)
+
+        conn = Connection(app)
+        conn.feed(b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                  b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                  b"Sec-WebSocket-Version: 13\r\n\r\n")
+        await settle()
+        assert conn.transport.output.startswith(b"HTTP/1.1 101 ")
+        written = len(conn.transport.writes)
+        reader = conn.transport.protocol
+        frame = Frame(Opcode.TEXT, b"bad \xff").serialize(mask=True)
+        reader.get_buffer(-1)[:len(frame)] = frame
+        reader.buffer_updated(len(frame))
+        await settle()
+        [close] = conn.transport.writes[written:]
+        assert close[0] == 0x88 and close[2:4] == b"\x03\xef"  # a close frame, code 1007
+        go.set()
+        await settle()
+        assert [type(exc).__name__ for exc in raised] == ["ClientDisconnected"]
+        assert isinstance(raised[0], OSError)
+        assert len(conn.transport.writes) == written + 1  # nothing after the close frame
+        await conn.close()
+
+    run(test)

@@ -56,6 +56,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, help="directory for the result files (default results/)")
     p.add_argument("--no-pin", action="store_true", help="do not pin server and wrk to cores")
+    p.add_argument(
+        "--contended",
+        action="store_true",
+        help="run a workload's configurations at once, all on the server core, each under its "
+        "own load generator (robust to a noisy machine; latencies not comparable)",
+    )
     p.add_argument("--list", action="store_true", help="list configurations and workloads")
     p.add_argument(
         "--reinstall", action="store_true", help="reinstall the pinned peers and the project"
@@ -184,6 +190,7 @@ def build_result(
             "duration_s": settings.duration_s,
             "warmup_s": settings.warmup_s,
             "pinning": pin_text,
+            "contended": settings.contended,
             "loadavg_start": loadavg_start,
             "loadavg_end": corestat.loadavg(),
             "raw_dir": _shown(settings.raw_dir),
@@ -243,6 +250,7 @@ def main(argv: list[str]) -> int:
         server_cpu=server_cpu,
         client_cpu=client_cpu,
         raw_dir=RESULTS / "raw" / started.strftime("%Y-%m-%d_%H%M%S"),
+        contended=args.contended,
     )
     log(f"machine: {facts['nproc']} CPUs, {facts['cpu_model']}, Python {facts['python']}")
     log(f"pinning: {pin_text}")

@@ -246,6 +246,18 @@ def markdown(result: dict[str, Any], chart_name: str | None) -> str:
         "",
         f"- rounds: {settings['rounds']}, measured run: {settings['duration_s']:g} s, "
         f"warm-up: {settings['warmup_s']:g} s before each run, a fresh server per run",
+        *(
+            [
+                "- **contended**: in each round a workload's configurations ran at the same "
+                "time, all pinned to the server core, each under its own load generator on the "
+                "client core; a slow spell of the machine slows them all alike and the core is "
+                "shared among them, so the ratios are those of the CPU work per request. "
+                "Absolute req/s are a share of the core, and latencies include waiting for "
+                "the core: compare them only with other contended runs"
+            ]
+            if settings.get("contended")
+            else []
+        ),
         "- wrk: `wrk -t1 -c<connections> -d<duration> --latency` (keep-alive), "
         "64 connections unless stated",
         *_ws_settings(result),

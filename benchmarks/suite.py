@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ class Settings:
     server_cpu: int | None
     client_cpu: int | None
     raw_dir: Path
+    # all configurations of a workload at once on the server core (see `measure_together`)
+    contended: bool = False
 
 
 def pairs(settings: Settings) -> list[tuple[ServerConfig, Workload]]:
@@ -45,9 +48,10 @@ def pairs(settings: Settings) -> list[tuple[ServerConfig, Workload]]:
 
 
 def estimate_s(runnable: int, settings: Settings) -> float:
-    """Rough wall-clock time of the measured part."""
+    """Rough wall-clock time of the measured part (contended: one run per workload and round)."""
     per_run = settings.duration_s + settings.warmup_s + START_STOP_OVERHEAD_S
-    return runnable * settings.rounds * per_run
+    runs = len(settings.workloads) if settings.contended else runnable
+    return runs * settings.rounds * per_run
 
 
 def preflight(settings: Settings, log: Log) -> dict[tuple[str, str], str]:
@@ -180,6 +184,21 @@ def measure(config: ServerConfig, workload: Workload, round_no: int, settings: S
                 record["idle_open_after"] = connections.still_open()
         if server.process.poll() is not None:
             raise ServerStartError(f"server exited during the run: {server.log_tail()}")
+    _complete(record, window, result, workload, settings, window.cpu_s)
+    record["wall_s"] = round(time.monotonic() - started, 2)
+    return record
+
+
+def _complete(
+    record: dict[str, Any],
+    window: Window,
+    result: loadgen.WrkResult | wsload.WsResult,
+    workload: Workload,
+    settings: Settings,
+    servers_cpu_s: float,
+) -> None:
+    """The figures of a finished run; `servers_cpu_s` is what every server measured at the
+    same time used (only this one's, unless contended)."""
     cpu_s, wall = window.cpu_s, window.wall_s
     if result.requests == 0:
         raise loadgen.WrkError(f"the load generator completed no {workload.unit}")
@@ -189,8 +208,8 @@ def measure(config: ServerConfig, workload: Workload, round_no: int, settings: S
     }
     record["core_irq_pct"] = {str(cpu): round(100 * t / wall, 1) for cpu, t in window.irq.items()}
     if settings.server_cpu is not None:
-        # task time on the server's core that the server's processes did not use: other programs
-        other = window.tasks.get(settings.server_cpu, 0.0) - cpu_s
+        # task time on the server's core that the servers' processes did not use: other programs
+        other = window.tasks.get(settings.server_cpu, 0.0) - servers_cpu_s
         record["other_load_on_server_core_pct"] = round(max(0.0, 100 * other / wall), 1)
     record.update(
         ok=True,
@@ -198,11 +217,65 @@ def measure(config: ServerConfig, workload: Workload, round_no: int, settings: S
         cpu_s=round(cpu_s, 3),
         cpu_us_per_req=cpu_s * 1e6 / result.requests,
         rss_mib=record["rss_kib"] / 1024,
-        wall_s=round(time.monotonic() - started, 2),
     )
     if "rss_idle_kib" in record:
         record["rss_idle_mib"] = record["rss_idle_kib"] / 1024
-    return record
+
+
+def measure_together(
+    configs: list[ServerConfig], workload: Workload, round_no: int, settings: Settings
+) -> dict[str, dict]:
+    """Contended mode: every configuration's server at once, all on the server core, each
+    under its own load generator on the client core, their measured windows overlapping.
+
+    A shared machine whose cores slow down for seconds at a time moves one-after-another
+    runs by a third, more than the differences being measured; here a slow spell slows all
+    servers alike, and the scheduler shares the core among them, so the ratio of their
+    throughputs is the ratio of the CPU work each does per message. Latencies include the
+    wait for the core while the others run: compare them only between runs of one mode.
+
+    Returns a record per configuration name; a failure of one run fails only its record.
+    """
+    records: dict[str, dict[str, Any]] = {c.name: {"round": round_no, "ok": False} for c in configs}
+    started = time.monotonic()
+    with contextlib.ExitStack() as stack:
+        servers: dict[str, RunningServer] = {}
+        for config in configs:
+            log_path = settings.raw_dir / "logs" / f"{workload.name}-{config.name}-r{round_no}.log"
+            servers[config.name] = stack.enter_context(
+                RunningServer(config, workload.kind, log_path, settings.server_cpu)
+            )
+        for name, server in servers.items():
+            records[name]["ready_s"] = round(server.wait_ready(), 3)
+        windows = {name: Window(server) for name, server in servers.items()}
+        results: dict[str, loadgen.WrkResult | wsload.WsResult] = {}
+
+        def drive(name: str) -> None:
+            stem = f"{workload.name}-{name}-r{round_no}"
+            try:
+                results[name] = _load(workload, servers[name], windows[name], settings, stem)
+            except (ServerStartError, loadgen.WrkError, wsload.WsLoadError, OSError) as error:
+                records[name]["error"] = str(error)
+
+        threads = [threading.Thread(target=drive, args=(name,)) for name in servers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for name, server in servers.items():
+            if name in results:
+                records[name]["rss_kib"] = proctree.tree_rss_kib(server.pid)
+            if server.process.poll() is not None:
+                results.pop(name, None)
+                records[name]["error"] = f"server exited during the run: {server.log_tail()}"
+    all_cpu_s = sum(window.cpu_s for window in windows.values())
+    for name, result in results.items():
+        try:
+            _complete(records[name], windows[name], result, workload, settings, all_cpu_s)
+        except loadgen.WrkError as error:
+            records[name]["error"] = str(error)
+        records[name]["wall_s"] = round(time.monotonic() - started, 2)
+    return records
 
 
 def run(
@@ -224,6 +297,22 @@ def run(
         records[workload.name] = {c.name: [] for c in names}
         for round_no in range(1, settings.rounds + 1):
             shift = (round_no - 1) % len(names) if names else 0
+            if settings.contended and names:
+                done += len(names)
+                prefix = f"[{done}/{total}] {workload.name} r{round_no}"
+                try:
+                    together = measure_together(names[shift:] + names[:shift], workload,
+                                                round_no, settings)
+                except (ServerStartError, OSError) as error:
+                    together = {c.name: {"round": round_no, "ok": False, "error": str(error)}
+                                for c in names}
+                for config in names:
+                    record = together[config.name]
+                    text = describe(record, workload.unit) if record["ok"] else (
+                        f"FAILED {record.get('error', '')}")
+                    log(f"{prefix} {config.name} (contended): {text}")
+                    records[workload.name][config.name].append(record)
+                continue
             for config in names[shift:] + names[:shift]:
                 done += 1
                 prefix = f"[{done}/{total}] {workload.name} r{round_no} {config.name}"

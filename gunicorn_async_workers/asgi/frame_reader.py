@@ -13,7 +13,7 @@ it uses once the handshake is over). A server's parser unmasks every payload, so
 handed out is copied by the unmasking at once and never kept; the buffer may then be reused.
 
 Idle connections hold no buffer: a buffer with nothing unread goes back to a small pool, and
-only a connection with part of a frame waiting keeps one.
+one that has held part of a frame for a second untouched keeps only those bytes.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ _POOL_MAX = 16
 class FrameBuffer:
     """Received bytes, read from the front in exact sizes; the transport reads into its tail."""
 
-    __slots__ = ("buffer", "end", "eof", "start", "wanted")
+    __slots__ = ("buffer", "end", "eof", "idle_mark", "start", "wanted")
 
     def __init__(self) -> None:
         self.buffer: bytearray | None = None  # None while nothing is unread
@@ -44,6 +44,7 @@ class FrameBuffer:
         self.end = 0  # bytes of the buffer received
         self.wanted = 0  # the read the parser waits for, counted from `start`
         self.eof = False
+        self.idle_mark: tuple[int, int] | None = None  # (start, end) at the last shrink_idle
 
     # -- the transport's side ----------------------------------------------------------
     def get_buffer(self, sizehint: int = -1) -> memoryview:
@@ -65,7 +66,10 @@ class FrameBuffer:
         start, unread = self.start, self.end - self.start
         size = max(unread + room, min(self.wanted + _MIN_ROOM, 2 * len(buffer)))
         if size > len(buffer):
-            bigger = bytearray(size)
+            if size <= BUFFER_SIZE:  # a buffer `shrink_idle` made small: back to a full one
+                bigger = _POOL.pop() if _POOL else bytearray(BUFFER_SIZE)
+            else:
+                bigger = bytearray(size)
             bigger[:unread] = memoryview(buffer)[start:self.end]
             buffer = self.buffer = bigger
         elif start >= unread:  # the two ranges do not overlap
@@ -84,6 +88,23 @@ class FrameBuffer:
         if buffer is not None and self.start == self.end:
             self.buffer = None
             self.start = self.end = 0
+            if len(buffer) == BUFFER_SIZE and len(_POOL) < _POOL_MAX:
+                _POOL.append(buffer)
+
+    def shrink_idle(self) -> None:
+        """Called once a second: a buffer that has held part of a frame, untouched, since
+        the last call keeps only those bytes, and gives its room back to the pool. So a
+        peer that sends a frame's first bytes and stops holds what it sent, not a buffer."""
+        buffer = self.buffer
+        mark = (self.start, self.end)
+        if buffer is None or len(buffer) == self.end - self.start:
+            self.idle_mark = None
+        elif self.idle_mark != mark:
+            self.idle_mark = mark  # read since the last call (or the first call): not yet
+        else:
+            self.buffer = buffer[self.start:self.end]
+            self.start, self.end = 0, mark[1] - mark[0]
+            self.idle_mark = None
             if len(buffer) == BUFFER_SIZE and len(_POOL) < _POOL_MAX:
                 _POOL.append(buffer)
 

@@ -393,6 +393,8 @@ class HttpProtocol(asyncio.Protocol):
                 and (parser is None or not parser.partial()))
 
     def check_timeouts(self, now: float) -> None:
+        if self.websocket is not None:
+            self.websocket.reader.shrink_idle()
         parsing = self.parsing
         if parsing is not None and not self.closing and self.websocket is None:
             self._check_body_time(parsing, now)

@@ -13,6 +13,7 @@ import pytest
 from websockets.datastructures import Headers
 from websockets.frames import Close, CloseCode, Frame, Opcode
 from websockets.http11 import Request
+from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from gunicorn_async_workers.asgi import frame_reader
@@ -111,6 +112,38 @@ def test_a_connection_with_nothing_unread_holds_no_buffer() -> None:
     assert _run(other.read_exact(1)) == (True, b"x")
     other.release()
     assert other.buffer is first  # "y" is unread: kept
+
+
+def test_part_of_a_frame_left_waiting_keeps_only_itself() -> None:
+    """A peer that sends a frame's first bytes and stops: after a whole second without a
+    read (two ticks), the connection holds those bytes, not a buffer; the frame still
+    parses whole once the rest arrives, through a pooled buffer again."""
+    frame_reader._POOL.clear()
+    ws = ServerProtocol()
+    ws.state = State.OPEN
+    reader = parse_frames_from_buffer(ws)
+    payload = os.urandom(5000)
+    frame = Frame(Opcode.BINARY, payload).serialize(mask=True)
+    _receive(reader, frame[:10])
+    next(ws.parser)
+    reader.release()
+    full = reader.buffer
+    assert full is not None and len(full) == frame_reader.BUFFER_SIZE
+    reader.shrink_idle()  # the first tick only marks it
+    assert reader.buffer is full
+    _receive(reader, frame[10:20])  # a read in between: it is not idle
+    next(ws.parser)
+    reader.shrink_idle()
+    assert reader.buffer is full
+    reader.shrink_idle()  # untouched for a whole tick: only the unread bytes are kept
+    assert reader.buffer is not full and len(reader.buffer) == 20 - 8  # the header is parsed
+    assert len(frame_reader._POOL) == 1 and frame_reader._POOL[0] is full
+    _receive(reader, frame[20:])
+    assert reader.buffer is full  # the room came from the pool
+    next(ws.parser)
+    reader.release()
+    [event] = ws.events_received()
+    assert event.data == payload
 
 
 def test_a_frame_bigger_than_the_buffer_arrives_whole_as_one_view() -> None:

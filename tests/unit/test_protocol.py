@@ -581,3 +581,33 @@ def test_send_after_the_library_failed_the_websocket_raises_an_oserror() -> None
         await conn.close()
 
     run(test)
+
+
+def test_server_tick_shrinks_a_websocket_buffer_left_with_part_of_a_frame() -> None:
+    """The once-a-second tick: a WebSocket whose peer sent a frame's first bytes and then
+    nothing for a whole tick holds those bytes only, not a read buffer."""
+    from websockets.frames import Frame, Opcode
+
+    async def test() -> None:
+        async def app(scope: Message, receive: Receive, send: Send) -> None:
+            await receive()
+            await send({"type": "websocket.accept"})
+            await receive()
+
+        conn = Connection(app)
+        conn.feed(b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                  b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                  b"Sec-WebSocket-Version: 13\r\n\r\n")
+        await settle()
+        frame = Frame(Opcode.BINARY, b"z" * 1000).serialize(mask=True)
+        reader = conn.transport.protocol
+        reader.get_buffer(-1)[:30] = frame[:30]
+        reader.buffer_updated(30)
+        buffer = conn.protocol.websocket.reader
+        assert buffer.buffer is not None and len(buffer.buffer) >= 32 * 1024
+        conn.server.tick()
+        conn.server.tick()
+        assert len(buffer.buffer) == 30 - 8  # the header is parsed; the rest waits
+        await conn.close()
+
+    run(test)

@@ -12,8 +12,10 @@ gets its bytes from (the `read_exact`, `at_eof`, `discard`, `feed_data`, `feed_e
 it uses once the handshake is over). A server's parser unmasks every payload, so a view
 handed out is copied by the unmasking at once and never kept; the buffer may then be reused.
 
-Idle connections hold no buffer: a buffer with nothing unread goes back to a small pool, and
-one that has held part of a frame for a second untouched keeps only those bytes.
+Idle connections hold no buffer: a buffer with nothing unread goes back to a small pool; one
+that has received only a few bytes (the start of a frame) gives them a copy of their own and
+goes back too; and one that has held more of a frame for a second untouched keeps only those
+bytes.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ BUFFER_SIZE = 128 * 1024
 _MIN_ROOM = 32 * 1024
 # Reads shorter than this are sliced (a small copy is cheaper than a view object).
 _VIEW_FROM = 256
+# A buffer that has received no more than this gives its unread bytes a copy of their own.
+_KEEP_COPIED = 8 * 1024
 # Buffers with nothing unread, kept for the next read of any connection of this process.
 _POOL: list[bytearray] = []
 _POOL_MAX = 16
@@ -83,13 +87,24 @@ class FrameBuffer:
         self.end += nbytes
 
     def release(self) -> None:
-        """Once the parser has read what it can: an emptied buffer goes back to the pool."""
+        """Once the parser has read what it can: an emptied buffer goes back to the pool, and
+        so does one that has received only a few bytes (up to `_KEEP_COPIED`), whose unread
+        ones are kept in a copy of their own: a peer that sends a frame's first bytes and
+        stops holds about what it sent. (More than that stays until `shrink_idle`.)"""
         buffer = self.buffer
-        if buffer is not None and self.start == self.end:
+        if buffer is None:
+            return
+        start, end = self.start, self.end
+        if start == end:
             self.buffer = None
             self.start = self.end = 0
-            if len(buffer) == BUFFER_SIZE and len(_POOL) < _POOL_MAX:
-                _POOL.append(buffer)
+        elif end <= _KEEP_COPIED < len(buffer):  # little received: the copy is cheap
+            self.buffer = buffer[start:end]
+            self.start, self.end = 0, end - start
+        else:
+            return
+        if len(buffer) == BUFFER_SIZE and len(_POOL) < _POOL_MAX:
+            _POOL.append(buffer)
 
     def shrink_idle(self) -> None:
         """Called once a second: a buffer that has held part of a frame, untouched, since

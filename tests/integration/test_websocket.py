@@ -802,6 +802,37 @@ def test_app_send_blocks_while_the_client_does_not_read(server: GunicornProcess,
     assert end["count"] >= sent
 
 
+def test_peers_that_stop_after_a_frames_first_bytes_hold_what_they_sent(
+        server: GunicornProcess) -> None:
+    """Many connections each send a ping and the first bytes of a frame, then nothing: once
+    the pong shows the worker has read them, each holds those bytes, not a read buffer
+    (200 buffers would be 25 MiB), and every connection still gets its echo."""
+    peers, payload = 200, b"p" * 1000
+    pid = worker_pid(server)
+    before = rss(pid)
+    raws: list[RawWebSocket] = []
+    try:
+        for _ in range(peers):
+            raw, resp = open_raw(server, "/echo")
+            raws.append(raw)
+            assert resp.status == 101
+            raw.send(PING, b"read?")
+            raw.sock.sendall(frame(BINARY, payload)[:10])
+        for raw in raws:
+            pong = raw.read_frame()
+            assert (pong.opcode, pong.payload) == (PONG, b"read?")
+        grown = rss(pid) - before
+        assert grown < 12 * MIB, f"worker RSS grew by {grown / MIB:.1f} MiB"
+        for raw in raws:
+            raw.sock.sendall(frame(BINARY, payload)[10:])
+        for raw in raws:
+            reply = raw.read_message()
+            assert (reply.opcode, reply.payload) == (BINARY, payload)
+    finally:
+        for raw in raws:
+            abort(raw.sock)
+
+
 def test_slow_app_bounds_what_the_worker_reads(server: GunicornProcess,
                                                tmp_path: Path) -> None:
     record, counter, gate = tmp_path / "record", tmp_path / "count", tmp_path / "gate"

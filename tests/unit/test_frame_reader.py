@@ -98,7 +98,7 @@ def test_a_read_waits_for_its_bytes_and_fails_at_the_end_of_the_stream() -> None
 
 def test_a_connection_with_nothing_unread_holds_no_buffer() -> None:
     """Idle WebSockets cost no buffer: an emptied one goes to the pool and is reused; a
-    connection waiting for the rest of a frame keeps its own."""
+    connection waiting for the rest of a frame keeps a copy of the few bytes it has."""
     frame_reader._POOL.clear()
     reader, other = FrameBuffer(), FrameBuffer()
     _receive(reader, b"abcd")
@@ -111,35 +111,63 @@ def test_a_connection_with_nothing_unread_holds_no_buffer() -> None:
     assert other.buffer is first and not frame_reader._POOL
     assert _run(other.read_exact(1)) == (True, b"x")
     other.release()
-    assert other.buffer is first  # "y" is unread: kept
+    assert other.buffer == b"y" and other.buffer is not first  # unread: kept, in a copy
+    assert len(frame_reader._POOL) == 1 and frame_reader._POOL[0] is first
 
 
-def test_part_of_a_frame_left_waiting_keeps_only_itself() -> None:
-    """A peer that sends a frame's first bytes and stops: after a whole second without a
-    read (two ticks), the connection holds those bytes, not a buffer; the frame still
-    parses whole once the rest arrives, through a pooled buffer again."""
-    frame_reader._POOL.clear()
+def _open_parser() -> tuple[ServerProtocol, FrameBuffer]:
     ws = ServerProtocol()
     ws.state = State.OPEN
-    reader = parse_frames_from_buffer(ws)
-    payload = os.urandom(5000)
+    return ws, parse_frames_from_buffer(ws)
+
+
+def test_the_first_bytes_of_a_frame_are_kept_in_a_copy_of_their_own() -> None:
+    """A read that leaves a few bytes of a frame unread (a peer that sends a header and
+    stops): they are copied out and the buffer goes back to the pool at once."""
+    frame_reader._POOL.clear()
+    ws, reader = _open_parser()
+    payload = os.urandom(1000)
     frame = Frame(Opcode.BINARY, payload).serialize(mask=True)
     _receive(reader, frame[:10])
+    full = reader.buffer
+    next(ws.parser)
+    reader.release()
+    assert reader.buffer is not full and len(reader.buffer) == 10 - 8  # the header is parsed
+    assert len(frame_reader._POOL) == 1 and frame_reader._POOL[0] is full
+    _receive(reader, frame[10:])
+    assert reader.buffer is full  # the room came from the pool
+    next(ws.parser)
+    reader.release()
+    assert reader.buffer is None
+    [event] = ws.events_received()
+    assert event.data == payload
+
+
+def test_more_of_a_frame_left_waiting_keeps_only_itself_after_a_tick() -> None:
+    """More than a few bytes of a frame, then nothing: after a whole tick without a read
+    (two `shrink_idle` calls), the connection holds those bytes, not a buffer; the frame
+    still parses whole once the rest arrives, through a pooled buffer again."""
+    frame_reader._POOL.clear()
+    ws, reader = _open_parser()
+    payload = os.urandom(50_000)
+    frame = Frame(Opcode.BINARY, payload).serialize(mask=True)
+    _receive(reader, frame[:12_000])
     next(ws.parser)
     reader.release()
     full = reader.buffer
     assert full is not None and len(full) == frame_reader.BUFFER_SIZE
     reader.shrink_idle()  # the first tick only marks it
     assert reader.buffer is full
-    _receive(reader, frame[10:20])  # a read in between: it is not idle
+    _receive(reader, frame[12_000:12_010])  # a read in between: it is not idle
     next(ws.parser)
+    reader.release()
     reader.shrink_idle()
     assert reader.buffer is full
     reader.shrink_idle()  # untouched for a whole tick: only the unread bytes are kept
-    assert reader.buffer is not full and len(reader.buffer) == 20 - 8  # the header is parsed
+    assert reader.buffer is not full and len(reader.buffer) == 12_010 - 8
     assert len(frame_reader._POOL) == 1 and frame_reader._POOL[0] is full
-    _receive(reader, frame[20:])
-    assert reader.buffer is full  # the room came from the pool
+    _receive(reader, frame[12_010:])
+    assert reader.buffer is full
     next(ws.parser)
     reader.release()
     [event] = ws.events_received()

@@ -584,8 +584,8 @@ def test_send_after_the_library_failed_the_websocket_raises_an_oserror() -> None
 
 
 def test_server_tick_shrinks_a_websocket_buffer_left_with_part_of_a_frame() -> None:
-    """The once-a-second tick: a WebSocket whose peer sent a frame's first bytes and then
-    nothing for a whole tick holds those bytes only, not a read buffer."""
+    """The once-a-second tick: a WebSocket whose peer sent part of a frame and then nothing
+    for a whole tick holds those bytes only, not a read buffer."""
     from websockets.frames import Frame, Opcode
 
     async def test() -> None:
@@ -599,15 +599,15 @@ def test_server_tick_shrinks_a_websocket_buffer_left_with_part_of_a_frame() -> N
                   b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                   b"Sec-WebSocket-Version: 13\r\n\r\n")
         await settle()
-        frame = Frame(Opcode.BINARY, b"z" * 1000).serialize(mask=True)
+        frame = Frame(Opcode.BINARY, b"z" * 50_000).serialize(mask=True)
         reader = conn.transport.protocol
-        reader.get_buffer(-1)[:30] = frame[:30]
-        reader.buffer_updated(30)
+        reader.get_buffer(-1)[:12_000] = frame[:12_000]
+        reader.buffer_updated(12_000)
         buffer = conn.protocol.websocket.reader
         assert buffer.buffer is not None and len(buffer.buffer) >= 32 * 1024
         conn.server.tick()
         conn.server.tick()
-        assert len(buffer.buffer) == 30 - 8  # the header is parsed; the rest waits
+        assert len(buffer.buffer) == 12_000 - 8  # the header is parsed; the rest waits
         await conn.close()
 
     run(test)

@@ -20,7 +20,7 @@ bytes.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Iterable
 
 from websockets.protocol import Protocol
 
@@ -141,9 +141,15 @@ class FrameBuffer:
         self.start = self.end
         self.release()
 
-    def at_eof(self) -> Generator[None, None, bool]:
-        """True once the stream has ended with nothing left to read; waits while it cannot
-        tell."""
+    def at_eof(self) -> Iterable[None]:
+        """`yield from` it: true once the stream has ended with nothing left to read; waits
+        while it cannot tell. The library asks before every frame, and a frame has usually
+        arrived: then `yield from ()` gives None (false) without making a generator."""
+        if self.start != self.end:
+            return ()
+        return self._wait_for_eof_or_data()
+
+    def _wait_for_eof_or_data(self) -> Generator[None, None, bool]:
         while self.start == self.end:
             if self.eof:
                 return True

@@ -269,12 +269,13 @@ def measure_together(
                 results.pop(name, None)
                 records[name]["error"] = f"server exited during the run: {server.log_tail()}"
     all_cpu_s = sum(window.cpu_s for window in windows.values())
+    wall_s = round(time.monotonic() - started, 2)  # the same for all: they ran together
     for name, result in results.items():
         try:
             _complete(records[name], windows[name], result, workload, settings, all_cpu_s)
         except loadgen.WrkError as error:
             records[name]["error"] = str(error)
-        records[name]["wall_s"] = round(time.monotonic() - started, 2)
+        records[name]["wall_s"] = wall_s
     return records
 
 

@@ -94,17 +94,12 @@ class FrameBuffer:
         buffer = self.buffer
         if buffer is None:
             return
-        start, end = self.start, self.end
-        if start == end:
+        if self.start == self.end:
             self.buffer = None
             self.start = self.end = 0
-        elif end <= _KEEP_COPIED < len(buffer):  # little received: the copy is cheap
-            self.buffer = buffer[start:end]
-            self.start, self.end = 0, end - start
-        else:
-            return
-        if len(buffer) == BUFFER_SIZE and len(_POOL) < _POOL_MAX:
-            _POOL.append(buffer)
+            _give_back(buffer)
+        elif self.end <= _KEEP_COPIED < len(buffer):  # little received: the copy is cheap
+            self._keep_only_unread(buffer)
 
     def shrink_idle(self) -> None:
         """Called once a second: a buffer that has held part of a frame, untouched, since
@@ -117,11 +112,13 @@ class FrameBuffer:
         elif self.idle_mark != mark:
             self.idle_mark = mark  # read since the last call (or the first call): not yet
         else:
-            self.buffer = buffer[self.start:self.end]
-            self.start, self.end = 0, mark[1] - mark[0]
             self.idle_mark = None
-            if len(buffer) == BUFFER_SIZE and len(_POOL) < _POOL_MAX:
-                _POOL.append(buffer)
+            self._keep_only_unread(buffer)
+
+    def _keep_only_unread(self, buffer: bytearray) -> None:
+        self.buffer = buffer[self.start:self.end]
+        self.start, self.end = 0, self.end - self.start
+        _give_back(buffer)
 
     # -- the library's StreamReader interface ------------------------------------------
     def feed_data(self, data: bytes) -> None:
@@ -164,8 +161,7 @@ class FrameBuffer:
         if end <= self.end:
             self.start = end
             buffer = self.buffer
-            assert buffer is not None or n == 0
-            if n < _VIEW_FROM:
+            if n < _VIEW_FROM:  # (buffer is None only when nothing was ever received, n == 0)
                 return buffer[start:end] if buffer is not None else b""
             return memoryview(buffer)[start:end]
         self.wanted = n
@@ -176,6 +172,12 @@ class FrameBuffer:
             yield
         self.wanted = 0
         return (yield from self.read_exact(n))
+
+
+def _give_back(buffer: bytearray) -> None:
+    """A buffer this connection no longer needs: kept for another read if it is a full one."""
+    if len(buffer) == BUFFER_SIZE and len(_POOL) < _POOL_MAX:
+        _POOL.append(buffer)
 
 
 def parse_frames_from_buffer(ws: Protocol) -> FrameBuffer:

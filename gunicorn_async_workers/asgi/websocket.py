@@ -37,7 +37,6 @@ _ASGI = {"version": "3.0", "spec_version": "2.4"}
 _EXTENSIONS = {"websocket.http.response": {}}
 _CONNECT = {"type": "websocket.connect"}
 _BINARY, _TEXT = Opcode.BINARY, Opcode.TEXT
-_OPEN = State.OPEN
 # Bytes of frames the app may send before they are written without waiting for the loop.
 _FLUSH_AT = 256 * 1024
 # How long a closing handshake may take before the connection is simply closed.
@@ -119,22 +118,21 @@ class WebSocketSession(Exchange):
         return WebSocketReader(self)
 
     def feed(self, data: bytes) -> None:
-        """Frames that arrived with the upgrade request (copied into the buffer)."""
-        if not self.closed:
-            self.ws.receive_data(data)
-            self._received()
+        """Frames that arrived with the upgrade request: copied into the buffer, then parsed
+        as if the transport had read them there."""
+        self.reader.feed_data(data)
+        self.buffer_updated(0)
 
     def buffer_updated(self, nbytes: int) -> None:
         """Frames the transport read into the buffer: the library parses them there."""
         reader = self.reader
-        reader.end += nbytes
+        reader.end += nbytes  # what `FrameBuffer.buffer_updated` does, without the call
         if self.closed:
-            reader.start = reader.end
-        else:
-            next(self.ws.parser)  # what the library's `receive_data` does once fed
+            reader.discard()
+            return
+        next(self.ws.parser)  # what the library's `receive_data` does once fed
         reader.release()
-        if not self.closed:
-            self._received()
+        self._received()
 
     def _received(self) -> None:
         """Hand the parsed messages to the app; send what the protocol answers."""
@@ -161,9 +159,7 @@ class WebSocketSession(Exchange):
         # protocol object sits in reference cycles (its suspended parser), so free them now
         # rather than whenever the cycle collector runs.
         self.ws.extensions = []
-        reader = self.reader
-        reader.start = reader.end
-        reader.release()
+        self.reader.discard()
 
     def eof(self) -> None:
         if not self.closed:
@@ -315,9 +311,9 @@ class WebSocketSession(Exchange):
         if kind == "websocket.send":
             if not self.accepted:
                 raise RuntimeError("websocket.send before websocket.accept")
+            # (The library's state is OPEN here: every way out of it, a close we send, a
+            # close we receive, a failure, sets one of the flags checked above.)
             ws = self.ws
-            if ws.state is not _OPEN:  # closing: the library has failed the connection
-                raise ClientDisconnected(f"{kind} after the WebSocket closed")
             text = message.get("text")
             if text is not None:
                 payload = text.encode()

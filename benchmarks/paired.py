@@ -1,0 +1,68 @@
+"""Ratios between two configurations' runs of the same round, and how sure their median is.
+
+Rounds run one configuration after another, so a slow spell of a shared machine moves one
+round's figures together. The ratio within a round cancels much of it; the median of those
+ratios, with a distribution-free interval from their order statistics (the sign test's),
+says whether a goal is met beyond the noise of the run rather than by one lucky round.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import comb
+from typing import Any
+
+# the least coverage an interval must have
+COVERAGE = 0.95
+
+
+@dataclass(frozen=True)
+class PairedRatios:
+    """The per-round ratios of one metric, their median and its interval (None when there
+    are too few rounds for an interval of at least COVERAGE)."""
+
+    ratios: tuple[float, ...]
+    median: float
+    low: float | None
+    high: float | None
+    coverage: float | None
+
+
+def round_ratios(mine: list[dict[str, Any]], theirs: list[dict[str, Any]],
+                 metric: str) -> list[float]:
+    """mine ÷ theirs for each round both measured (a run that failed pairs with nothing)."""
+    by_round = {r["round"]: r for r in theirs if r.get("ok") and r.get(metric)}
+    return [
+        r[metric] / by_round[r["round"]][metric]
+        for r in mine
+        if r.get("ok") and r.get(metric) and r["round"] in by_round
+    ]
+
+
+def median_interval(values: list[float]) -> PairedRatios | None:
+    """The median of `values` and the narrowest order-statistic interval [x(k), x(n+1-k)]
+    that holds the true median with probability ≥ COVERAGE, whatever the distribution."""
+    if not values:
+        return None
+    xs = sorted(values)
+    n = len(xs)
+    middle = n // 2
+    median = xs[middle] if n % 2 else (xs[middle - 1] + xs[middle]) / 2
+    # P(x(k) ≤ median ≤ x(n+1-k)) = 1 - 2·P(Binomial(n, ½) < k)
+    best: tuple[int, float] | None = None
+    for k in range(1, middle + 1):
+        below = sum(comb(n, i) for i in range(k)) / 2**n
+        coverage = 1 - 2 * below
+        if coverage < COVERAGE:
+            break
+        best = (k, coverage)
+    if best is None:
+        return PairedRatios(tuple(values), median, None, None, None)
+    k, coverage = best
+    return PairedRatios(tuple(values), median, xs[k - 1], xs[n - k], coverage)
+
+
+def paired(mine: list[dict[str, Any]], theirs: list[dict[str, Any]],
+           metric: str) -> PairedRatios | None:
+    """The paired ratios of `metric` between two configurations' round records."""
+    return median_interval(round_ratios(mine, theirs, metric))

@@ -8,6 +8,7 @@ says whether a goal is met beyond the noise of the run rather than by one lucky 
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 from math import comb
 from typing import Any
@@ -17,15 +18,22 @@ COVERAGE = 0.95
 
 
 @dataclass(frozen=True)
+class Interval:
+    """Where the true median lies with probability ≥ `coverage`."""
+
+    low: float
+    high: float
+    coverage: float
+
+
+@dataclass(frozen=True)
 class PairedRatios:
     """The per-round ratios of one metric, their median and its interval (None when there
     are too few rounds for an interval of at least COVERAGE)."""
 
     ratios: tuple[float, ...]
     median: float
-    low: float | None
-    high: float | None
-    coverage: float | None
+    interval: Interval | None
 
 
 def round_ratios(mine: list[dict[str, Any]], theirs: list[dict[str, Any]],
@@ -46,20 +54,15 @@ def median_interval(values: list[float]) -> PairedRatios | None:
         return None
     xs = sorted(values)
     n = len(xs)
-    middle = n // 2
-    median = xs[middle] if n % 2 else (xs[middle - 1] + xs[middle]) / 2
-    # P(x(k) ≤ median ≤ x(n+1-k)) = 1 - 2·P(Binomial(n, ½) < k)
-    best: tuple[int, float] | None = None
-    for k in range(1, middle + 1):
-        below = sum(comb(n, i) for i in range(k)) / 2**n
-        coverage = 1 - 2 * below
+    # P(x(k) ≤ median ≤ x(n+1-k)) = 1 - 2·P(Binomial(n, ½) < k): the largest k (the
+    # narrowest interval) that keeps this at least COVERAGE
+    interval = None
+    for k in range(1, n // 2 + 1):
+        coverage = 1 - 2 * sum(comb(n, i) for i in range(k)) / 2**n
         if coverage < COVERAGE:
             break
-        best = (k, coverage)
-    if best is None:
-        return PairedRatios(tuple(values), median, None, None, None)
-    k, coverage = best
-    return PairedRatios(tuple(values), median, xs[k - 1], xs[n - k], coverage)
+        interval = Interval(xs[k - 1], xs[n - k], coverage)
+    return PairedRatios(tuple(values), statistics.median(xs), interval)
 
 
 def paired(mine: list[dict[str, Any]], theirs: list[dict[str, Any]],

@@ -114,10 +114,11 @@ def _passes(value: float, target: Target) -> bool:
 def _interval(rounds: PairedRatios | None) -> str:
     if rounds is None:
         return "n/a"
-    if rounds.low is None or rounds.high is None or rounds.coverage is None:
+    interval = rounds.interval
+    if interval is None:
         return f"{_ratio(rounds.median)} (n={len(rounds.ratios)}: too few for an interval)"
-    return (f"{_ratio(rounds.median)} [{rounds.low:.2f}–{rounds.high:.2f}, "
-            f"{100 * rounds.coverage:.0f} %] (n={len(rounds.ratios)})")
+    return (f"{_ratio(rounds.median)} [{interval.low:.2f}–{interval.high:.2f}, "
+            f"{100 * interval.coverage:.0f} %] (n={len(rounds.ratios)})")
 
 
 def target_verdict(ratio: float | None, rounds: PairedRatios | None, target: Target) -> str:
@@ -128,9 +129,10 @@ def target_verdict(ratio: float | None, rounds: PairedRatios | None, target: Tar
         return "not measured"
     if not _passes(ratio, target):
         return "**not met**"
-    if rounds is None or rounds.low is None or rounds.high is None:
+    if rounds is None or rounds.interval is None:
         return "met (no interval)"
-    bound = rounds.low if target.relation == ">=" else rounds.high
+    interval = rounds.interval
+    bound = interval.low if target.relation == ">=" else interval.high
     return "met" if _passes(bound, target) else "**within noise**"
 
 

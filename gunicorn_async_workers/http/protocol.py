@@ -160,9 +160,7 @@ class HttpProtocol(asyncio.Protocol):
             parser.upgrade_data = b""
         if not self.closing:
             # uvloop chooses how it reads when reading starts: switch while it is paused.
-            if not self.read_paused:
-                self.read_paused = True
-                self.transport.pause_reading()
+            self.pause_reading()
             self.transport.set_protocol(session.transport_protocol())
         if self.read_paused:
             self.resume_reading()

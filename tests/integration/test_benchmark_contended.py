@@ -42,8 +42,11 @@ def test_contended_rounds_measure_every_server_at_once_and_say_so(tmp_path: Path
         rounds = workload["rounds"][name]
         assert [r["round"] for r in rounds] == [1, 2]
         assert all(r["ok"] and r["requests"] > 0 and r["cpu_us_per_req"] > 0 for r in rounds)
-    # Each round's two servers were started, measured and stopped together.
+    # Each round's two servers shared the server core over their measured windows: together
+    # they used about one core's worth of CPU time, where one after another (or on two cores)
+    # each would have had a core to itself for its window (the echo keeps a server busy).
     for first, second in zip(workload["rounds"]["gaw"], workload["rounds"]["gaw-asyncio"],
-                                 strict=True):
-        assert first["wall_s"] == second["wall_s"]
+                             strict=True):
+        shares = [r["cpu_s"] / r["duration_s"] for r in (first, second)]
+        assert sum(shares) < 1.3, shares
     assert "**contended**" in (out / "latest.md").read_text()

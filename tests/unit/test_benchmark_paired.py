@@ -27,10 +27,11 @@ def test_the_interval_is_the_narrowest_pair_of_order_statistics_with_enough_cove
         n: int, k: int) -> None:
     values = [float(i) for i in range(n, 0, -1)]  # any order: sorted inside
     result = median_interval(values)
-    assert result is not None and result.coverage is not None
-    assert (result.low, result.high) == (float(k), float(n + 1 - k))
-    assert result.coverage == pytest.approx(1 - 2 * sum(comb(n, i) for i in range(k)) / 2**n)
-    assert result.coverage >= COVERAGE
+    assert result is not None and result.interval is not None
+    interval = result.interval
+    assert (interval.low, interval.high) == (float(k), float(n + 1 - k))
+    assert interval.coverage == pytest.approx(1 - 2 * sum(comb(n, i) for i in range(k)) / 2**n)
+    assert interval.coverage >= COVERAGE
     narrower = 1 - 2 * sum(comb(n, i) for i in range(k + 1)) / 2**n
     assert narrower < COVERAGE
 
@@ -39,7 +40,7 @@ def test_fewer_than_six_rounds_give_a_median_but_no_interval() -> None:
     result = median_interval([1.0, 3.0, 2.0, 4.0, 5.0])
     assert result is not None
     assert result.median == 3.0
-    assert (result.low, result.high, result.coverage) == (None, None, None)
+    assert result.interval is None
     assert median_interval([]) is None
 
 
@@ -51,8 +52,8 @@ def test_the_interval_holds_the_true_median_as_often_as_it_claims() -> None:
     for _ in range(runs):
         values = [1.4 * rng.lognormvariate(0, 0.15) for _ in range(12)]
         result = median_interval(values)
-        assert result is not None and result.low is not None and result.high is not None
-        missed += not (result.low <= 1.4 <= result.high)
+        assert result is not None and result.interval is not None
+        missed += not (result.interval.low <= 1.4 <= result.interval.high)
     assert missed / runs <= 1 - COVERAGE + 0.01
 
 

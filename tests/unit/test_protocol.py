@@ -611,3 +611,37 @@ def test_server_tick_shrinks_a_websocket_buffer_left_with_part_of_a_frame() -> N
         await conn.close()
 
     run(test)
+
+
+def test_a_burst_of_websocket_sends_is_one_write() -> None:
+    """Frames the app sends without yielding to the loop go out in one transport write, in
+    order, once it yields; the next burst is the next write."""
+    from websockets.frames import Frame, Opcode
+
+    async def test() -> None:
+        go = asyncio.Event()
+
+        async def app(scope: Message, receive: Receive, send: Send) -> None:
+            await receive()
+            await send({"type": "websocket.accept"})
+            for burst in (b"a", b"b"):
+                await go.wait()
+                go.clear()
+                for i in range(5):
+                    await send({"type": "websocket.send", "bytes": burst * (i + 1)})
+            await receive()
+
+        conn = Connection(app)
+        conn.feed(b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                  b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                  b"Sec-WebSocket-Version: 13\r\n\r\n")
+        await settle()
+        for burst in (b"a", b"b"):
+            written = len(conn.transport.writes)
+            go.set()
+            await settle()
+            assert conn.transport.writes[written:] == [b"".join(
+                Frame(Opcode.BINARY, burst * (i + 1)).serialize(mask=False) for i in range(5))]
+        await conn.close()
+
+    run(test)

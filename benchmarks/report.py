@@ -111,7 +111,7 @@ def _passes(value: float, target: Target) -> bool:
     }[target.relation]
 
 
-def _interval(rounds: PairedRatios | None) -> str:
+def interval_cell(rounds: PairedRatios | None) -> str:
     if rounds is None:
         return "n/a"
     interval = rounds.interval
@@ -153,7 +153,7 @@ def targets_table(result: dict[str, Any]) -> list[str]:
         lines.append(
             f"| {target.workload} | {target.config} | {label} ÷ {versus} | "
             f"{kind}: {target.relation} {target.threshold:g}× | {_ratio(ratio)} | "
-            f"{_interval(rounds)} | {target_verdict(ratio, rounds, target)} |"
+            f"{interval_cell(rounds)} | {target_verdict(ratio, rounds, target)} |"
         )
     if not lines:
         return []

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import random
 from math import comb
+from pathlib import Path
 
 import pytest
 
 from benchmarks.paired import COVERAGE, median_interval, paired, round_ratios
+from benchmarks.pool import main as pool_main
+from benchmarks.pool import pooled_ratios, pooled_report
 from benchmarks.report import Target, target_verdict, targets_table
 
 
@@ -101,3 +105,70 @@ def test_the_targets_table_shows_the_interval_beside_the_ratio_of_medians() -> N
     rows = targets_table({"workloads": [workload]})
     row = next(line for line in rows if "uvicorn-worker |" in line)
     assert "| 1.40× | 1.40× [1.35–1.50, 99 %] (n=8) | met |" in row
+
+
+def ws_run(gaw: list[float], uvicorn: list[float], contended: bool = False,
+           started_at: str = "2026-11-23T22:00:00+00:00") -> dict:
+    """A result file's fields that pooling reads: rounds of ws-echo-16k msg/s."""
+    return {
+        "started_at": started_at,
+        "machine": {"git": "abc1234"},
+        "settings": {"rounds": len(gaw), "duration_s": 5.0, "contended": contended},
+        "workloads": [{
+            "name": "ws-echo-16k", "protocol": "ws", "baseline": "uvicorn-worker",
+            "rounds": {"gaw": [record(i + 1, v) for i, v in enumerate(gaw)],
+                       "uvicorn-worker": [record(i + 1, v) for i, v in enumerate(uvicorn)]},
+        }],
+    }
+
+
+def test_pooled_runs_pair_each_round_within_its_own_run() -> None:
+    # run 1 on a fast machine, run 2 on a slow one: across runs, round 1 would pair 300
+    # with 50 (6×); within each run every ratio is 1.5×
+    fast = ws_run([300, 330, 360], [200, 220, 240])
+    slow = ws_run([75, 90, 60, 45], [50, 60, 40, 30], started_at="2026-11-23T23:00:00+00:00")
+    pooled = pooled_ratios([fast, slow], GOAL)
+    assert pooled is not None
+    assert pooled.ratios == pytest.approx([1.5] * 7)
+    assert pooled.interval is not None and pooled.interval.low == pytest.approx(1.5)
+    assert pooled_ratios([ws_run([], [])], GOAL) is None
+
+
+def test_the_pooled_table_names_its_runs_and_judges_the_pooled_interval() -> None:
+    first = ws_run([135, 140, 145], [100, 100, 100])
+    second = ws_run([150, 140, 138, 142, 136], [100, 100, 100, 100, 100],
+                    started_at="2026-11-23T23:00:00+00:00")
+    lines = pooled_report([first, second], ["first.json", "second.json"])
+    assert lines[2].startswith("| first.json (2026-11-23T22:00:00+00:00) | `abc1234` | "
+                               "one after another | 3 × 5 |")
+    row = next(line for line in lines if "msg/s ÷ uvicorn-worker" in line)
+    assert row.endswith("| 1.40× [1.35–1.50, 99 %] (n=8) | met |")
+    # the same ratios with two rounds of eight below the goal: within noise
+    second = ws_run([120, 125, 138, 142, 136], [100, 100, 100, 100, 100],
+                    started_at="2026-11-23T23:00:00+00:00")
+    lines = pooled_report([first, second], ["first.json", "second.json"])
+    row = next(line for line in lines if "msg/s ÷ uvicorn-worker" in line)
+    assert row.endswith("| **within noise** |")
+
+
+def test_runs_of_different_kinds_or_a_run_given_twice_are_refused_with_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    runs = {"seq.json": ws_run([140] * 6, [100] * 6),
+            "seq2.json": ws_run([140] * 6, [100] * 6, started_at="2026-11-23T23:00:00+00:00"),
+            "cont.json": ws_run([140] * 6, [100] * 6, contended=True)}
+    for name, run in runs.items():
+        (tmp_path / name).write_text(json.dumps(run))
+    seq, seq2, cont = (str(tmp_path / name) for name in runs)
+    for files, message in (([seq, cont], "contended runs and runs one after another "
+                                         "measure different things: pool each kind on its own"),
+                           ([seq, seq], "the same run is given twice: its rounds would count "
+                                        "twice")):
+        with pytest.raises(SystemExit) as exit_info:
+            pool_main(files)
+        assert exit_info.value.code == 2
+        assert capsys.readouterr().err.strip().splitlines()[-1].endswith(message)
+    out = tmp_path / "pooled.md"
+    pool_main([seq, seq2, "--out", str(out)])
+    written = out.read_text()
+    assert written.startswith(f"# Runs pooled\n\n`python -m benchmarks.pool {seq} {seq2}`")
+    assert "| 1.40× [1.40–1.40, 96 %] (n=12) | met |" in written

@@ -57,8 +57,10 @@ def median_interval(values: list[float]) -> PairedRatios | None:
     # P(x(k) ≤ median ≤ x(n+1-k)) = 1 - 2·P(Binomial(n, ½) < k): the largest k (the
     # narrowest interval) that keeps this at least COVERAGE
     interval = None
+    below = 0  # ways for fewer than k of n coin flips to come up heads
     for k in range(1, n // 2 + 1):
-        coverage = 1 - 2 * sum(comb(n, i) for i in range(k)) / 2**n
+        below += comb(n, k - 1)
+        coverage = 1 - 2 * below / 2**n
         if coverage < COVERAGE:
             break
         interval = Interval(xs[k - 1], xs[n - k], coverage)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.paired import PairedRatios, median_interval, round_ratios
-from benchmarks.report import TARGETS, Target, interval_cell, labels, target_verdict
+from benchmarks.report import TARGETS, Target, interval_cell, labels, target_rounds, target_verdict
 
 
 def pooled_ratios(results: list[dict[str, Any]], target: Target) -> PairedRatios | None:
@@ -26,12 +26,9 @@ def pooled_ratios(results: list[dict[str, Any]], target: Target) -> PairedRatios
     ratios: list[float] = []
     for result in results:
         for workload in result["workloads"]:
-            if workload["name"] != target.workload:
-                continue
-            rounds = workload.get("rounds") or {}
-            versus = target.versus or workload["baseline"]
-            if target.config in rounds and versus in rounds:
-                ratios += round_ratios(rounds[target.config], rounds[versus], target.metric)
+            sides = target_rounds(workload, target) if workload["name"] == target.workload else None
+            if sides:
+                ratios += round_ratios(*sides, target.metric)
     return median_interval(ratios) if ratios else None
 
 

@@ -94,13 +94,21 @@ def _target_ratio(workload: dict[str, Any], target: Target) -> float | None:
     return a["median"] / b["median"] if a and b and b["median"] else None
 
 
-def _target_paired(workload: dict[str, Any], target: Target) -> PairedRatios | None:
-    """The per-round ratios a target is about (None when a side has no round records)."""
+def target_rounds(workload: dict[str, Any], target: Target
+                  ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
+    """The round records of a target's two sides (its configuration, then the baseline or
+    `versus`), or None when either side has none in this workload."""
     rounds = workload.get("rounds") or {}
     versus = target.versus or workload["baseline"]
     if target.config not in rounds or versus not in rounds:
         return None
-    return paired(rounds[target.config], rounds[versus], target.metric)
+    return rounds[target.config], rounds[versus]
+
+
+def _target_paired(workload: dict[str, Any], target: Target) -> PairedRatios | None:
+    """The per-round ratios a target is about (None when a side has no round records)."""
+    sides = target_rounds(workload, target)
+    return paired(*sides, target.metric) if sides else None
 
 
 def _passes(value: float, target: Target) -> bool:

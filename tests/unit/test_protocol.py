@@ -170,6 +170,8 @@ def echo_app(calls: list[Message]) -> App:
 
 
 GET = b"GET /hello?x=1 HTTP/1.1\r\nHost: example.test\r\n\r\n"
+WS_UPGRADE = (b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
 
 
 def test_get_is_one_write_of_head_and_body() -> None:
@@ -560,9 +562,7 @@ def test_send_after_the_library_failed_the_websocket_raises_an_oserror() -> None
                 raised.append(exc)
 
         conn = Connection(app)
-        conn.feed(b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
-                  b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                  b"Sec-WebSocket-Version: 13\r\n\r\n")
+        conn.feed(WS_UPGRADE)
         await settle()
         assert conn.transport.output.startswith(b"HTTP/1.1 101 ")
         written = len(conn.transport.writes)
@@ -595,9 +595,7 @@ def test_server_tick_shrinks_a_websocket_buffer_left_with_part_of_a_frame() -> N
             await receive()
 
         conn = Connection(app)
-        conn.feed(b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
-                  b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                  b"Sec-WebSocket-Version: 13\r\n\r\n")
+        conn.feed(WS_UPGRADE)
         await settle()
         frame = Frame(Opcode.BINARY, b"z" * 50_000).serialize(mask=True)
         reader = conn.transport.protocol
@@ -632,9 +630,7 @@ def test_a_burst_of_websocket_sends_is_one_write() -> None:
             await receive()
 
         conn = Connection(app)
-        conn.feed(b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
-                  b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                  b"Sec-WebSocket-Version: 13\r\n\r\n")
+        conn.feed(WS_UPGRADE)
         await settle()
         for burst in (b"a", b"b"):
             written = len(conn.transport.writes)

@@ -64,7 +64,11 @@ def versions() -> dict[str, str]:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             found[name] = "not installed"
-    wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
+    try:
+        wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
+    except FileNotFoundError:  # a WebSocket-only run needs no wrk (its load is wsload)
+        found["wrk"] = "not installed"
+        return found
     first = (wrk.stdout + wrk.stderr).strip().splitlines()
     found["wrk"] = first[0].split(" [")[0].removeprefix("wrk ") if first else "unknown"
     return found

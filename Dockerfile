@@ -13,7 +13,7 @@ ARG PYTHON_VERSION=3.12
 # -- build the wheel (nothing of this stage but the wheel reaches the image) -------------------
 FROM python:${PYTHON_VERSION}-slim AS wheel
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY gunicorn_async_workers ./gunicorn_async_workers
 COPY gaw ./gaw
 RUN python -m pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .

@@ -8,32 +8,16 @@ skips its tests with one reason, and fails the run under CI.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from corpus import MANIFEST, SKIP_REASON
-from gunicorn_process import REPO
+from repo_copy import copy_of_repo
 
 # One test of each kind that needs the corpus: bytes only, and the PROXY headers' users.
 NEEDS_CORPUS = "tests/unit/test_fuzz_parser.py::test_corpus_is_decoded"
-
-
-def copy_of_repo(into: Path) -> Path:
-    """The repo's files (tracked and new, as git lists them) copied to `into/clone`."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO, capture_output=True, check=True).stdout.split(b"\0")
-    clone = into / "clone"
-    for name in filter(None, listed):
-        source = REPO / os.fsdecode(name)
-        if source.is_file():
-            target = clone / os.fsdecode(name)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
-    return clone
 
 
 def run_pytest(clone: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -233,26 +233,39 @@ def test_dockerignore_keeps_what_the_dockerfile_copies() -> None:
 # -- the user guide -------------------------------------------------------------------------
 GUIDE = sorted((REPO / "docs").glob("*.md"))
 _LINK = re.compile(r"\]\(([^)\s]+)\)")
+# Links to this repository's files on its web host: blob/main/PATH or tree/main/PATH.
+REPO_WEB = "https://github.com/gunicorn-async-workers/gunicorn-async-workers/"
 
 
 @pytest.mark.parametrize("page", [REPO / "README.md", REPO / "CHANGELOG.md",
                                   K8S / "README.md", *GUIDE],
                          ids=lambda p: p.relative_to(REPO).as_posix())
 def test_guide_links_resolve(page: Path) -> None:
-    """Every relative link in the README, the changelog and docs/ names a file that exists."""
+    """Every link in the README, the changelog and docs/ to a file of this repository (relative,
+    or through the repository's own web address) names a file that exists."""
     broken = []
     for target in _LINK.findall(page.read_text()):
-        if target.startswith(("http://", "https://", "#", "mailto:")):
+        if target.startswith(REPO_WEB):
+            path = REPO / target.removeprefix(REPO_WEB).split("/", 2)[2].split("#", 1)[0]
+        elif target.startswith(("http://", "https://", "#", "mailto:")):
             continue
-        path = (page.parent / target.split("#", 1)[0]).resolve()
+        else:
+            path = (page.parent / target.split("#", 1)[0]).resolve()
         if not path.exists():
             broken.append(target)
     assert not broken, f"{page.name}: {broken}"
 
 
+def test_readme_links_are_absolute() -> None:
+    """The README is also the package index's page, where a relative link is broken."""
+    relative = [t for t in _LINK.findall((REPO / "README.md").read_text())
+                if not t.startswith(("https://", "#"))]
+    assert not relative, relative
+
+
 def test_guide_is_linked_from_the_readme_and_its_index() -> None:
     readme = (REPO / "README.md").read_text()
-    section = readme[readme.index("## Deployment and user guide"):readme.index("## Architecture")]
+    section = readme[readme.index("## Documentation"):]
     index = (REPO / "docs" / "README.md").read_text()
     for page in GUIDE:
         if page.name != "README.md":

@@ -182,9 +182,13 @@ def test_sdist_contents(dists: dict[str, Path]) -> None:
                if n.startswith(("gunicorn_async_workers/", "gaw/")) and n.endswith(".py")}
     assert "gunicorn_async_workers/config.py" in package
     assert package <= names, sorted(package - names)
-    # And what MANIFEST.in adds: the licence, the changelog, the guide and the examples.
+    # And what MANIFEST.in adds: the licence, the changelog, the guide and the examples, every
+    # file of them (an example's static file too: without it the example answers 404).
     assert {"LICENSE", "CHANGELOG.md", "Dockerfile", "docker/gunicorn.conf.py",
-            "docs/README.md", "examples/hello.py"} <= names
+            "docs/README.md", "examples/hello.py", "examples/flask_static/hello.txt",
+            "examples/django_project/static/hello.txt"} <= names
+    shipped = {n for n in tracked_files() if n.startswith(("examples/", "docs/", "docker/"))}
+    assert shipped <= names, sorted(shipped - names)
 
 
 @pytest.mark.timeout(420)
@@ -194,6 +198,35 @@ def test_licence_is_declared_and_shipped(dists: dict[str, Path]) -> None:
         metadata = z.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     assert "License-Expression: MIT" in metadata
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
+
+
+@pytest.mark.timeout(420)
+def test_the_docker_images_wheel_has_the_licence(tmp_path: Path) -> None:
+    """The Dockerfile's first stage builds the wheel from the files it COPYs, and only those:
+    built the same way here (no container engine needed), the wheel carries the licence."""
+    stage = (REPO / "Dockerfile").read_text().split("\nFROM ", 2)[1]
+    copied = []
+    for line in stage.splitlines():
+        if line.startswith("COPY ") and "--from" not in line:
+            copied += line.split()[1:-1]
+    assert copied, stage
+    context = tmp_path / "src"
+    for name in copied:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, context / name,
+                            ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            context.mkdir(exist_ok=True)
+            shutil.copy2(source, context / name)
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir",
+         str(tmp_path / "wheels"), str(context)],
+        capture_output=True, text=True, timeout=400, env=clean_env())
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    [wheel] = (tmp_path / "wheels").glob("*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        assert any(n.endswith(".dist-info/licenses/LICENSE") for n in z.namelist())
 
 
 # -- installed into a fresh venv ------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The README's settings tables: every Gunicorn setting classified, and the README up to date."""
+"""The settings tables of docs/settings.md: every Gunicorn setting classified, the page up to
+date."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from gunicorn_async_workers.settings_table import (
     unclassified,
 )
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "settings.md"
 INSTALLED = {setting.name for setting in KNOWN_SETTINGS}
 MAJOR = gunicorn.version_info[0]
 
@@ -91,21 +92,22 @@ def test_options_table_comes_from_options() -> None:
         assert f"`{option.env}`" in row and option.type.values in row and option.doc in row
 
 
-def test_readme_is_up_to_date() -> None:
-    text = README.read_text(encoding="utf-8")
+def test_the_page_is_up_to_date() -> None:
+    text = PAGE.read_text(encoding="utf-8")
     assert text.count(BEGIN) == 1 and text.count(END) == 1
     generated = text[text.index(BEGIN):text.index(END) + len(END)]
     assert generated == render(), (
-        "README.md is out of date: run python -m gunicorn_async_workers.settings_table --write")
+        "docs/settings.md is out of date: run python -m gunicorn_async_workers.settings_table "
+        "--write")
 
 
 def test_check_and_write(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     readme = tmp_path / "README.md"
     readme.write_text(f"# title\n\n{BEGIN}\nold table\n{END}\n\nafter\n", encoding="utf-8")
-    assert main(["--check", "--readme", str(readme)]) == 1
+    assert main(["--check", "--page", str(readme)]) == 1
     assert "out of date" in capsys.readouterr().err
-    assert main(["--write", "--readme", str(readme)]) == 0
-    assert main(["--check", "--readme", str(readme)]) == 0
+    assert main(["--write", "--page", str(readme)]) == 0
+    assert main(["--check", "--page", str(readme)]) == 0
     text = readme.read_text(encoding="utf-8")
     assert text.startswith("# title\n\n") and text.endswith(f"{END}\n\nafter\n")
     assert "old table" not in text
@@ -115,7 +117,7 @@ def test_a_readme_without_markers_is_an_error(tmp_path: Path) -> None:
     readme = tmp_path / "README.md"
     readme.write_text("# no tables\n", encoding="utf-8")
     with pytest.raises(ValueError, match="settings-table:begin"):
-        main(["--check", "--readme", str(readme)])
+        main(["--check", "--page", str(readme)])
 
 
 def test_module_docstring_names_the_command() -> None:

@@ -57,6 +57,14 @@ class ExpectationFailed(RequestError):
     reason = "Expectation Failed"
 
 
+class UnsupportedTransferCoding(RequestError):
+    """A transfer coding other than `chunked` (RFC 9112 6.1: one the server does not
+    implement is answered 501)."""
+
+    status = 501
+    reason = "Not Implemented"
+
+
 def error_response(error: RequestError) -> bytes:
     """The complete response for a refused request; the connection is closed after it."""
     body = f"{error.reason}\n".encode()

@@ -23,11 +23,15 @@ from .errors import (
     ExpectationFailed,
     HeadersTooLarge,
     RequestLineTooLong,
+    UnsupportedTransferCoding,
 )
 
 _HOST = b"host"
 _CONTENT_TYPE = b"content-type"
 _CONTENT_LENGTH = b"content-length"
+# llhttp refuses a Content-Length over 2**64 - 1; the shared policy holds both parsers to it.
+_MAX_CONTENT_LENGTH = (1 << 64) - 1
+_CONTENT_LENGTH_DIGITS = 20  # of 2**64 - 1; longer values may still be leading zeros
 _TRANSFER_ENCODING = b"transfer-encoding"
 _EXPECT = b"expect"
 _UPGRADE = b"upgrade"
@@ -204,7 +208,13 @@ class ParserAdapter:
         elif name == _CONTENT_LENGTH:
             if self.content_length is not None or not value.isdigit():
                 raise BadRequest(f"invalid or repeated content-length {value!r}")
+            if (len(value) > _CONTENT_LENGTH_DIGITS
+                    and len(value.lstrip(b"0")) > _CONTENT_LENGTH_DIGITS):
+                # Counted before int(): Python refuses to convert over 4,300 digits.
+                raise BadRequest(f"content-length of {len(value)} digits")
             self.content_length = length = int(value)
+            if length > _MAX_CONTENT_LENGTH:
+                raise BadRequest(f"content-length {length} does not fit in 64 bits")
             if length > policy.max_body_size > 0:
                 raise ContentTooLarge(
                     f"content-length {length} is over max_body_size {policy.max_body_size}")
@@ -240,6 +250,11 @@ class ParserAdapter:
                     f"transfer-encoding {b', '.join(codings)!r} does not end in chunked")
             if b"chunked" in codings[:-1]:
                 raise BadRequest("chunked applied more than once")
+            if len(codings) > 1:
+                # RFC 9112 6.1: a coding the server does not implement (gzip, identity, ...)
+                # is answered 501; Gunicorn passes gzip and identity on still encoded.
+                raise UnsupportedTransferCoding(
+                    f"transfer-encoding {b', '.join(codings)!r}: only chunked is implemented")
             if self.content_length is not None:
                 raise BadRequest("both content-length and transfer-encoding")
             if self.http_version == "1.0":

@@ -95,6 +95,18 @@ MALFORMED: dict[str, tuple[bytes, set[int]]] = {
     "content_length_with_chunked": (
         request(b"POST /echo HTTP/1.1", b"Host: t", b"Content-Length: 5",
                 b"Transfer-Encoding: chunked", body=b"0\r\n\r\n"), {400}),
+    # Refused whatever the length's value, 0 included (a truthiness test would let it by).
+    "content_length_zero_with_chunked": (
+        request(b"POST /echo HTTP/1.1", b"Host: t", b"Content-Length: 0",
+                b"Transfer-Encoding: chunked", body=b"5\r\nhello\r\n0\r\n\r\n"), {400}),
+    # Over 64 bits (llhttp's bound, held by both parsers), and past the 4,300 digits Python
+    # refuses to convert.
+    "content_length_over_64_bits": (
+        request(b"POST /echo HTTP/1.1", b"Host: t", b"Content-Length: 18446744073709551616",
+                body=b"hello"), {400}),
+    "content_length_of_4301_digits": (  # a field over this module's size limit, too
+        request(b"POST /echo HTTP/1.1", b"Host: t", b"Content-Length: " + b"9" * 4301,
+                body=b"hello"), {400, 431}),
     "two_different_content_lengths": (
         request(b"POST /echo HTTP/1.1", b"Host: t", b"Content-Length: 5",
                 b"Content-Length: 6", body=b"hello!"), {400}),
@@ -151,6 +163,14 @@ RFC9112_MUST: dict[str, tuple[bytes, set[int]]] = {
     "unknown_transfer_coding": (
         request(b"POST /echo HTTP/1.1", b"Host: t", b"Transfer-Encoding: bogus",
                 body=b"hello"), {400, 501}),
+    # 6.1: "A server that receives a request message with a transfer coding it does not
+    # understand SHOULD respond with 501": a coding before chunked is not decoded by us.
+    "gzip_then_chunked": (
+        request(b"POST /echo HTTP/1.1", b"Host: t", b"Transfer-Encoding: gzip, chunked",
+                body=b"5\r\nhello\r\n0\r\n\r\n"), {501}),
+    "identity_then_chunked": (
+        request(b"POST /echo HTTP/1.1", b"Host: t", b"Transfer-Encoding: identity",
+                b"Transfer-Encoding: chunked", body=b"5\r\nhello\r\n0\r\n\r\n"), {501}),
     # 3: request-line components are separated by single SP
     "request_line_double_space": (request(b"GET  /echo HTTP/1.1", b"Host: t"), {400}),
 }
@@ -198,3 +218,13 @@ def test_request_at_the_limits_accepted(server: GunicornProcess) -> None:
     assert resp.status == 200
     headers = dict(json.loads(resp.body)["headers"])
     assert headers["x-big"] == "v" * 80
+
+
+@pytest.mark.parametrize("digits", [4300, 4301, 6000])
+def test_huge_content_length_refused_with_default_limits(gunicorn: object, digits: int) -> None:
+    """With the default field size limit such a line reaches the Content-Length check itself
+    (H11Worker raised an unhandled ValueError from 4,301 digits on, Python's int() limit)."""
+    server = gunicorn(APP)  # type: ignore[operator]
+    raw = request(b"POST /echo HTTP/1.1", b"Host: t", b"Content-Length: " + b"9" * digits,
+                  body=b"hello")
+    assert_refused(server, raw, {400})

@@ -11,6 +11,7 @@ import re
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 from test_fuzz_parser import mutated
 
 from gunicorn_async_workers.http.errors import RequestError
@@ -73,6 +74,31 @@ def test_both_parsers_accept_and_refuse_alike(data: bytes) -> None:
     assert bool(httptools_status) == bool(h11_status), (data, httptools_status, h11_status)
     if not httptools_status:
         assert httptools_events == h11_events
+
+
+@st.composite
+def content_length_value(draw: st.DrawFn) -> bytes:
+    """Digits around the bounds that matter: 2**64 (llhttp's) and 4,300 digits (Python's
+    int() limit), with leading zeros at times."""
+    if draw(st.booleans()):
+        number = draw(st.integers(0, 1 << 66) | st.sampled_from(
+            [(1 << 64) - 1, 1 << 64, (1 << 64) + 1, 10 ** 19, 10 ** 20]))
+        digits = str(number).encode()
+    else:
+        digits = b"9" * draw(st.sampled_from([19, 20, 21, 4299, 4300, 4301, 4302, 6000]))
+    return b"0" * draw(st.sampled_from([0, 0, 1, 30])) + digits
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(value=content_length_value(), chunked=st.booleans())
+def test_both_parsers_judge_any_content_length_alike(value: bytes, chunked: bool) -> None:
+    data = (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: " + value + b"\r\n"
+            + (b"Transfer-Encoding: chunked\r\n" if chunked else b"") + b"\r\n")
+    httptools_status, httptools_events = outcome(HttptoolsParser, data)
+    h11_status, h11_events = outcome(H11Parser, data)
+    assert (httptools_status, httptools_events) == (h11_status, h11_events), value[:40]
+    too_big = int(value) > (1 << 64) - 1 if len(value.lstrip(b"0")) < 4000 else True
+    assert h11_status == (400 if chunked or too_big else 0)
 
 
 def test_difference_absolute_form_scheme_with_digits() -> None:

@@ -131,19 +131,13 @@ class Exchange:
             if self.remaining < 0:
                 raise ResponseError("response body is longer than its content-length")
         self.bytes_sent = len(body)
-        if framing.chunked:
-            if body:
-                pieces = [head, *chunk(body)]
-                if not more:
-                    pieces.append(LAST_CHUNK)
-                if len(body) < _JOIN_LIMIT:  # one buffer is cheaper for uvloop than several
-                    protocol.write(b"".join(pieces))
-                else:
-                    protocol.writelines(pieces)
-            elif not more:
-                protocol.write(head + LAST_CHUNK)
-            else:
+        if framing.chunked:  # only when more body follows: `finish` writes the last chunk
+            if not body:
                 protocol.write(head)
+            elif len(body) < _JOIN_LIMIT:  # one buffer is cheaper for uvloop than several
+                protocol.write(b"".join([head, *chunk(body)]))
+            else:
+                protocol.writelines([head, *chunk(body)])
         elif len(body) < _JOIN_LIMIT:
             if not protocol.closing:
                 protocol.transport.write(head + body)
@@ -172,7 +166,7 @@ class Exchange:
     def finish(self) -> None:
         framing = self.framing
         assert framing is not None
-        if framing.chunked and self.bytes_sent and not framing.no_body:
+        if framing.chunked:  # never with no_body (frame_head decides)
             self.protocol.write(LAST_CHUNK)
         if self.remaining:
             # Shorter than announced: the client can only tell by the connection closing.

@@ -14,9 +14,13 @@ from http import HTTPStatus
 CRLF = b"\r\n"
 LAST_CHUNK = b"0\r\n\r\n"
 
-# Status lines for every status Python knows, encoded once at import.
+# Status lines for every final status (200-599) Python knows, encoded once at import. A
+# final response never has a 1xx status: the server sends those itself (100 Continue), and an
+# app's 1xx would be read by the client as an interim answer, pairing every later response
+# with the wrong request.
 STATUS_LINES: dict[int, bytes] = {
     s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode("latin-1") for s in HTTPStatus
+    if 200 <= s.value <= 599
 }
 
 # What a response header name is, by name as the app spelled it: a plain field, or one of
@@ -41,11 +45,12 @@ class ResponseError(Exception):
 
 
 def status_line(status: int) -> bytes:
-    """`HTTP/1.1 <status> <reason>` with CRLF, cached for every status."""
+    """`HTTP/1.1 <status> <reason>` with CRLF for a final status, cached."""
     line = STATUS_LINES.get(status)
     if line is None:
-        if not isinstance(status, int) or not 100 <= status <= 999:
-            raise ResponseError(f"status must be an int from 100 to 999, got {status!r}")
+        if type(status) is not int or not 200 <= status <= 599:
+            raise ResponseError(
+                f"a response's status must be an int from 200 to 599, got {status!r}")
         line = STATUS_LINES[status] = f"HTTP/1.1 {status} \r\n".encode("latin-1")
     return line
 
@@ -111,7 +116,7 @@ def frame_head(status: int, headers: object, date: DateHeader, head_request: boo
     line = STATUS_LINES.get(status)
     parts = [line if line is not None else status_line(status), date.value]
     content_length: bytes | None = None
-    no_body = status < 200 or status == 204 or status == 304
+    no_body = status == 204 or status == 304
     lines = 2 + date.lines  # the status line, the date block and the final empty line
     own_date = own_server = False
     try:
@@ -124,8 +129,8 @@ def frame_head(status: int, headers: object, date: DateHeader, head_request: boo
                     if content_length is not None:
                         raise ResponseError("more than one content-length header")
                     content_length = value
-                    if status < 200 or status == 204:
-                        continue  # RFC 9110 8.6: never on 1xx or 204
+                    if status == 204:
+                        continue  # RFC 9110 8.6: never on 204
                 elif kind == _TRANSFER_ENCODING:
                     continue  # the server frames the body itself
                 elif kind == _DATE:
@@ -137,8 +142,7 @@ def frame_head(status: int, headers: object, date: DateHeader, head_request: boo
                         raise ResponseError("response header value contains CR, LF or NUL")
                     if b"close" in value.lower():
                         keep_alive = False
-                    if status != 101:
-                        continue
+                    continue
             parts += (name, b": ", value, CRLF)
             lines += 1
     except (TypeError, ValueError, AttributeError) as exc:
@@ -169,13 +173,12 @@ def frame_head(status: int, headers: object, date: DateHeader, head_request: boo
         framing.chunked = True
         parts.append(b"transfer-encoding: chunked\r\n")
         lines += 1
-    if status >= 200:
-        if not keep_alive:
-            parts.append(b"connection: close\r\n")
-            lines += 1
-        elif http10:
-            parts.append(b"connection: keep-alive\r\n")
-            lines += 1
+    if not keep_alive:
+        parts.append(b"connection: close\r\n")
+        lines += 1
+    elif http10:
+        parts.append(b"connection: keep-alive\r\n")
+        lines += 1
     if not keep_alive:
         framing.keep_alive = False
     parts.append(CRLF)

@@ -171,6 +171,13 @@ async def status(scope: Scope, receive: Receive, send: Send) -> None:
         await respond(send, code, b"status %d" % code)
 
 
+async def empty_chunks(scope: Scope, receive: Receive, send: Send) -> None:
+    """A streamed response whose every body message is empty: chunked, and ended."""
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"", "more_body": True})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
 async def noread(scope: Scope, receive: Receive, send: Send) -> None:
     await respond(send, 200, b"answered without reading the body")
 
@@ -308,6 +315,7 @@ ROUTES: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {
     "/bigresponse": bigresponse,
     "/close_header": close_header,
     "/headers": headers,
+    "/empty_chunks": empty_chunks,
 }
 
 

@@ -288,6 +288,12 @@ def raise_route(environ: Environ, start_response: StartResponse) -> list[bytes]:
     raise RuntimeError("raised before start_response on purpose")
 
 
+def status_route(environ: Environ, start_response: StartResponse) -> list[bytes]:
+    """/status/<code>: answer with that status line, whatever it is."""
+    code = environ["PATH_INFO"].rsplit("/", 1)[1]
+    return respond(start_response, b"status " + code.encode(), status=f"{code} Whatever")
+
+
 def not_found(environ: Environ, start_response: StartResponse) -> list[bytes]:
     return respond(start_response, b"not found", status="404 Not Found")
 
@@ -297,7 +303,7 @@ ROUTES: dict[str, Callable[[Environ, StartResponse], Iterable[bytes]]] = {
     "input": input_route, "count": count, "head": head, "big": big, "closing": closing,
     "twice": twice, "exc_before": exc_before, "exc_after": exc_after,
     "bad_header": bad_header, "hop": hop, "close_header": close_header, "file": file_route,
-    "sleep": sleep_route, "raise": raise_route,
+    "sleep": sleep_route, "raise": raise_route, "status": status_route,
 }
 
 

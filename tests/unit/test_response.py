@@ -224,20 +224,19 @@ def test_304_keeps_an_app_content_length() -> None:
     assert h11_response(h11_read(head))[2:] == (b"", True)
 
 
-def test_1xx_informational_has_no_framing() -> None:
-    head, framing = frame(103, [(b"link", b"</s.css>; rel=preload"),
-                                (b"content-length", b"9")], keep_alive=False)
-    lines = header_lines(head)
-    assert head.startswith(b"HTTP/1.1 103 Early Hints\r\n")
-    assert b"link: </s.css>; rel=preload" in lines
-    assert not any(line.startswith((b"content-length", b"connection", b"transfer-encoding"))
-                   for line in lines)
-    assert framing.no_body
-    final, _ = frame(200, [], body_length=2)
-    events = h11_read(head + final + b"ok")
-    assert isinstance(events[0], h11.InformationalResponse)
-    assert events[0].status_code == 103
-    assert isinstance(events[1], h11.Response) and events[1].status_code == 200
+@pytest.mark.parametrize("status", [100, 101, 103, 199, 600, 999, 0, 1000, "200", True])
+def test_a_final_response_has_a_final_status(status: object) -> None:
+    """A 1xx written as the final response would be read as an interim one (the client
+    pairs every later response with the wrong request); 600 and up are no HTTP status."""
+    with pytest.raises(ResponseError, match="200 to 599"):
+        frame(status, [], body_length=0)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("status", [200, 299, 418, 599])
+def test_any_status_from_200_to_599_is_sent(status: int) -> None:
+    head, _ = frame(status, [], body_length=2)
+    events = h11_read(head + b"ok")
+    assert isinstance(events[0], h11.Response) and events[0].status_code == status
 
 
 @pytest.mark.parametrize("value", [b"close", b"Close", b"keep-alive, close"])
@@ -269,13 +268,6 @@ def test_app_keep_alive_is_stated_once_on_http10() -> None:
 def test_app_keep_alive_on_http11_adds_nothing() -> None:
     head, framing = frame(200, [(b"connection", b"keep-alive")], body_length=0)
     assert framing.keep_alive and connection_lines(head) == []
-
-
-def test_101_keeps_the_app_connection_upgrade() -> None:
-    head, framing = frame(101, [(b"upgrade", b"websocket"), (b"connection", b"Upgrade")])
-    assert head.startswith(b"HTTP/1.1 101 Switching Protocols\r\n")
-    assert header_lines(head)[-2:] == [b"upgrade: websocket", b"connection: Upgrade"]
-    assert framing.no_body and not framing.chunked
 
 
 # -- refused responses ----------------------------------------------------------------------

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..proxy import NO_HEADER, ProxyHeader, proxy_signature, read_proxy_header
 from .errors import BadRequest, Forbidden, RequestError, error_response
+from .stdlib_transport import high_water_check
 
 if TYPE_CHECKING:
     from ..server import Server
@@ -50,6 +52,7 @@ class HttpProtocol(asyncio.Protocol):
         "transport",
         "websocket",
         "write_paused",
+        "writelines_check",
     )
 
     def __init__(self, server: Server) -> None:
@@ -79,11 +82,14 @@ class HttpProtocol(asyncio.Protocol):
         self.body_watch: tuple[Any, float] | None = None
         # The scope's `extensions` on a TLS connection ({"tls": ...}); None on plaintext.
         self.extensions: dict[str, Any] | None = None
+        # Called after each transport.writelines where the transport skips its own check.
+        self.writelines_check: Callable[[], None] | None = None
 
     # -- asyncio callbacks ---------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         server = self.server
         self.transport = transport
+        self.writelines_check = high_water_check(transport)
         server.connections.add(self)
         peer = transport.get_extra_info("peername")
         sock = transport.get_extra_info("sockname")
@@ -357,6 +363,8 @@ class HttpProtocol(asyncio.Protocol):
     def writelines(self, pieces: list[bytes]) -> None:
         if not self.closing:
             self.transport.writelines(pieces)
+            if self.writelines_check is not None:  # the stdlib loop's missing pause check
+                self.writelines_check()
 
     async def drain(self) -> None:
         if self.lost or not self.write_paused:

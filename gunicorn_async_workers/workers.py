@@ -82,8 +82,10 @@ class AsyncWorkerBase(Worker):
         if sig != signal.SIGTERM:
             self.quick_exit = True
 
-    def _boot_error(self, message: str) -> None:
-        self.log.error("gunicorn-async-workers: %s", message)
+    def _boot_error(self, message: str, cause: BaseException | None = None) -> None:
+        """Say why the worker cannot boot (with the app's traceback, if it raised one) and
+        exit with the code that makes the arbiter halt instead of respawning."""
+        self.log.error("gunicorn-async-workers: %s", message, exc_info=cause)
         sys.stderr.flush()
         raise SystemExit(WORKER_BOOT_ERROR)
 
@@ -211,7 +213,7 @@ class AsyncWorkerBase(Worker):
         try:
             await lifespan.startup()
         except LifespanFailed as exc:
-            self._boot_error(f"ASGI lifespan startup failed: {exc}")
+            self._boot_error(f"ASGI lifespan startup failed: {exc}", exc.cause)
         server = self.server = Server(
             config, self.app_callable, loop, self.log, self,
             parser_class=type(self).parser_class, ssl_context=self._ssl_context(),

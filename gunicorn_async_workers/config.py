@@ -142,7 +142,10 @@ OPTIONS: tuple[Option, ...] = (
            "the others force it."),
     Option("lifespan", Choice(("auto", "on", "off")), "auto",
            "ASGI lifespan: `auto` runs it if the app supports it, `on` requires it, `off` "
-           "skips it. A failed startup stops Gunicorn (boot error).",
+           "skips it. A failed startup (`lifespan.startup.failed`, or an exception once the "
+           "app has received `lifespan.startup`) stops Gunicorn (boot error, the traceback "
+           "printed once). Under `auto`, an app that refuses the lifespan scope itself "
+           "(raises before it receives anything) is served without it, with one INFO line.",
            gunicorn_setting="asgi_lifespan"),
     Option("root_path", Text(path=True), "",
            "The ASGI `root_path` (the app's mount point behind a proxy), for Gunicorn "

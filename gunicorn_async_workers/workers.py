@@ -26,6 +26,25 @@ from .server import Server
 
 # Gunicorn's arbiter halts instead of respawning when a worker exits with this code.
 WORKER_BOOT_ERROR = 3
+# How long a worker that fails to boot after another one did waits for the halting arbiter's
+# SIGTERM (it comes within a second or two) before it exits with the boot-error code anyway.
+BOOT_ERROR_WAIT = 10.0
+
+
+def _boot_error_token() -> int:
+    """The read end of a pipe holding one byte, made in the arbiter (which imports this
+    module before it forks). Gunicorn's arbiter halts on the first worker that exits with
+    WORKER_BOOT_ERROR, but if it reaps a second one while halting it raises again and exits
+    with 1 and a traceback of its own. So of the workers that fail to boot together (every
+    one of `-w 4` fails the same startup), the one that reads the byte exits with the code
+    and the others wait for the arbiter to stop them."""
+    read_end, write_end = os.pipe()
+    os.write(write_end, b"!")
+    os.close(write_end)  # an empty pipe reads as b"" then: the token is taken
+    return read_end
+
+
+_BOOT_ERROR_TOKEN = _boot_error_token()
 
 
 def _uvloop_factory() -> asyncio.AbstractEventLoop:
@@ -82,10 +101,20 @@ class AsyncWorkerBase(Worker):
         if sig != signal.SIGTERM:
             self.quick_exit = True
 
-    def _boot_error(self, message: str) -> None:
-        self.log.error("gunicorn-async-workers: %s", message)
-        sys.stderr.flush()
-        raise SystemExit(WORKER_BOOT_ERROR)
+    def _boot_error(self, message: str, cause: BaseException | None = None) -> None:
+        """Say why the worker cannot boot (with the app's traceback, if it raised one) and
+        exit with the code that makes the arbiter halt instead of respawning."""
+        if os.read(_BOOT_ERROR_TOKEN, 1):  # the first worker to fail
+            self.log.error("gunicorn-async-workers: %s", message, exc_info=cause)
+            sys.stderr.flush()
+            raise SystemExit(WORKER_BOOT_ERROR)
+        self.log.error("gunicorn-async-workers: %s (another worker failed first and "
+                       "stops Gunicorn)", message)
+        stops = {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT}
+        signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+        if self.alive and signal.sigtimedwait(stops, BOOT_ERROR_WAIT) is None:
+            raise SystemExit(WORKER_BOOT_ERROR)  # no arbiter came to stop us
+        raise SystemExit(0)  # stopped by the halting arbiter, which has the exit code
 
     def check_class_settings(self) -> None:
         """Gunicorn's `asgi_loop` and `http_parser` (24+ and 25+), where the user set them,
@@ -211,7 +240,7 @@ class AsyncWorkerBase(Worker):
         try:
             await lifespan.startup()
         except LifespanFailed as exc:
-            self._boot_error(f"ASGI lifespan startup failed: {exc}")
+            self._boot_error(f"ASGI lifespan startup failed: {exc}", exc.cause)
         server = self.server = Server(
             config, self.app_callable, loop, self.log, self,
             parser_class=type(self).parser_class, ssl_context=self._ssl_context(),

@@ -392,3 +392,16 @@ def test_unknown_or_invalid_option_stops_the_arbiter(
     assert len(errors) == 1, logs
     assert all(text in errors[0] for text in expected), errors[0]
     assert "Traceback" not in logs
+
+
+def test_a_bad_option_under_four_workers_still_halts_with_exit_3(
+        worker_class: str, gunicorn: Callable[..., GunicornProcess]) -> None:
+    """Every worker fails to boot at once. Gunicorn's arbiter, halting for the first, would
+    crash on reaping a second exit 3 (exit 1, a HaltServer traceback); the first worker to
+    fail exits 3 and the others wait to be stopped."""
+    server = gunicorn(APPS["asgi"][0], wait=False, workers=4,
+                      env={"GAW_LIFESPAN": "sometimes"})
+    assert server.proc is not None
+    assert server.proc.wait(30) == 3, server.logs()
+    logs = server.logs()
+    assert "Traceback" not in logs and "HaltServer" not in logs, logs

@@ -140,7 +140,8 @@ class GunicornProcess:
         path.write_text("\n".join(lines) + "\n" + self.config_text + "\n")
         return path
 
-    def start(self, wait: bool = True, timeout: float = 20.0) -> GunicornProcess:
+    def start(self, wait: bool = True, timeout: float = 20.0,
+              probe: bool = True) -> GunicornProcess:
         conf = self.write_config()
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(TESTS), env.get("PYTHONPATH", "")])
@@ -155,11 +156,12 @@ class GunicornProcess:
         )
         out.close()
         if wait:
-            self.wait_ready(timeout)
+            self.wait_ready(timeout, probe)
         return self
 
-    def wait_ready(self, timeout: float = 20.0) -> None:
-        """Wait until the arbiter listens and `workers` workers accept connections."""
+    def wait_ready(self, timeout: float = 20.0, probe: bool = True) -> None:
+        """Wait until the arbiter listens and `workers` workers booted, then (with `probe`)
+        until a worker answers a request: that request counts toward max_requests."""
         def listening() -> bool:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"gunicorn exited with {self.proc.returncode}:\n{self.logs()}")
@@ -170,7 +172,8 @@ class GunicornProcess:
         wait_for(listening, timeout, what="gunicorn 'Listening at'")
         wait_for(lambda: len(self.worker_pids()) >= self.workers, timeout,
                  what=f"{self.workers} workers booted")
-        wait_for(self._accepts, timeout, what="a worker accepting")
+        if probe:
+            wait_for(self._accepts, timeout, what="a worker accepting")
 
     def _accepts(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:

@@ -53,6 +53,11 @@ def _uvloop_factory() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
+def _retrieve_exception(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 class AsyncWorkerBase(Worker):
     """The contract with Gunicorn's arbiter, shared by every worker class of ours."""
 
@@ -183,6 +188,13 @@ class AsyncWorkerBase(Worker):
         if self.server is not None:
             with contextlib.suppress(Exception):
                 self.server.stop_listening()
+        with contextlib.suppress(RuntimeError):  # RuntimeError: no loop running here
+            task = asyncio.current_task(self.loop)
+            if task is not None:
+                # The SystemExit below ends the task that held the loop; the request cycle
+                # logs its traceback once. Retrieving it keeps asyncio from printing it again
+                # ("Task exception was never retrieved") as the loop closes.
+                task.add_done_callback(_retrieve_exception)
         super().handle_abort(sig, frame)
 
     def _wake(self) -> None:

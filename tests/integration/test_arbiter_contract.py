@@ -295,6 +295,13 @@ def test_worker_abort_hook_runs_on_timeout(blocked: BlockedRun) -> None:
     assert f"worker_abort {blocked.old_pid}" in blocked.marks, blocked.marks
 
 
+def test_a_timed_out_worker_logs_one_traceback(blocked: BlockedRun) -> None:
+    """The app's frame where the loop was held, once: not again as asyncio's "Task
+    exception was never retrieved" when the dying worker's loop closes."""
+    assert blocked.logs.count("Traceback (most recent call last)") == 1, blocked.logs
+    assert "never retrieved" not in blocked.logs, blocked.logs
+
+
 # -- 3. parent death ------------------------------------------------------------------------
 def test_worker_exits_when_the_arbiter_dies(worker_class: str,
                                             gunicorn: Callable[..., GunicornProcess]) -> None:

@@ -40,10 +40,11 @@ worker_class = UvloopWorker.configure(
     # Negotiate permessage-deflate compression with WebSocket clients.
     ws_per_message_deflate=True,
 )
-# Not set above: three options that follow a Gunicorn setting of their own (newer Gunicorns;
-# 23 lacks them). Set that setting instead; set in configure(...) too, our option would win
-# over it (with a warning at boot). On Gunicorn 23 use our options
-# (configure(...), GAW_<NAME>, or a top-level name here).
+# Not set above: three options that follow a Gunicorn setting of their own (asgi_lifespan
+# and root_path since Gunicorn 24, websocket_max_message_size since 27). Set that setting
+# instead; set in configure(...) too, our option would win over it (with a warning at
+# boot). On a Gunicorn without the setting, use our option (configure(...), GAW_<NAME>, or
+# a top-level name here: `root_path = "/api"` works on every version).
 #   lifespan="auto"              -> asgi_lifespan = "auto"  (auto: run the ASGI lifespan if
 #                                   the app supports it; on: require it; off: skip it)
 #   root_path=""                 -> root_path = ""  (the ASGI root_path of an app mounted

@@ -234,7 +234,7 @@ def resolve_sources(explicit: Mapping[str, object], cfg: Any,
     """Each option's value and origin. In order of precedence: `configure(...)` or the same
     name at the top level of the config file (both in the config file: set twice, they must
     agree), `GAW_*`, the Gunicorn setting it follows, the default. A top-level name that is
-    a Gunicorn setting too (`root_path` on newer Gunicorns) is Gunicorn's, which ours follows.
+    a Gunicorn setting too (`root_path` since Gunicorn 24) is Gunicorn's, which ours follows.
 
     Raises ConfigError naming the option and the fix for an unknown or invalid one.
     """

@@ -2,7 +2,9 @@
 
 Run: gunicorn -c examples/gunicorn.conf.py examples.hello:app
 Every Gunicorn setting below means in our workers what it means in Gunicorn's own; every
-option of ours is set below to its default, so this file doubles as their list.
+option of ours is shown below at its default, so this file doubles as their list. Three of
+them follow a Gunicorn setting and are left out of configure(...) here, so that Gunicorn's
+setting (in this file or on the command line, e.g. --root-path /api) is the one that counts.
 """
 
 import os
@@ -13,17 +15,12 @@ bind = [os.environ.get("BIND", "127.0.0.1:8000")]
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))  # one per CPU: each runs one event loop
 
 # Our own options (those Gunicorn has no name for) go through the worker class; each can
-# also be set with a GAW_<NAME> environment variable (configure(...) wins over the variable).
-# An unknown name or a bad value stops the worker at boot with a one-line error.
+# also be set with a GAW_<NAME> environment variable (configure(...) wins over the variable),
+# or as a top-level name in this file (`max_body_size = 1000000`).
+# An unknown name or a bad value stops Gunicorn at boot with a one-line error (exit code 3).
 worker_class = UvloopWorker.configure(
     # auto: detect ASGI 3, ASGI 2 or WSGI when the app loads; asgi3 | asgi2 | wsgi force it.
     interface="auto",
-    # auto: run the ASGI lifespan if the app supports it; on: require it; off: skip it.
-    # Left out, it follows Gunicorn's `asgi_lifespan` setting.
-    lifespan="auto",
-    # The ASGI root_path, for an app mounted under a prefix by a proxy (e.g. "/api").
-    # Left out, it follows Gunicorn's `root_path` setting.
-    root_path="",
     # Seconds a client may take to send a whole request head (slow-loris guard).
     header_timeout=30,
     # Seconds a client may take to send a request body (slow-POST guard); 0: no limit.
@@ -34,9 +31,6 @@ worker_class = UvloopWorker.configure(
     shutdown_idle_grace=0.25,
     # The Server response header; "" leaves it out.
     server_header="gunicorn",
-    # Largest WebSocket message in bytes (0: no limit); larger ones close with 1009.
-    # Left out, it follows Gunicorn's `websocket_max_message_size` setting.
-    ws_max_size=16 * 1024 * 1024,
     # WebSocket messages queued for the app before the socket stops being read.
     ws_max_queue=32,
     # Seconds between server pings on an open WebSocket (0: none) ...
@@ -46,6 +40,17 @@ worker_class = UvloopWorker.configure(
     # Negotiate permessage-deflate compression with WebSocket clients.
     ws_per_message_deflate=True,
 )
+# Not set above: three options that follow a Gunicorn setting of their own (asgi_lifespan
+# and root_path since Gunicorn 24, websocket_max_message_size since 27). Set that setting
+# instead; set in configure(...) too, our option would win over it (with a warning at
+# boot). On a Gunicorn without the setting, use our option (configure(...), GAW_<NAME>, or
+# a top-level name here: `root_path = "/api"` works on every version).
+#   lifespan="auto"              -> asgi_lifespan = "auto"  (auto: run the ASGI lifespan if
+#                                   the app supports it; on: require it; off: skip it)
+#   root_path=""                 -> root_path = ""  (the ASGI root_path of an app mounted
+#                                   under a prefix by a proxy, e.g. "/api")
+#   ws_max_size=16 * 1024 * 1024 -> websocket_max_message_size = 16 * 1024 * 1024  (largest
+#                                   WebSocket message in bytes, 0: no limit; larger: 1009)
 # Other classes take the same options: gaw.AsyncioWorker (stdlib asyncio, for debuggers and
 # profilers) and gaw.H11Worker (the pure-Python h11 parser).
 

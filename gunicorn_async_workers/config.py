@@ -8,12 +8,14 @@ Gunicorn's cfg or the environment.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import math
 import os
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class ConfigError(Exception):
@@ -183,35 +185,103 @@ OPTIONS: tuple[Option, ...] = (
 OPTIONS_BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
 
 
-def resolve_options(explicit: Mapping[str, object], cfg: Any,
-                    environ: Mapping[str, str] = os.environ) -> dict[str, object]:
-    """Our options from, in order of precedence: `configure(...)`, `GAW_*`, Gunicorn, defaults.
+class Resolved(NamedTuple):
+    """An option's value and where it came from: `configure`, `file` (a top-level name in
+    the config file), `env` (its `GAW_*` variable), `gunicorn` (the Gunicorn setting it
+    follows) or `default`."""
+
+    value: object
+    origin: str
+
+    @property
+    def set_by_user(self) -> bool:
+        """Set through one of our own ways, not followed from Gunicorn or defaulted."""
+        return self.origin in ("configure", "file", "env")
+
+
+def source_name(option: Option, origin: str) -> str:
+    """How a message names where an option's value came from."""
+    return {"configure": f"configure({option.name}=...)",
+            "file": f"{option.name} in the config file",
+            "env": option.env,
+            "gunicorn": str(option.gunicorn_setting)}.get(origin, option.name)
+
+
+def config_file_names(cfg: Any) -> Mapping[str, object]:
+    """The top-level names of the config file Gunicorn ran, or {} when it ran none.
+
+    Gunicorn runs a file (`-c path`, or ./gunicorn.conf.py) as the module `__config__` and
+    a `-c python:module` as that module, then keeps only the names that are its settings.
+    """
+    location = str(getattr(cfg, "config", None) or "")
+    module = sys.modules.get(
+        location[len("python:"):] if location.startswith("python:") else "__config__")
+    return vars(module) if module is not None else {}
+
+
+def _unknown(names: set[str], known: Mapping[str, object]) -> str:
+    """`a, b` with a `did you mean` for a name close to a known one."""
+    parts = []
+    for name in sorted(names):
+        close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.75)
+        parts.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    return ", ".join(parts)
+
+
+def resolve_sources(explicit: Mapping[str, object], cfg: Any,
+                    environ: Mapping[str, str] = os.environ,
+                    config_file: Mapping[str, object] | None = None) -> dict[str, Resolved]:
+    """Each option's value and origin. In order of precedence: `configure(...)` or the same
+    name at the top level of the config file (both in the config file: set twice, they must
+    agree), `GAW_*`, the Gunicorn setting it follows, the default. A top-level name that is
+    a Gunicorn setting too (`root_path` since Gunicorn 24) is Gunicorn's, which ours follows.
 
     Raises ConfigError naming the option and the fix for an unknown or invalid one.
     """
     unknown = set(explicit) - set(OPTIONS_BY_NAME)
     if unknown:
         raise ConfigError(
-            f"unknown gaw option(s) {', '.join(sorted(unknown))}; known: "
+            f"unknown gaw option(s) {_unknown(unknown, OPTIONS_BY_NAME)}; known: "
             f"{', '.join(OPTIONS_BY_NAME)}")
-    known_env = {o.env for o in OPTIONS}
-    stray = sorted(k for k in environ if k.startswith("GAW_") and k not in known_env
-                   and not k.startswith("GAW_TEST_"))
+    known_env = {o.env: o for o in OPTIONS}
+    stray = {k for k in environ if k.startswith("GAW_") and k not in known_env
+             and not k.startswith("GAW_TEST_")}
     if stray:
-        raise ConfigError(f"unknown environment variable(s) {', '.join(stray)}; known: "
-                          f"{', '.join(sorted(known_env))}")
-    values: dict[str, object] = {}
+        raise ConfigError(f"unknown environment variable(s) {_unknown(stray, known_env)}; "
+                          f"known: {', '.join(sorted(known_env))}")
+    settings = getattr(cfg, "settings", {})
+    in_file = {name: value for name, value in (config_file or {}).items()
+               if name in OPTIONS_BY_NAME and name not in settings}
+    resolved: dict[str, Resolved] = {}
     for option in OPTIONS:
         if option.name in explicit:
-            raw, source = explicit[option.name], f"configure({option.name}=...)"
+            raw, origin = explicit[option.name], "configure"
+        elif option.name in in_file:
+            raw, origin = in_file[option.name], "file"
         elif option.env in environ:
-            raw, source = environ[option.env], option.env
-        elif option.gunicorn_setting and option.gunicorn_setting in getattr(cfg, "settings", {}):
-            raw, source = cfg.settings[option.gunicorn_setting].get(), option.gunicorn_setting
+            raw, origin = environ[option.env], "env"
+        elif option.gunicorn_setting and option.gunicorn_setting in settings:
+            raw, origin = settings[option.gunicorn_setting].get(), "gunicorn"
         else:
-            raw, source = option.default, option.name
-        values[option.name] = option.type(source, raw)
-    return values
+            raw, origin = option.default, "default"
+        value = option.type(source_name(option, origin), raw)
+        if origin == "configure" and option.name in in_file:
+            other = option.type(source_name(option, "file"), in_file[option.name])
+            if other != value:
+                raise ConfigError(
+                    f"{option.name} is set twice in the config file, as {option.name} = "
+                    f"{in_file[option.name]!r} and in configure({option.name}={raw!r}): "
+                    "keep one")
+        resolved[option.name] = Resolved(value, origin)
+    return resolved
+
+
+def resolve_options(explicit: Mapping[str, object], cfg: Any,
+                    environ: Mapping[str, str] = os.environ,
+                    config_file: Mapping[str, object] | None = None) -> dict[str, object]:
+    """Our options' values, as `resolve_sources` finds them."""
+    return {name: r.value
+            for name, r in resolve_sources(explicit, cfg, environ, config_file).items()}
 
 
 class TrustedPeers:
@@ -303,8 +373,9 @@ class ServerConfig:
 
     @classmethod
     def from_gunicorn(cls, cfg: Any, log: Any, options: Mapping[str, object],
-                      max_requests: int) -> ServerConfig:
-        values = resolve_options(options, cfg)
+                      max_requests: int,
+                      config_file: Mapping[str, object] | None = None) -> ServerConfig:
+        values = resolve_options(options, cfg, config_file=config_file)
         line = cfg.limit_request_line
         # As Gunicorn: 0 is unlimited (capped at 1 MiB, as its fast parser caps it), a
         # negative or larger value is 8190.

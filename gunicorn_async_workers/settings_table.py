@@ -369,11 +369,15 @@ def render() -> str:
     return "\n".join([
         BEGIN, "", render_gunicorn_tables(), "", "#### Our own options", "",
         "Set in `gunicorn.conf.py` with `worker_class = UvloopWorker.configure(name=value)` "
-        "or with the `GAW_<NAME>` environment variable; precedence: `configure(...)`, then "
-        "the environment, then the Gunicorn setting named in *default*, then the default. "
-        "An unknown or invalid option stops the worker at boot with a one-line error naming "
-        "it and its allowed values, and Gunicorn's boot-error code, so the arbiter halts "
-        "instead of respawning.", "", render_options_table(), "", END])
+        "or a top-level `name = value` (where Gunicorn has no setting of that name), or "
+        "with the `GAW_<NAME>` environment variable; precedence: the config file (set both "
+        "ways there, they must agree), then the environment, then the Gunicorn setting "
+        "named in *default*, then the default. An option you set that overrides a Gunicorn "
+        "setting you also set wins, with a warning at boot. An unknown or invalid option "
+        "stops Gunicorn before it starts any worker, with a one-line error naming it and "
+        "its allowed values and Gunicorn's boot-error code (3); `gunicorn --check-config` "
+        "fails the same way when the config file calls `configure(...)`.", "",
+        render_options_table(), "", END])
 
 
 def replace_block(page: str, block: str) -> str:

@@ -20,7 +20,8 @@ from gunicorn.workers.base import Worker
 
 from .asgi.app import load_app
 from .asgi.lifespan import Lifespan, LifespanFailed
-from .config import ConfigError, ServerConfig
+from .boot_check import check_at_boot
+from .config import ConfigError, ServerConfig, config_file_names, resolve_options
 from .http.parsers import H11Parser, HttptoolsParser, ParserAdapter
 from .server import Server
 
@@ -58,6 +59,17 @@ def _retrieve_exception(task: asyncio.Future[Any]) -> None:
         task.exception()
 
 
+def _remove_own_pidfile(cfg: Any) -> None:
+    """The arbiter wrote its pidfile before calling check_config; one that stops there
+    removes it, as a halting arbiter does."""
+    path = getattr(cfg, "pidfile", None)
+    if not path:
+        return
+    with contextlib.suppress(OSError, ValueError), open(path) as f:
+        if int(f.read().strip() or 0) == os.getpid():
+            os.unlink(path)
+
+
 class AsyncWorkerBase(Worker):
     """The contract with Gunicorn's arbiter, shared by every worker class of ours."""
 
@@ -83,12 +95,38 @@ class AsyncWorkerBase(Worker):
     def configure(cls, **options: object) -> type[AsyncWorkerBase]:
         """This worker class with our own options set, for `worker_class = ...`.
 
-        The options are checked when a worker boots; an unknown or invalid one stops it
-        with a one-line error and Gunicorn's boot-error code.
+        The options (and the `GAW_*` variables) are checked here, so that the config file
+        fails on the line that names a wrong one, under `gunicorn --check-config` too: an
+        unknown or invalid one prints one line on stderr and exits with Gunicorn's
+        boot-error code (3).
         """
         merged = {**cls.options, **options}
+        try:
+            resolve_options(merged, None)
+        except ConfigError as exc:
+            print(f"Error: gunicorn-async-workers: {exc}", file=sys.stderr, flush=True)
+            raise SystemExit(WORKER_BOOT_ERROR) from None
         return type(cls.__name__, (cls,), {"options": merged, "__module__": cls.__module__,
                                            "__qualname__": cls.__qualname__})
+
+    @classmethod
+    def check_config(cls, cfg: Any, log: Any) -> None:
+        """Gunicorn's arbiter calls this once, after binding and before forking any worker.
+
+        A configuration no worker could boot with stops the arbiter here with one line and
+        exit code 3, whatever the number of workers, instead of each worker failing in turn.
+        (`gunicorn --check-config` does not call it: it only imports the app, so there our
+        options are checked by `configure(...)` in the config file.)
+        """
+        try:
+            cls.check_class_settings(cfg)
+            warnings = check_at_boot(cls.options, cfg, config_file_names(cfg))
+        except ConfigError as exc:
+            log.error("gunicorn-async-workers: %s", exc)
+            _remove_own_pidfile(cfg)
+            raise SystemExit(WORKER_BOOT_ERROR) from None
+        for line in warnings:
+            log.warning("gunicorn-async-workers: %s", line)
 
     # -- boot ----------------------------------------------------------------------------
     def init_process(self) -> None:
@@ -121,33 +159,37 @@ class AsyncWorkerBase(Worker):
             raise SystemExit(WORKER_BOOT_ERROR)  # no arbiter came to stop us
         raise SystemExit(0)  # stopped by the halting arbiter, which has the exit code
 
-    def check_class_settings(self) -> None:
+    @classmethod
+    def check_class_settings(cls, cfg: Any) -> None:
         """Gunicorn's `asgi_loop` and `http_parser` (24+ and 25+), where the user set them,
         must agree with this class: each class has one loop and one parser."""
-        name = f"gaw.{type(self).__name__}"
-        loop = getattr(self.cfg, "asgi_loop", "auto")
-        if loop not in ("auto", type(self).loop_name):
+        name = f"gaw.{cls.__name__}"
+        loop = getattr(cfg, "asgi_loop", "auto")
+        if loop not in ("auto", cls.loop_name):
             better = {"uvloop": "gaw.UvloopWorker", "asyncio": "gaw.AsyncioWorker"}.get(loop)
-            self._boot_error(
-                f"asgi_loop = {loop!r} contradicts {name}, which runs {type(self).loop_name}: "
+            raise ConfigError(
+                f"asgi_loop = {loop!r} contradicts {name}, which runs {cls.loop_name}: "
                 f"use -k {better} or remove asgi_loop" if better else
                 f"asgi_loop = {loop!r} is not a loop our workers have (auto, uvloop, asyncio)")
-        parser = getattr(self.cfg, "http_parser", "auto")
-        if parser not in ("auto", type(self).parser_kind):
+        parser = getattr(cfg, "http_parser", "auto")
+        if parser not in ("auto", cls.parser_kind):
             better = {"python": "gaw.H11Worker", "fast": "gaw.UvloopWorker"}.get(parser)
             what = {"fast": "httptools (compiled)", "python": "h11 (pure Python)"}[
-                type(self).parser_kind]
-            self._boot_error(
+                cls.parser_kind]
+            raise ConfigError(
                 f"http_parser = {parser!r} contradicts {name}, whose parser is {what}: "
                 f"use -k {better} or remove http_parser" if better else
                 f"http_parser = {parser!r} is not a parser kind our workers have "
                 "(auto, fast, python)")
 
     def load_wsgi(self) -> None:
-        self.check_class_settings()
+        # Checked by the arbiter already (check_config); again here for a configuration
+        # reloaded by SIGHUP, which Gunicorn does not check before forking.
         try:
+            type(self).check_class_settings(self.cfg)
             self.config = ServerConfig.from_gunicorn(
-                self.cfg, self.log, self.options, self.max_requests)
+                self.cfg, self.log, self.options, self.max_requests,
+                config_file_names(self.cfg))
         except ConfigError as exc:
             self._boot_error(str(exc))
         super().load_wsgi()

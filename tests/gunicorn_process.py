@@ -106,7 +106,7 @@ class GunicornProcess:
     def __init__(self, app: str, worker_class: str, *, bind: str = "127.0.0.1:0",
                  workers: int = 1, settings: dict[str, object] | None = None,
                  config_text: str = "", env: dict[str, str] | None = None,
-                 loglevel: str = "info") -> None:
+                 loglevel: str = "info", args: list[str] | None = None) -> None:
         self.app = app
         self.worker_class = worker_class
         self.bind = bind
@@ -115,6 +115,7 @@ class GunicornProcess:
         self.config_text = config_text
         self.extra_env = dict(env or {})
         self.loglevel = loglevel
+        self.args = list(args or [])  # command-line options, after `-c gunicorn.conf.py`
         self.dir = Path(tempfile.mkdtemp(prefix="gaw-test-"))
         self.errorlog = self.dir / "error.log"
         self.output = self.dir / "output.log"
@@ -150,7 +151,7 @@ class GunicornProcess:
         env.update(self.extra_env)
         out = open(self.output, "wb")  # noqa: SIM115 - handed to the child
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", str(conf), self.app],
+            [sys.executable, "-m", "gunicorn", "-c", str(conf), *self.args, self.app],
             cwd=str(self.dir), env=env, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )

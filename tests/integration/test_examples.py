@@ -11,7 +11,7 @@ import sys
 import httpx
 import pytest
 from gunicorn.config import Config
-from gunicorn_process import REPO, GunicornProcess
+from gunicorn_process import GUNICORN_SETTINGS, REPO, GunicornProcess
 from websockets.asyncio.client import connect
 
 from gunicorn_async_workers.config import OPTIONS, resolve_options
@@ -85,17 +85,40 @@ def test_example_gunicorn_conf(gunicorn) -> None:
     assert "Using worker: " in server.logs()
 
 
-def test_example_gunicorn_conf_sets_every_option() -> None:
-    """Every option in OPTIONS is named in the file, set through configure(), and valid."""
+def test_example_gunicorn_conf_shows_every_option_and_shadows_no_gunicorn_setting() -> None:
+    """Every option in OPTIONS is named in the file; configure() sets each one that has no
+    Gunicorn setting of its own (at the value a worker has without it), and none that has,
+    so a Gunicorn setting given on the command line is not overridden behind its back."""
     text = EXAMPLE_CONF.read_text()
     missing = [o.name for o in OPTIONS if f"{o.name}=" not in text]
     assert not missing, f"examples/gunicorn.conf.py does not show {missing}"
     namespace = runpy.run_path(str(EXAMPLE_CONF))
     options = namespace["worker_class"].options
-    assert sorted(options) == sorted(o.name for o in OPTIONS)
+    assert sorted(options) == sorted(o.name for o in OPTIONS if not o.gunicorn_setting)
+    assert not {o.name for o in OPTIONS} & set(namespace), "a top-level option name"
     # Each is shown at the value a worker would have without it (and so is valid).
     assert resolve_options(options, Config(), environ={}) == resolve_options(
         {}, Config(), environ={})
+
+
+@pytest.mark.skipif("root_path" not in GUNICORN_SETTINGS,
+                    reason="this Gunicorn has no root_path setting (--root-path)")
+def test_example_gunicorn_conf_leaves_root_path_to_the_command_line(
+        gunicorn, worker_class: str) -> None:
+    """`--root-path /api` with the example config reaches the app, and nothing warns."""
+    module, name = worker_class.rsplit(".", 1)
+    server = gunicorn(
+        "apps.http_behaviour:app",
+        # The example as written, then its options on the class under test.
+        config_text=(f"exec(compile(open({str(EXAMPLE_CONF)!r}).read(), 'gunicorn.conf.py', "
+                     f"'exec'))\nfrom {module} import {name} as _Class\n"
+                     "worker_class = _Class.configure(**worker_class.options)\n"),
+        env={"BIND": "127.0.0.1:0", "WEB_CONCURRENCY": "1"},
+        args=["--root-path", "/api"],
+    )
+    scope = httpx.get(server.url + "/api/scope", timeout=10).json()
+    assert scope["root_path"] == "/api"
+    assert "gunicorn-async-workers:" not in server.logs()
 
 
 def test_example_gunicorn_conf_passes_check_config() -> None:

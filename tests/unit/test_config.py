@@ -377,7 +377,20 @@ def test_configure_returns_a_subclass() -> None:
     assert configured.options == {**before, "lifespan": "off"}
 
 
-def test_configure_does_not_validate_until_boot() -> None:
-    configured = UvloopWorker.configure(nonsense=1)
-    with pytest.raises(ConfigError, match="nonsense"):
-        resolve_options(configured.options, Config(), {})
+@pytest.mark.parametrize(("options", "env", "expected"), [
+    ({"max_bodysize": 1}, {}, "unknown gaw option(s) max_bodysize (did you mean max_body_size?)"),
+    ({"body_timeout": -1}, {}, "configure(body_timeout=...) must be a number of at least 0"),
+    ({}, {"GAW_MAX_BODY_SIZE": "abc"}, "GAW_MAX_BODY_SIZE must be an integer of at least 0"),
+])
+def test_configure_stops_on_a_bad_option(
+        options: dict[str, object], env: dict[str, str], expected: str,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Checked where the config file calls it (so under --check-config too): one line on
+    stderr and Gunicorn's boot-error code, which a config file's SystemExit passes through."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as info:
+        UvloopWorker.configure(**options)
+    assert info.value.code == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and expected in err, err

@@ -163,6 +163,10 @@ OPTIONS: tuple[Option, ...] = (
            "Largest request body in bytes (0: no limit). A larger `Content-Length`, or "
            "chunk sizes adding up to more, get 413 and a closed connection; the app is not "
            "called when the excess is known before it runs."),
+    Option("require_host", Boolean(), True,
+           "Refuse (400) an HTTP/1.1 request without a `Host` header, as RFC 9112 3.2 "
+           "requires. `false` accepts it, as Gunicorn's own workers do, for old clients "
+           "that leave it out."),
     Option("shutdown_idle_grace", Number(0), 0.25,
            "On graceful shutdown, seconds an idle keep-alive connection must stay idle "
            "before it is closed (a request arriving first is answered with "
@@ -362,6 +366,7 @@ class ServerConfig:
     header_timeout: float
     body_timeout: float
     max_body_size: int
+    require_host: bool
     shutdown_idle_grace: float
     server_header: bytes
     access_log: bool
@@ -426,6 +431,7 @@ class ServerConfig:
             header_timeout=float(values["header_timeout"]),  # type: ignore[arg-type]
             body_timeout=float(values["body_timeout"]),  # type: ignore[arg-type]
             max_body_size=int(values["max_body_size"]),  # type: ignore[call-overload]
+            require_host=bool(values["require_host"]),
             shutdown_idle_grace=float(values["shutdown_idle_grace"]),  # type: ignore[arg-type]
             server_header=str(values["server_header"]).encode("latin-1"),
             access_log=bool(access),

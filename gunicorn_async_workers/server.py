@@ -61,6 +61,7 @@ class Server:
             permit_unconventional_method=config.permit_unconventional_method,
             casefold_method=config.casefold_method,
             max_body_size=config.max_body_size,
+            require_host=config.require_host,
         )
         self.cycle_class = RequestCycle
         self.websocket_class: Any = WebSocketSession

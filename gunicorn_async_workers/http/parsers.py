@@ -100,6 +100,7 @@ class HeadPolicy:
         "casefold_method",
         "max_head_bytes",
         "permit_unconventional_method",
+        "require_host",
         "scheme_headers",
         "watch_trusted",
         "watch_untrusted",
@@ -118,8 +119,10 @@ class HeadPolicy:
         permit_unconventional_method: bool = False,
         casefold_method: bool = False,
         max_body_size: int = 0,
+        require_host: bool = False,
     ) -> None:
         self.lenient_headers = lenient_headers
+        self.require_host = require_host
         self.permit_unconventional_method = permit_unconventional_method
         self.casefold_method = casefold_method
         self.max_body_size = max_body_size
@@ -239,8 +242,8 @@ class ParserAdapter:
     def finish_head(self) -> None:
         """Checks that need the whole head (RFC 9112 sections 3.2, 6.1 and 6.3).
 
-        A missing Host is accepted, as Gunicorn's own parser accepts it (the shared
-        conformance corpus has such requests as valid); a repeated Host is refused.
+        An HTTP/1.1 request without Host is refused unless `require_host` is off (Gunicorn
+        accepts it, and its corpus lists such requests as valid); a repeated Host is refused.
         """
         codings = self.codings
         if codings is not None:
@@ -263,6 +266,9 @@ class ParserAdapter:
             self.expect_continue = False  # RFC 9110 10.1.1: ignored in HTTP/1.0
         elif self.http_version != "1.1":
             raise BadRequest(f"unsupported HTTP version {self.http_version}")
+        elif self.host is None and self.policy.require_host:
+            raise BadRequest("an HTTP/1.1 request without Host (RFC 9112 3.2; the "
+                             "require_host option accepts it)")
         target = self.target
         if target[:1] == b"/":
             if self.method == "CONNECT":
@@ -560,8 +566,9 @@ class HttptoolsParser(ParserAdapter):
             for name, value in self.headers:
                 if name == _UPGRADE:
                     self.upgrade = value
-        if self._policed or self.target[:1] != b"/" or self.http_version != "1.1":
-            self.finish_head()  # the common GET with an origin-form target needs none of it
+        if (self._policed or self.target[:1] != b"/" or self.http_version != "1.1"
+                or self.host is None):
+            self.finish_head()  # the common GET with Host and an origin-form target needs none
         if self.chunked:
             self.decoder = ChunkedDecoder(self.on_body, policy.limit_fields, policy.max_body_size)
         elif self.content_length:

@@ -188,11 +188,17 @@ def test_rfc9112_server_requirement(server: GunicornProcess, case: str) -> None:
     assert_refused(server, raw, statuses)
 
 
-def test_http11_without_host_accepted_as_gunicorn_does(server: GunicornProcess) -> None:
-    """A deliberate difference from RFC 9112 3.2 (which asks for 400): Gunicorn's own parser
-    accepts an HTTP/1.1 request without Host, and the shared conformance corpus lists such
-    requests (valid/018, valid/100, ...) as valid, so users moving from Gunicorn keep them
-    working. A repeated Host is still refused (`two_host_fields`)."""
+def test_http11_without_host_refused(server: GunicornProcess) -> None:
+    """RFC 9112 3.2: "A server MUST respond with a 400 (Bad Request) status code to any
+    HTTP/1.1 request message that lacks a Host header field". HTTP/1.0 needs none."""
+    assert_refused(server, request(b"GET /echo HTTP/1.1", b"X-A: b"), {400})
+    resp, _ = exchange(server, request(b"GET /echo HTTP/1.0", b"X-A: b"))
+    assert resp.status == 200
+
+
+def test_http11_without_host_accepted_with_require_host_off(gunicorn: object) -> None:
+    """`require_host = false` accepts it, as Gunicorn's own workers do, for old clients."""
+    server = gunicorn(APP, env={"GAW_REQUIRE_HOST": "false"})  # type: ignore[operator]
     resp, _ = exchange(server, request(b"GET /echo HTTP/1.1", b"X-A: b", b"Connection: close"))
     assert resp.status == 200
 

@@ -43,11 +43,13 @@ class Events:
         self.seen.append("end")
 
 
-def outcome(parser_class: type[ParserAdapter], data: bytes) -> tuple[int, list[object]]:
+def outcome(parser_class: type[ParserAdapter], data: bytes,
+            require_host: bool = False) -> tuple[int, list[object]]:
     """(status of the refusal or 0, what the listener was told)."""
     policy = HeadPolicy(limit_line=4094, limit_fields=100, limit_field_size=8190,
                         scheme_headers={b"x-forwarded-proto": b"https"},
-                        forwarder_headers=frozenset(), header_map="refuse")
+                        forwarder_headers=frozenset(), header_map="refuse",
+                        require_host=require_host)
     events = Events()
     parser = parser_class(events, policy, trusted=True, scheme="http")
     try:
@@ -99,6 +101,20 @@ def test_both_parsers_judge_any_content_length_alike(value: bytes, chunked: bool
     assert (httptools_status, httptools_events) == (h11_status, h11_events), value[:40]
     too_big = int(value) > (1 << 64) - 1 if len(value.lstrip(b"0")) < 4000 else True
     assert h11_status == (400 if chunked or too_big else 0)
+
+
+@pytest.mark.parametrize("data", [
+    b"GET / HTTP/1.1\r\n\r\n",
+    b"GET /x?y HTTP/1.1\r\nX-A: b\r\n\r\n",
+    b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nok",
+    b"GET http://example.com/ HTTP/1.1\r\n\r\n",
+])
+def test_http11_without_host_is_refused_by_both_unless_allowed(data: bytes) -> None:
+    for parser_class in (HttptoolsParser, H11Parser):
+        assert outcome(parser_class, data, require_host=True)[0] == 400, parser_class
+        assert outcome(parser_class, data, require_host=False)[0] == 0, parser_class
+        with_host = data.replace(b"\r\n", b"\r\nHost: x\r\n", 1)
+        assert outcome(parser_class, with_host, require_host=True)[0] == 0, parser_class
 
 
 def test_difference_absolute_form_scheme_with_digits() -> None:

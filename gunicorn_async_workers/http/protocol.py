@@ -10,6 +10,7 @@ with `on_response_complete`.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,9 @@ if TYPE_CHECKING:
 
 # Requests parsed ahead of the one being answered before the protocol stops reading.
 MAX_PIPELINE = 16
+# `idle_since` while a response is still leaving the write buffer: the idle clock starts at
+# the first check that finds the buffer empty (never earlier than the last byte left).
+FLUSHING = math.inf
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -36,6 +40,7 @@ class HttpProtocol(asyncio.Protocol):
         "eof",
         "extensions",
         "idle_since",
+        "kept_alive",
         "loop",
         "lost",
         "parser",
@@ -67,7 +72,12 @@ class HttpProtocol(asyncio.Protocol):
         self.read_paused = False
         self.write_paused = False
         self.drain_waiter: asyncio.Future[None] | None = None
-        self.idle_since = server.now
+        # When the connection last became idle (made, or its last response left the write
+        # buffer), in the loop's clock; FLUSHING while a response is still leaving.
+        self.idle_since = 0.0
+        # Whether a response has been answered with the connection kept open: before that
+        # the wait for a request is `header_timeout`'s, after it `keepalive`'s.
+        self.kept_alive = False
         self.client: tuple[str, int] | None = None
         self.sockname: tuple[str, int | None] | None = None
         # Bytes held while a PROXY protocol header may still be arriving; None when done.
@@ -84,6 +94,7 @@ class HttpProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         server = self.server
         self.transport = transport
+        self.idle_since = self.loop.time()
         server.connections.add(self)
         peer = transport.get_extra_info("peername")
         sock = transport.get_extra_info("sockname")
@@ -285,7 +296,11 @@ class HttpProtocol(asyncio.Protocol):
             cycle.body = []
             cycle.body_read = 0
         self.cycle = None
-        self.idle_since = self.server.now
+        # Keep-alive time is counted from when the response's last byte has left the write
+        # buffer: now, or (FLUSHING) at the first tick that finds the buffer empty.
+        self.idle_since = (FLUSHING if self.transport.get_write_buffer_size()
+                           else self.loop.time())
+        self.kept_alive = True
         if self.write_paused:
             return  # the client is not reading: what comes next waits for resume_writing
         if self.pending_error is not None or self.pipeline or self.eof:
@@ -390,22 +405,44 @@ class HttpProtocol(asyncio.Protocol):
         return (self.cycle is None and self.parsing is None and not self.pipeline
                 and (parser is None or not parser.partial()))
 
+    def idle_time(self, now: float) -> float:
+        """Seconds this connection has waited for a request with nothing left to send.
+
+        The clock starts no earlier than the last response's last byte left the write
+        buffer: while bytes remain it reads 0, and it starts at the first check (a tick)
+        that finds the buffer empty.
+        """
+        if self.transport.get_write_buffer_size():
+            self.idle_since = FLUSHING
+            return 0.0
+        if self.idle_since == FLUSHING:
+            self.idle_since = now
+        return now - self.idle_since
+
     def check_timeouts(self, now: float) -> None:
+        """Close what has waited its configured time: a request head (`header_timeout`,
+        also for a connection's first request and a PROXY header), the next request on a
+        kept-alive connection (`keepalive`), a request body (`body_timeout`).
+
+        Each limit is a minimum: the tick closes a connection in [limit, limit + tick].
+        """
         if self.websocket is not None:
             self.websocket.reader.shrink_idle()
         parsing = self.parsing
         if parsing is not None and not self.closing and self.websocket is None:
             self._check_body_time(parsing, now)
             return
-        if self.cycle is not None or self.closing:
+        if (self.cycle is not None or self.closing or self.pipeline
+                or self.pending_error is not None):
             return
+        waited = self.idle_time(now)
         parser = self.parser
         config = self.server.config
         if parser is not None and parser.partial():
-            if now - self.idle_since > config.header_timeout:
+            if waited >= config.header_timeout:
                 self.server.log.debug("request head from %s timed out", self.client)
                 self.abort()
-        elif now - self.idle_since >= config.keepalive:
+        elif waited >= (config.keepalive if self.kept_alive else config.header_timeout):
             self.close()
 
     def _check_body_time(self, parsing: Any, now: float) -> None:

@@ -10,7 +10,11 @@ with `on_response_complete`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import math
+import struct
+import termios
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +30,24 @@ MAX_PIPELINE = 16
 # `idle_since` while a response is still leaving the write buffer: the idle clock starts at
 # the first check that finds the buffer empty (never earlier than the last byte left).
 FLUSHING = math.inf
+# The ioctl that tells how many bytes of a TCP socket's send queue its peer has not yet
+# acknowledged (Linux's SIOCOUTQ); None where the platform has none.
+_OUTQ: int | None = getattr(termios, "TIOCOUTQ", None)
+_INT = struct.Struct("i")
+
+
+def unacknowledged(transport: Any) -> int:
+    """Bytes the kernel still holds for a transport's peer (0 where it cannot tell).
+
+    A response that left the transport's buffer may still sit in the kernel's, megabytes of
+    it on loopback, while a slow client reads it: that connection is not idle yet.
+    """
+    sock = transport.get_extra_info("socket")
+    if _OUTQ is None or sock is None:
+        return 0
+    with contextlib.suppress(OSError, ValueError):
+        return int(_INT.unpack(fcntl.ioctl(sock.fileno(), _OUTQ, bytes(4)))[0])
+    return 0
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -36,6 +58,7 @@ class HttpProtocol(asyncio.Protocol):
         "client",
         "closing",
         "cycle",
+        "delivered",
         "drain_waiter",
         "eof",
         "extensions",
@@ -78,6 +101,9 @@ class HttpProtocol(asyncio.Protocol):
         # Whether a response has been answered with the connection kept open: before that
         # the wait for a request is `header_timeout`'s, after it `keepalive`'s.
         self.kept_alive = False
+        # Whether a tick has found the last response wholly delivered (nothing in the write
+        # buffer nor unacknowledged in the kernel's); until then each tick asks again.
+        self.delivered = True
         self.client: tuple[str, int] | None = None
         self.sockname: tuple[str, int | None] | None = None
         # Bytes held while a PROXY protocol header may still be arriving; None when done.
@@ -301,6 +327,7 @@ class HttpProtocol(asyncio.Protocol):
         self.idle_since = (FLUSHING if self.transport.get_write_buffer_size()
                            else self.loop.time())
         self.kept_alive = True
+        self.delivered = False
         if self.write_paused:
             return  # the client is not reading: what comes next waits for resume_writing
         if self.pending_error is not None or self.pipeline or self.eof:
@@ -409,14 +436,17 @@ class HttpProtocol(asyncio.Protocol):
         """Seconds this connection has waited for a request with nothing left to send.
 
         The clock starts no earlier than the last response's last byte left the write
-        buffer: while bytes remain it reads 0, and it starts at the first check (a tick)
-        that finds the buffer empty.
+        buffer. While bytes remain, in the transport's buffer or unacknowledged in the
+        kernel's (a client still reading), it reads 0, and it starts at the first check (a
+        tick) that finds both empty.
         """
-        if self.transport.get_write_buffer_size():
-            self.idle_since = FLUSHING
-            return 0.0
-        if self.idle_since == FLUSHING:
-            self.idle_since = now
+        if not self.delivered:
+            if self.transport.get_write_buffer_size() or unacknowledged(self.transport):
+                self.idle_since = FLUSHING
+                return 0.0
+            self.delivered = True
+            if self.idle_since == FLUSHING:
+                self.idle_since = now
         return now - self.idle_since
 
     def check_timeouts(self, now: float) -> None:

@@ -59,6 +59,7 @@ class HttpProtocol(asyncio.Protocol):
         "closing",
         "cycle",
         "delivered",
+        "undelivered",
         "drain_waiter",
         "eof",
         "extensions",
@@ -102,8 +103,10 @@ class HttpProtocol(asyncio.Protocol):
         # the wait for a request is `header_timeout`'s, after it `keepalive`'s.
         self.kept_alive = False
         # Whether a tick has found the last response wholly delivered (nothing in the write
-        # buffer nor unacknowledged in the kernel's); until then each tick asks again.
+        # buffer nor unacknowledged in the kernel's); until then each tick asks again, and
+        # `undelivered` holds what it found, to tell a client that reads from one that stalls.
         self.delivered = True
+        self.undelivered = 0
         self.client: tuple[str, int] | None = None
         self.sockname: tuple[str, int | None] | None = None
         # Bytes held while a PROXY protocol header may still be arriving; None when done.
@@ -433,20 +436,26 @@ class HttpProtocol(asyncio.Protocol):
                 and (parser is None or not parser.partial()))
 
     def idle_time(self, now: float) -> float:
-        """Seconds this connection has waited for a request with nothing left to send.
+        """Seconds this connection has waited for a request with nothing left to send, or
+        with its client no longer reading what is left.
 
         The clock starts no earlier than the last response's last byte left the write
         buffer. While bytes remain, in the transport's buffer or unacknowledged in the
-        kernel's (a client still reading), it reads 0, and it starts at the first check (a
-        tick) that finds both empty.
+        kernel's, the clock restarts at every check (a tick) that finds the client has read
+        some of them, and once more at the first that finds none left: a slow reader is
+        not idle, one that stopped reading is.
         """
         if not self.delivered:
-            if self.transport.get_write_buffer_size() or unacknowledged(self.transport):
-                self.idle_since = FLUSHING
-                return 0.0
-            self.delivered = True
-            if self.idle_since == FLUSHING:
-                self.idle_since = now
+            pending = self.transport.get_write_buffer_size() + unacknowledged(self.transport)
+            if pending:
+                if pending != self.undelivered:  # the client read some (or a first look)
+                    self.undelivered = pending
+                    self.idle_since = now
+            else:
+                self.delivered = True
+                if self.undelivered or self.idle_since == FLUSHING:
+                    self.idle_since = now
+                self.undelivered = 0
         return now - self.idle_since
 
     def check_timeouts(self, now: float) -> None:

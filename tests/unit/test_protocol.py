@@ -466,7 +466,7 @@ def test_idle_clock_restarts_when_a_response_completes() -> None:
 
 
 def test_idle_clock_starts_when_the_response_has_left_the_write_buffer() -> None:
-    """While a slow client still has bytes to read the connection is not idle; the clock
+    """While a slow client still reads the response the connection is not idle; the clock
     starts at the first check that finds the write buffer empty."""
     async def test() -> None:
         conn = Connection(echo_app([]), keepalive=1)
@@ -476,6 +476,7 @@ def test_idle_clock_starts_when_the_response_has_left_the_write_buffer() -> None
         await settle()
         start = conn.loop.time()
         for later in (5, 50, 500):
+            transport.buffered -= 1000  # the client reads a little between ticks
             protocol.check_timeouts(start + later)
             assert not transport.closed
         transport.buffered = 0
@@ -483,6 +484,25 @@ def test_idle_clock_starts_when_the_response_has_left_the_write_buffer() -> None
         protocol.check_timeouts(start + 600.99)
         assert not transport.closed
         protocol.check_timeouts(start + 601)
+        assert transport.closed
+        await settle()
+
+    run(test)
+
+
+def test_client_that_stops_reading_is_idle() -> None:
+    """Bytes left unread for keepalive seconds do not keep a connection open forever."""
+    async def test() -> None:
+        conn = Connection(echo_app([]), keepalive=1)
+        protocol, transport = conn.protocol, conn.transport
+        transport.buffered = 1 << 20
+        conn.feed(GET)
+        await settle()
+        start = conn.loop.time()
+        protocol.check_timeouts(start + 5)  # the first look: the clock restarts here
+        protocol.check_timeouts(start + 5.99)
+        assert not transport.closed
+        protocol.check_timeouts(start + 6)  # nothing read for a whole keepalive
         assert transport.closed
         await settle()
 

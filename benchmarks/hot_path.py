@@ -47,6 +47,9 @@ class MemoryTransport(asyncio.Transport):
     def is_closing(self) -> bool:
         return self.closed
 
+    def get_write_buffer_size(self) -> int:
+        return 0  # every write "leaves" at once
+
     def close(self) -> None:
         self.closed = True
 

@@ -153,7 +153,8 @@ OPTIONS: tuple[Option, ...] = (
            "The ASGI `root_path` (the app's mount point behind a proxy), for Gunicorn "
            "versions without the setting.", gunicorn_setting="root_path"),
     Option("header_timeout", Number(0.1), 30.0,
-           "Seconds a client may take to send a complete request head."),
+           "Seconds a client may take to send a complete request head; also how long a "
+           "new connection may wait for its first request (and PROXY header)."),
     Option("body_timeout", Number(0), 300.0,
            "Seconds a client may take to send a request body, counted while the worker "
            "reads it (not while the app's unread body holds reading back, nor before a "

@@ -1,10 +1,10 @@
 """Listening sockets to connections: accept with a concurrency cap, tick, and shut down.
 
 The server accepts on every socket the arbiter bound, stops accepting at
-`worker_connections` and resumes below it, keeps the Date header and the coarse clock fresh
-once a second, closes idle keep-alive connections, and ends either gracefully (finish what
-is in flight, close idle connections after a short grace, all by `graceful_timeout`) or
-quickly.
+`worker_connections` and resumes below it, keeps the Date header fresh and closes
+connections that waited their configured time at every tick (once a second at most), and
+ends either gracefully (finish what is in flight, close idle connections after a short
+grace, all by `graceful_timeout`) or quickly.
 """
 
 from __future__ import annotations
@@ -68,7 +68,6 @@ class Server:
         self.keep_alive_allowed = config.keepalive > 0
         self.state: dict[str, Any] = {}
         self.date = DateHeader(config.server_header)
-        self.now = loop.time()
         self.connections: set[HttpProtocol] = set()
         self.pending_accepts = 0
         self.listeners: list[socket.socket] = []
@@ -188,7 +187,9 @@ class Server:
 
     # -- once a second -------------------------------------------------------------------
     def tick(self) -> None:
-        self.now = now = self.loop.time()
+        """Refresh the Date header; close the connections whose time is up (each deadline
+        is `now >= start + limit`, so a tick may add to a limit, never take from it)."""
+        now = self.loop.time()
         self.date.refresh()
         for conn in list(self.connections):
             conn.check_timeouts(now)
@@ -205,9 +206,9 @@ class Server:
             if conn.websocket is not None:
                 conn.websocket.going_away()  # 1001; the app finishes as the peer answers
         while self.connections and loop.time() < deadline:
-            now = self.now = loop.time()
+            now = loop.time()
             for conn in list(self.connections):
-                if conn.is_idle() and now - conn.idle_since >= grace:
+                if conn.is_idle() and conn.idle_time(now) >= grace:
                     conn.close()
             await asyncio.sleep(DRAIN_POLL)
         if self.connections:

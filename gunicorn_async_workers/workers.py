@@ -306,7 +306,7 @@ class AsyncWorkerBase(Worker):
             server.serve_wsgi(base_environ(self.cfg, config.threads),
                               config.root_path or os.environ.get("SCRIPT_NAME", ""))
         server.listen([getattr(s, "sock", s) for s in self.sockets])
-        interval = max(0.1, min(1.0, self.timeout / 2))
+        interval = self.heartbeat_interval
         while self.alive:
             self.notify()
             if self.ppid != os.getppid():
@@ -328,6 +328,26 @@ class AsyncWorkerBase(Worker):
             await lifespan.shutdown(max(0.1, left - 0.2))
         finally:
             heartbeat.cancel()
+
+    @property
+    def heartbeat_interval(self) -> float:
+        """Seconds between heartbeats, which are also the server's ticks: half of
+        `timeout`, from 0.1 to 1."""
+        return max(0.1, min(1.0, self.timeout / 2))
+
+    def notify(self) -> None:
+        """Heartbeat, stamped as good until the next one is due.
+
+        The arbiter kills a worker whose heartbeat file is older than `timeout`. Stamped with
+        the time of the beat, a loop blocked just after one would be killed up to an interval
+        early; stamped `interval` ahead (in whatever clock Gunicorn's own `notify` uses: read
+        back from the file), a block is killed no earlier than `timeout` after it started,
+        and at most `interval` plus the arbiter's own check period later.
+        """
+        tmp = self.tmp
+        tmp.notify()
+        ahead = tmp.last_update() + self.heartbeat_interval
+        os.utime(tmp.fileno(), (ahead, ahead))
 
     async def _heartbeat(self, interval: float) -> None:
         while True:

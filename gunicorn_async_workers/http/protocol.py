@@ -10,6 +10,11 @@ with `on_response_complete`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
+import math
+import struct
+import termios
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -24,6 +29,27 @@ if TYPE_CHECKING:
 
 # Requests parsed ahead of the one being answered before the protocol stops reading.
 MAX_PIPELINE = 16
+# `idle_since` while a response is still leaving the write buffer: the idle clock starts at
+# the first check that finds the buffer empty (never earlier than the last byte left).
+FLUSHING = math.inf
+# The ioctl that tells how many bytes of a TCP socket's send queue its peer has not yet
+# acknowledged (Linux's SIOCOUTQ); None where the platform has none.
+_OUTQ: int | None = getattr(termios, "TIOCOUTQ", None)
+_INT = struct.Struct("i")
+
+
+def unacknowledged(transport: Any) -> int:
+    """Bytes the kernel still holds for a transport's peer (0 where it cannot tell).
+
+    A response that left the transport's buffer may still sit in the kernel's, megabytes of
+    it on loopback, while a slow client reads it: that connection is not idle yet.
+    """
+    sock = transport.get_extra_info("socket")
+    if _OUTQ is None or sock is None:
+        return 0
+    with contextlib.suppress(OSError, ValueError):
+        return int(_INT.unpack(fcntl.ioctl(sock.fileno(), _OUTQ, bytes(4)))[0])
+    return 0
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -34,10 +60,13 @@ class HttpProtocol(asyncio.Protocol):
         "client",
         "closing",
         "cycle",
+        "delivered",
+        "undelivered",
         "drain_waiter",
         "eof",
         "extensions",
         "idle_since",
+        "kept_alive",
         "loop",
         "lost",
         "parser",
@@ -70,7 +99,17 @@ class HttpProtocol(asyncio.Protocol):
         self.read_paused = False
         self.write_paused = False
         self.drain_waiter: asyncio.Future[None] | None = None
-        self.idle_since = server.now
+        # When the connection last became idle (made, or its last response left the write
+        # buffer), in the loop's clock; FLUSHING while a response is still leaving.
+        self.idle_since = 0.0
+        # Whether a response has been answered with the connection kept open: before that
+        # the wait for a request is `header_timeout`'s, after it `keepalive`'s.
+        self.kept_alive = False
+        # Whether a tick has found the last response wholly delivered (nothing in the write
+        # buffer nor unacknowledged in the kernel's); until then each tick asks again, and
+        # `undelivered` holds what it found, to tell a client that reads from one that stalls.
+        self.delivered = True
+        self.undelivered = 0
         self.client: tuple[str, int] | None = None
         self.sockname: tuple[str, int | None] | None = None
         # Bytes held while a PROXY protocol header may still be arriving; None when done.
@@ -90,6 +129,7 @@ class HttpProtocol(asyncio.Protocol):
         server = self.server
         self.transport = transport
         self.writelines_check = high_water_check(transport)
+        self.idle_since = self.loop.time()
         server.connections.add(self)
         peer = transport.get_extra_info("peername")
         sock = transport.get_extra_info("sockname")
@@ -291,7 +331,12 @@ class HttpProtocol(asyncio.Protocol):
             cycle.body = []
             cycle.body_read = 0
         self.cycle = None
-        self.idle_since = self.server.now
+        # Keep-alive time is counted from when the response's last byte has left the write
+        # buffer: now, or (FLUSHING) at the first tick that finds the buffer empty.
+        self.idle_since = (FLUSHING if self.transport.get_write_buffer_size()
+                           else self.loop.time())
+        self.kept_alive = True
+        self.delivered = False
         if self.write_paused:
             return  # the client is not reading: what comes next waits for resume_writing
         if self.pending_error is not None or self.pipeline or self.eof:
@@ -398,22 +443,53 @@ class HttpProtocol(asyncio.Protocol):
         return (self.cycle is None and self.parsing is None and not self.pipeline
                 and (parser is None or not parser.partial()))
 
+    def idle_time(self, now: float) -> float:
+        """Seconds this connection has waited for a request with nothing left to send, or
+        with its client no longer reading what is left.
+
+        The clock starts no earlier than the last response's last byte left the write
+        buffer. While bytes remain, in the transport's buffer or unacknowledged in the
+        kernel's, the clock restarts at every check (a tick) that finds the client has read
+        some of them, and once more at the first that finds none left: a slow reader is
+        not idle, one that stopped reading is.
+        """
+        if not self.delivered:
+            pending = self.transport.get_write_buffer_size() + unacknowledged(self.transport)
+            if pending:
+                if pending != self.undelivered:  # the client read some (or a first look)
+                    self.undelivered = pending
+                    self.idle_since = now
+            else:
+                self.delivered = True
+                if self.undelivered or self.idle_since == FLUSHING:
+                    self.idle_since = now
+                self.undelivered = 0
+        return now - self.idle_since
+
     def check_timeouts(self, now: float) -> None:
+        """Close what has waited its configured time: a request head (`header_timeout`,
+        also for a connection's first request and a PROXY header), the next request on a
+        kept-alive connection (`keepalive`), a request body (`body_timeout`).
+
+        Each limit is a minimum: the tick closes a connection in [limit, limit + tick].
+        """
         if self.websocket is not None:
             self.websocket.reader.shrink_idle()
         parsing = self.parsing
         if parsing is not None and not self.closing and self.websocket is None:
             self._check_body_time(parsing, now)
             return
-        if self.cycle is not None or self.closing:
+        if (self.cycle is not None or self.closing or self.pipeline
+                or self.pending_error is not None):
             return
+        waited = self.idle_time(now)
         parser = self.parser
         config = self.server.config
         if parser is not None and parser.partial():
-            if now - self.idle_since > config.header_timeout:
+            if waited >= config.header_timeout:
                 self.server.log.debug("request head from %s timed out", self.client)
                 self.abort()
-        elif now - self.idle_since >= config.keepalive:
+        elif waited >= (config.keepalive if self.kept_alive else config.header_timeout):
             self.close()
 
     def _check_body_time(self, parsing: Any, now: float) -> None:

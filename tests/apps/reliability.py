@@ -11,7 +11,8 @@ Routes of `app` (ASGI, with lifespan) and `wsgi_app` (WSGI):
                         ``ID <pid> <body length>`` with content-length
 - ``/pid``              the worker's pid
 - ``/big?size=N&piece=P``  N bytes (``b"x"``), content-length, sent in P-byte pieces
-- ``/block?s=N``        (ASGI) notes ``block``, then blocks the event loop for N seconds
+- ``/block?s=N``        (ASGI) notes ``block <time.monotonic()>``, then blocks the event loop
+                        for N seconds
 - ``/fault/<name>``     an app that breaks the protocol in one way (see `ASGI_FAULTS`,
                         `WSGI_FAULTS`); the worker must answer 500 or close, log one ERROR
                         line, and live on
@@ -152,7 +153,7 @@ async def http(scope: dict[str, Any], receive: Receive, send: Send) -> None:
             sent += len(data)
             await send({"type": _BODY, "body": data, "more_body": sent < size})
     elif path == "/block":
-        mark("block")
+        mark(f"block {time.monotonic():.6f}")  # the system-wide clock: tests compare it
         time.sleep(float(q.get("s", "10")))
         await respond(send, 200, pid())
     elif path.startswith("/fault/"):

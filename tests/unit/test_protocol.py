@@ -39,6 +39,7 @@ class MemoryTransport(asyncio.Transport):
         self.closed = False
         self.aborted = False
         self.reading = True
+        self.buffered = 0  # bytes a test says are still waiting to leave (a slow client)
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if self.closed:
@@ -51,6 +52,9 @@ class MemoryTransport(asyncio.Transport):
 
     def is_closing(self) -> bool:
         return self.closed
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
         self.protocol = protocol  # type: ignore[assignment]
@@ -431,14 +435,115 @@ def test_keep_alive_connection_closed_by_check_timeouts() -> None:
         protocol, server = conn.protocol, conn.server
         assert protocol.is_idle() and not conn.transport.closed
         protocol.idle_since = 1000.0
-        server.now = 1004.9
-        protocol.check_timeouts(server.now)
+        protocol.check_timeouts(1004.99)
         assert not conn.transport.closed
-        server.now = 1005.0
-        protocol.check_timeouts(server.now)
+        protocol.check_timeouts(1005.0)
         assert conn.transport.closed and not conn.transport.aborted
         await settle()
         assert protocol not in server.connections
+
+    run(test)
+
+
+def test_idle_clock_restarts_when_a_response_completes() -> None:
+    """A request that ran longer than keepalive is followed by a whole keepalive."""
+    async def test() -> None:
+        conn = Connection(echo_app([]), keepalive=2)
+        protocol = conn.protocol
+        protocol.idle_since -= 100  # the connection was made long ago
+        conn.feed(GET)
+        await settle()
+        done = conn.loop.time()
+        assert read_responses(conn.transport.output, [b"GET"])[0][0] == 200
+        assert done - 0.5 <= protocol.idle_since <= done
+        protocol.check_timeouts(protocol.idle_since + 1.99)
+        assert not conn.transport.closed
+        protocol.check_timeouts(protocol.idle_since + 2)
+        assert conn.transport.closed
+        await settle()
+
+    run(test)
+
+
+def test_idle_clock_starts_when_the_response_has_left_the_write_buffer() -> None:
+    """While a slow client still reads the response the connection is not idle; the clock
+    starts at the first check that finds the write buffer empty."""
+    async def test() -> None:
+        conn = Connection(echo_app([]), keepalive=1)
+        protocol, transport = conn.protocol, conn.transport
+        transport.buffered = 1 << 20  # the response is still leaving
+        conn.feed(GET)
+        await settle()
+        start = conn.loop.time()
+        for later in (5, 50, 500):
+            transport.buffered -= 1000  # the client reads a little between ticks
+            protocol.check_timeouts(start + later)
+            assert not transport.closed
+        transport.buffered = 0
+        protocol.check_timeouts(start + 600)  # the buffer is found empty: the clock starts
+        protocol.check_timeouts(start + 600.99)
+        assert not transport.closed
+        protocol.check_timeouts(start + 601)
+        assert transport.closed
+        await settle()
+
+    run(test)
+
+
+def test_client_that_stops_reading_is_idle() -> None:
+    """Bytes left unread for keepalive seconds do not keep a connection open forever."""
+    async def test() -> None:
+        conn = Connection(echo_app([]), keepalive=1)
+        protocol, transport = conn.protocol, conn.transport
+        transport.buffered = 1 << 20
+        conn.feed(GET)
+        await settle()
+        start = conn.loop.time()
+        protocol.check_timeouts(start + 5)  # the first look: the clock restarts here
+        protocol.check_timeouts(start + 5.99)
+        assert not transport.closed
+        protocol.check_timeouts(start + 6)  # nothing read for a whole keepalive
+        assert transport.closed
+        await settle()
+
+    run(test)
+
+
+@pytest.mark.parametrize("keepalive", [0, 1])
+def test_first_request_waits_header_timeout_not_keepalive(keepalive: int) -> None:
+    async def test() -> None:
+        conn = Connection(echo_app([]), keepalive=keepalive)
+        protocol = conn.protocol
+        timeout = conn.server.config.header_timeout
+        assert timeout > 2
+        protocol.check_timeouts(protocol.idle_since + timeout - 0.01)
+        assert not conn.transport.closed  # keepalive counts between requests only
+        conn.feed(GET)
+        await settle()
+        assert read_responses(conn.transport.output, [b"GET"])[0][0] == 200
+        await conn.close()
+
+        idle = Connection(echo_app([]), keepalive=keepalive)
+        idle.protocol.check_timeouts(idle.protocol.idle_since + timeout)
+        assert idle.transport.closed and not idle.transport.aborted  # nothing was lost
+        await settle()
+
+    run(test)
+
+
+def test_proxy_header_waits_header_timeout_not_keepalive() -> None:
+    async def test() -> None:
+        conn = Connection(echo_app([]), keepalive=1, proxy_protocol=True,
+                          proxy_allow_ips="*")
+        protocol = conn.protocol
+        timeout = conn.server.config.header_timeout
+        conn.feed(b"PROXY TCP4 198.51.100.7 ")
+        protocol.check_timeouts(protocol.idle_since + timeout - 0.01)
+        assert not conn.transport.closed
+        conn.feed(b"192.0.2.1 5555 80\r\n" + GET)
+        await settle()
+        assert read_responses(conn.transport.output, [b"GET"])[0][0] == 200
+        await conn.close()
 
     run(test)
 
@@ -471,9 +576,9 @@ def test_partial_head_times_out_after_header_timeout() -> None:
         conn.feed(b"GET /slow HTTP/1.1\r\nHo")
         protocol = conn.protocol
         timeout = conn.server.config.header_timeout
-        protocol.check_timeouts(protocol.idle_since + timeout)
+        protocol.check_timeouts(protocol.idle_since + timeout - 0.01)
         assert not conn.transport.closed  # keepalive does not apply to a partial head
-        protocol.check_timeouts(protocol.idle_since + timeout + 0.5)
+        protocol.check_timeouts(protocol.idle_since + timeout)
         assert conn.transport.aborted
         await settle()
 

@@ -563,7 +563,8 @@ class HttptoolsParser(ParserAdapter):
         if self._policed or self.target[:1] != b"/" or self.http_version != "1.1":
             self.finish_head()  # the common GET with an origin-form target needs none of it
         if self.chunked:
-            self.decoder = ChunkedDecoder(self.on_body, policy.limit_fields, policy.max_body_size)
+            self.decoder = ChunkedDecoder(self.on_body, policy.limit_fields, policy.max_body_size,
+                                          policy.limit_field_size)
         elif self.content_length:
             self.body_left = self.content_length
         self.on_request_head(self)
@@ -723,7 +724,8 @@ class H11Parser(ParserAdapter):
             self.upgraded_at = 0  # what follows is not HTTP/1.1: the protocol decides
             return
         if self.chunked:
-            self.decoder = ChunkedDecoder(self.on_body, policy.limit_fields, policy.max_body_size)
+            self.decoder = ChunkedDecoder(self.on_body, policy.limit_fields, policy.max_body_size,
+                                          policy.limit_field_size)
         elif self.content_length:
             self.body_left = self.content_length
         self.on_request_head(self)

@@ -54,7 +54,8 @@ _CHECK = ("Gunicorn checks or prints the configuration and exits; our classes, a
           "`configure(...)` class in a config file, load and print like Gunicorn's own")
 _PASTE = "Gunicorn loads the app through PasteDeploy, unchanged"
 _LIMIT_FIELDS = ("more header fields than `limit_request_fields` (`0` or above 32768: 32768), "
-                 "or one longer than `limit_request_field_size` (`0`: 8190) → 431")
+                 "or one longer than `limit_request_field_size` (`0`: 8190) → 431; the same "
+                 "for the trailer fields of a chunked body")
 _LENIENT = ("accept `Name : value` and folded (obsolete line folding) header lines: "
             "llhttp's lenient header mode; either setting turns it on")
 _METHOD = ("accept method tokens outside the usual upper-case set / upper-case them, as "

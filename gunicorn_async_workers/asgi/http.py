@@ -146,17 +146,24 @@ class RequestCycle(Exchange):
             elif isinstance(exc, asyncio.CancelledError):
                 protocol.abort()
                 raise
+            elif self.cancelled:
+                # Its request was refused while it ran (its body read failed): the client's
+                # mistake, already answered.
+                protocol.server.log.debug("ASGI application raised %r after its request "
+                                          "was refused", exc)
             else:
                 protocol.server.log.exception(  # as Gunicorn: statsd counts log.exception
                     "Exception in ASGI application serving %s %s",
                     self.scope["method"], self.scope["path"], exc_info=exc)
-            self.fail()
+            if not self.cancelled:  # else the refusal is on its way: never abort it
+                self.fail()
             if not isinstance(exc, Exception):
                 raise
         else:
-            if not self.complete and protocol.lost:
-                # The client went away (the app saw http.disconnect): no one to answer.
-                protocol.server.log.debug("client went away before the response")
+            if not self.complete and (protocol.lost or self.cancelled):
+                # The client went away, or its body was refused (the app saw
+                # http.disconnect): no one to answer.
+                protocol.server.log.debug("client went away or was refused before the response")
             elif not self.complete:
                 protocol.server.log.error(
                     "ASGI application returned without %s response to %s %s",

@@ -3,13 +3,16 @@
 Bytes in; body pieces out through a callback; the bytes after the final CRLF back to the
 caller. Strict where smuggling hides (sizes are hex digits only, lines end in CRLF, chunk data
 is followed by CRLF, forbidden trailer fields are refused) and as permissive as the grammar
-where clients differ (whitespace around extensions).
+where clients differ (whitespace around extensions). Every outcome is the same however the
+bytes are split: a line is judged too long by the bytes before its LF, whether they came in
+one piece or many.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import NoReturn
 
 from .errors import BadRequest, ContentTooLarge, HeadersTooLarge
 
@@ -23,8 +26,13 @@ _FIELD_NAME = re.compile(_TOKEN)
 # RFC 9110 section 6.5.1: fields a trailer may not carry.
 _FORBIDDEN_TRAILERS = frozenset(
     (b"host", b"content-length", b"transfer-encoding", b"trailer", b"authorization", b"te"))
-# Longest chunk-size or trailer line accepted before its CRLF.
-MAX_LINE = 8192
+# Longest chunk-size line, its extensions and CRLF included. No app sees an extension (ASGI
+# and WSGI have no place for one), so a line needs little room; it was the bound on a line
+# split across reads before it held for every line.
+MAX_SIZE_LINE = 8192
+# Longest trailer field line, CRLF included, when the caller gives none: Gunicorn's default
+# limit_request_field_size, which the parsers pass (a trailer is a header field that comes late).
+MAX_TRAILER_LINE = 8190
 
 _SIZE, _DATA, _DATA_END, _TRAILER = range(4)
 
@@ -32,17 +40,18 @@ _SIZE, _DATA, _DATA_END, _TRAILER = range(4)
 class ChunkedDecoder:
     """Decodes one chunked body; `feed` returns the bytes after it once it is complete."""
 
-    __slots__ = ("crlf_seen", "left", "line", "max_size", "max_trailers", "on_body", "size",
-                 "state", "trailers")
+    __slots__ = ("crlf_seen", "left", "line", "max_size", "max_trailer_line", "max_trailers",
+                 "on_body", "size", "state", "trailers")
 
     def __init__(self, on_body: Callable[[bytes], None], max_trailers: int = 100,
-                 max_size: int = 0) -> None:
+                 max_size: int = 0, max_trailer_line: int = MAX_TRAILER_LINE) -> None:
         self.on_body = on_body
         self.max_trailers = max_trailers
         self.max_size = max_size  # of the whole body, 0: no limit
+        self.max_trailer_line = max_trailer_line  # limit_request_field_size
         self.size = 0
         self.state = _SIZE
-        self.line = b""
+        self.line = bytearray()  # a line whose LF has not arrived
         self.left = 0
         self.crlf_seen = 0
         self.trailers = 0
@@ -74,15 +83,23 @@ class ChunkedDecoder:
                     self.crlf_seen = 0
                     self.state = _SIZE
             else:
-                end = data.find(b"\n")
+                # A line is too long once the bytes before its LF reach the limit (the line
+                # with its LF would be over it): the same test on the same bytes, whether
+                # they are all here or still coming.
+                held = len(self.line)
+                limit = (MAX_SIZE_LINE if state == _SIZE else self.max_trailer_line) - held
+                end = data.find(b"\n", 0, limit)
                 if end < 0:
+                    if len(data) >= limit:
+                        self._too_long(state)
                     self.line += data
-                    if len(self.line) > MAX_LINE:
-                        raise BadRequest(f"chunk line longer than {MAX_LINE} bytes")
                     return None
-                line = self.line + data[:end + 1] if self.line else data[:end + 1]
+                if held:
+                    line = bytes(self.line) + data[:end + 1]
+                    self.line.clear()
+                else:
+                    line = data[:end + 1]
                 data = data[end + 1:]
-                self.line = b""
                 if len(line) < 2 or line[-2:-1] != b"\r":
                     raise BadRequest("chunk line ends in a bare LF")
                 line = line[:-2]
@@ -95,6 +112,13 @@ class ChunkedDecoder:
                 else:
                     self._trailer(line)
         return None
+
+    def _too_long(self, state: int) -> NoReturn:
+        if state == _SIZE:
+            raise BadRequest(f"chunk-size line over {MAX_SIZE_LINE} bytes (extensions included)")
+        raise HeadersTooLarge(
+            f"trailer field over {self.max_trailer_line} bytes, limit_request_field_size is "
+            f"{self.max_trailer_line}")
 
     def _size(self, line: bytes) -> None:
         match = _SIZE_LINE.fullmatch(line)

@@ -570,7 +570,8 @@ class HttptoolsParser(ParserAdapter):
                 or self.host is None):
             self.finish_head()  # the common GET with Host and an origin-form target needs none
         if self.chunked:
-            self.decoder = ChunkedDecoder(self.on_body, policy.limit_fields, policy.max_body_size)
+            self.decoder = ChunkedDecoder(self.on_body, policy.limit_fields, policy.max_body_size,
+                                          policy.limit_field_size)
         elif self.content_length:
             self.body_left = self.content_length
         self.on_request_head(self)
@@ -730,7 +731,8 @@ class H11Parser(ParserAdapter):
             self.upgraded_at = 0  # what follows is not HTTP/1.1: the protocol decides
             return
         if self.chunked:
-            self.decoder = ChunkedDecoder(self.on_body, policy.limit_fields, policy.max_body_size)
+            self.decoder = ChunkedDecoder(self.on_body, policy.limit_fields, policy.max_body_size,
+                                          policy.limit_field_size)
         elif self.content_length:
             self.body_left = self.content_length
         self.on_request_head(self)

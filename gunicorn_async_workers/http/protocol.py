@@ -78,6 +78,7 @@ class HttpProtocol(asyncio.Protocol):
         "read_paused",
         "server",
         "sockname",
+        "starting",
         "transport",
         "websocket",
         "write_paused",
@@ -91,6 +92,7 @@ class HttpProtocol(asyncio.Protocol):
         self.parser: ParserAdapter | None = None
         self.cycle: Any = None  # the cycle whose response is being sent
         self.parsing: Any = None  # the cycle whose request body is being received
+        self.starting: Any = None  # the cycle to start once the bytes at hand are parsed
         self.pipeline: deque[Any] = deque()
         self.pending_error: RequestError | None = None
         self.lost = False
@@ -161,11 +163,29 @@ class HttpProtocol(asyncio.Protocol):
             parser.feed(data)
         except RequestError as exc:
             self.reject(exc)
-            return
-        if parser.upgraded_at is not None and not getattr(self.cycle, "is_websocket", False):
-            # An upgrade nobody serves: the request is answered as plain HTTP with
-            # `connection: close`; what follows the upgrade request is not HTTP/1.1.
-            self.pause_reading()
+        else:
+            if parser.upgraded_at is not None and not getattr(self.cycle, "is_websocket",
+                                                              False):
+                # An upgrade nobody serves: the request is answered as plain HTTP with
+                # `connection: close`; what follows the upgrade request is not HTTP/1.1.
+                self.pause_reading()
+        cycle = self.starting
+        if cycle is not None:
+            # The app starts once the bytes at hand are parsed, so that a body they show to
+            # be bad is refused before it runs. A body still coming waits for one more poll
+            # of the socket: a half-close already received (the stdlib loop reports it in a
+            # later callback) then refuses a body it cuts short before the app runs.
+            self.starting = None
+            if self.parsing is cycle:
+                self.loop.call_soon(self.loop.call_soon, self.start, cycle)
+            elif not cycle.cancelled:  # start() inlined: one Python call fewer per request
+                server = self.server
+                if server.records_requests:
+                    server.record_start(self, cycle)
+                if server.wsgi:
+                    cycle.submit(server.app)
+                else:
+                    self.loop.create_task(cycle.run(server.app))
 
     def _read_proxy_header(self, data: bytes) -> bytes:
         """Consume a PROXY header, if any, and return the bytes that follow it."""
@@ -279,14 +299,8 @@ class HttpProtocol(asyncio.Protocol):
         server.requests_left -= 1
         if not server.requests_left:
             server.max_requests_reached()
-        if self.cycle is None:  # start() inlined: one Python call fewer per request
-            self.cycle = cycle
-            if server.records_requests:
-                server.record_start(self, cycle)
-            if server.wsgi:
-                cycle.submit(server.app)
-            else:
-                self.loop.create_task(cycle.run(server.app))
+        if self.cycle is None:
+            self.cycle = self.starting = cycle  # started by data_received, after the feed
         else:
             self.pipeline.append(cycle)
             if len(self.pipeline) >= MAX_PIPELINE:
@@ -304,6 +318,8 @@ class HttpProtocol(asyncio.Protocol):
 
     # -- request cycles ------------------------------------------------------------------
     def start(self, cycle: Any) -> None:
+        if cycle.cancelled:  # refused before its app ran: the app is never called
+            return
         self.cycle = cycle
         server = self.server
         if server.records_requests:

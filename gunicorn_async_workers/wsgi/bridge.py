@@ -311,12 +311,18 @@ class WsgiCycle(Exchange):
             if isinstance(exc, ClientDisconnected) or (protocol.closing
                                                        and isinstance(exc, OSError)):
                 server.log.debug("client went away during the response")
+            elif self.cancelled:
+                # Its request was refused while it ran (its body read failed): the client's
+                # mistake, already answered.
+                server.log.debug("WSGI application raised %r after its request was refused",
+                                 exc)
             else:
                 # exception(), as Gunicorn's workers: its statsd logger counts log.exception
                 server.log.exception("Error handling request %s %s",
                                      self.environ["REQUEST_METHOD"], self.environ["RAW_URI"],
                                      exc_info=exc)
-            self.fail()
+            if not self.cancelled:  # else the refusal is on its way: never abort it
+                self.fail()
         elif body is not None and not self.complete:
             if protocol.closing:
                 self.complete = True

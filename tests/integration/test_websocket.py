@@ -34,7 +34,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from ws_frames import BINARY, CLOSE, CONT, KEY, PING, PONG, TEXT, frame, upgrade_request
 
-from gunicorn_async_workers.asgi.websocket import CLOSE_TIMEOUT
+from gunicorn_async_workers.asgi.websocket import CLOSE_TIMEOUT, FRAGMENT_COST
 
 APP = "apps.ws_apps:app"
 ROOT_PATH = "/api"
@@ -597,6 +597,27 @@ def test_message_over_ws_max_size_closes_1009(tuned: GunicornProcess, tmp_path: 
         assert raw.closed_by_server()
     assert wait_event(record, "disconnect")["code"] in (1006, 1009)
     wait_event(record, "done")  # the app returns after the disconnect it was given
+
+
+def test_fragments_count_toward_ws_max_size_with_their_header_bytes(
+        tuned: GunicornProcess) -> None:
+    """Each fragment counts as its payload plus FRAGMENT_COST bytes: a message of empty
+    fragments is not an empty message, and one that fits unfragmented may not in pieces."""
+    fits = MAX_SIZE // FRAGMENT_COST  # empty fragments (the first included) within the limit
+    for count, payload, expected in [(fits, b"", None), (fits + 1, b"", 1009),
+                                     (2, b"a" * (MAX_SIZE // 2), 1009)]:
+        raw, resp = open_raw(tuned, "/echo")
+        with raw.sock:
+            assert resp.status == 101
+            raw.sock.sendall(b"".join(frame(BINARY if i == 0 else CONT, payload,
+                                            fin=i == count - 1) for i in range(count)))
+            if expected is None:
+                reply = raw.read_message()
+                assert (reply.opcode, reply.payload) == (BINARY, b""), reply
+            else:
+                code, reason = raw.read_close()
+                assert code == expected, reason
+                assert "ws_max_size" in reason
 
 
 def test_compressed_message_over_ws_max_size_closes_1009(server: GunicornProcess) -> None:

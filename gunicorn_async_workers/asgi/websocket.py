@@ -58,6 +58,30 @@ QUEUE_BYTES = 4 * 1024 * 1024
 FRAGMENT_COST = 6
 
 
+_deflate: tuple[dict[str, object], list[ServerPerMessageDeflateFactory] | None] | None = None
+
+
+def deflate_extensions(options: dict[str, object]) -> list[ServerPerMessageDeflateFactory] | None:
+    """The extensions a session offers, built once per worker from its options: the library
+    negotiates permessage-deflate with them as RFC 7692 says (a client's smaller
+    `server_max_window_bits` is honoured; `client_max_window_bits` is asked only of a client
+    that offers it)."""
+    global _deflate
+    if _deflate is not None and _deflate[0] is options:
+        return _deflate[1]
+    factories = None
+    if options["ws_per_message_deflate"]:
+        server_bits, client_bits, memory, level = (
+            int(options[f"ws_deflate_{name}"])  # type: ignore[call-overload]
+            for name in ("server_max_window_bits", "client_max_window_bits", "memory_level",
+                         "compression_level"))
+        factories = [ServerPerMessageDeflateFactory(
+            server_max_window_bits=server_bits, client_max_window_bits=client_bits,
+            compress_settings={"memLevel": memory, "level": level})]
+    _deflate = (options, factories)
+    return factories
+
+
 class WebSocketSession(Exchange):
     """One WebSocket connection, from the upgrade request to the closing handshake."""
 
@@ -110,8 +134,7 @@ class WebSocketSession(Exchange):
         for name, value in head.headers:
             headers[name.decode("latin-1")] = value.decode("latin-1")
         self.request = Request(target.decode("latin-1"), headers)
-        extensions = ([ServerPerMessageDeflateFactory()]
-                      if self.options["ws_per_message_deflate"] else None)
+        extensions = deflate_extensions(self.options)
         ws = self.ws = ServerProtocol(extensions=extensions, max_size=self.max_size or None)
         self.reader: FrameBuffer = parse_frames_from_buffer(ws)
         self.handshake: Any = None  # the 101 response, once judged valid

@@ -175,10 +175,12 @@ OPTIONS: tuple[Option, ...] = (
            "Value of the `Server` response header; empty to omit it. An app's own `Server` "
            "or `Date` header replaces the server's."),
     Option("ws_max_size", Number(0, integer=True), 16 * 1024 * 1024,
-           "Largest WebSocket message in bytes (0: no limit); larger ones close with 1009.",
+           "Largest WebSocket message in bytes (0: no limit); larger ones close with 1009. "
+           "Each fragment of a fragmented message counts 6 bytes more than its payload.",
            gunicorn_setting="websocket_max_message_size"),
     Option("ws_max_queue", Number(1, integer=True), 32,
-           "WebSocket messages waiting for the app before the socket stops being read."),
+           "WebSocket messages waiting for the app before the socket stops being read (it "
+           "also stops once 4 MiB of messages wait)."),
     Option("ws_ping_interval", Number(0), 20.0,
            "Seconds between server pings on an open WebSocket (0: no pings)."),
     Option("ws_ping_timeout", Number(0), 20.0,

@@ -192,7 +192,7 @@ class WebSocketSession(Exchange):
         # (`writes` is the library's outgoing list, which `data_to_send` hands over.)
         if ws.writes or ws.state is not State.OPEN:
             self._flush()
-            if self.protocol.write_paused:
+            if self.protocol.write_paused and not self.closed:
                 # The peer's frames call for answers it does not read: read no more of them
                 # until those are written (`writes_drained`).
                 self.write_held = True

@@ -42,10 +42,11 @@ class Choice:
 
 @dataclass(frozen=True)
 class Number:
-    """A number of at least `minimum`; `integer` refuses fractions."""
+    """A number of at least `minimum` (and at most `maximum`); `integer` refuses fractions."""
 
     minimum: float
     integer: bool = False
+    maximum: float = math.inf
 
     @property
     def type_name(self) -> str:
@@ -53,18 +54,26 @@ class Number:
 
     @property
     def values(self) -> str:
+        if self.maximum < math.inf:
+            return f"{self.type_name} from {self.minimum:g} to {self.maximum:g}"
         return f"{self.type_name} ≥ {self.minimum:g}"
+
+    @property
+    def bounds(self) -> str:
+        if self.maximum < math.inf:
+            return f"from {self.minimum:g} to {self.maximum:g}"
+        return f"of at least {self.minimum:g}"
 
     def __call__(self, source: str, value: object) -> float | int:
         try:
             number = float(value)  # type: ignore[arg-type]
         except (TypeError, ValueError):
             number = float("nan")
-        if (not math.isfinite(number) or number < self.minimum
+        if (not math.isfinite(number) or not self.minimum <= number <= self.maximum
                 or (self.integer and not number.is_integer()) or isinstance(value, bool)):
             raise ConfigError(
-                f"{source} must be {'an' if self.integer else 'a'} {self.type_name} of at "
-                f"least {self.minimum:g}; got {value!r}")
+                f"{source} must be {'an' if self.integer else 'a'} {self.type_name} "
+                f"{self.bounds}; got {value!r}")
         return int(number) if self.integer else number
 
 
@@ -176,16 +185,33 @@ OPTIONS: tuple[Option, ...] = (
            "Value of the `Server` response header; empty to omit it. An app's own `Server` "
            "or `Date` header replaces the server's."),
     Option("ws_max_size", Number(0, integer=True), 16 * 1024 * 1024,
-           "Largest WebSocket message in bytes (0: no limit); larger ones close with 1009.",
+           "Largest WebSocket message in bytes (0: no limit); larger ones close with 1009. "
+           "Each fragment of a fragmented message counts 6 bytes more than its payload.",
            gunicorn_setting="websocket_max_message_size"),
     Option("ws_max_queue", Number(1, integer=True), 32,
-           "WebSocket messages waiting for the app before the socket stops being read."),
+           "WebSocket messages waiting for the app before the socket stops being read (it "
+           "also stops once 4 MiB of messages wait)."),
     Option("ws_ping_interval", Number(0), 20.0,
            "Seconds between server pings on an open WebSocket (0: no pings)."),
     Option("ws_ping_timeout", Number(0), 20.0,
            "Seconds to wait for a pong before closing with 1011 (0: wait forever)."),
     Option("ws_per_message_deflate", Boolean(), True,
            "Negotiate permessage-deflate compression with WebSocket clients."),
+    # Compression state is most of an idle compressed connection's memory. zlib's deflate
+    # takes 2^(window bits + 2) + 2^(memory level + 9) bytes: 256 KiB at 15/8, 32 KiB at 12/5;
+    # inflate about 2^(window bits). 12/5 measured faster as well as smaller on the
+    # benchmark's large-message echo (benchmarks/results/ws_deflate.md).
+    Option("ws_deflate_server_max_window_bits", Number(9, integer=True, maximum=15), 12,
+           "permessage-deflate: largest LZ77 window (2^bits bytes) the server compresses "
+           "with; a client asking for a smaller `server_max_window_bits` gets it (RFC 7692)."),
+    Option("ws_deflate_client_max_window_bits", Number(8, integer=True, maximum=15), 12,
+           "permessage-deflate: largest window asked of a client that offers "
+           "`client_max_window_bits` (RFC 7692 lets one that does not use 15)."),
+    Option("ws_deflate_memory_level", Number(1, integer=True, maximum=9), 5,
+           "permessage-deflate: zlib `memLevel` of the server's compressor (1: least memory, "
+           "9: fastest)."),
+    Option("ws_deflate_compression_level", Number(0, integer=True, maximum=9), 6,
+           "permessage-deflate: zlib compression level (0: none, 1: fastest, 9: smallest)."),
 )
 OPTIONS_BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
 

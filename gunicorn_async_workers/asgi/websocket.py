@@ -4,14 +4,21 @@ The HTTP protocol hands a connection here once an `Upgrade: websocket` request h
 parsed. The handshake is judged by `ServerProtocol.accept` (a bad one is answered 400/426 and
 never reaches the app); frames, pings, close codes, UTF-8 and size checks are the library's;
 this module reassembles fragmented messages, speaks the ASGI WebSocket messages (including
-the `websocket.http.response` denial extension), bounds both directions (the app's `send`
-waits on the transport, the socket stops being read while `ws_max_queue` messages wait for
-the app) and pings idle peers.
+the `websocket.http.response` denial extension), bounds both directions and pings idle
+peers.
+
+What a peer can make a connection hold is bounded whatever it sends: a fragmented message is
+gathered in one buffer and each fragment counts toward `ws_max_size` with its header bytes
+(so a million empty fragments are not an empty message); the socket stops being read while
+`ws_max_queue` messages, or QUEUE_BYTES of them, wait for the app; and it stops being read
+while the answers its frames call for (pongs, a close) wait above the transport's high-water
+mark, until the peer reads them. The app's own `send` waits on the transport.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections import deque
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
@@ -41,6 +48,38 @@ _BINARY, _TEXT = Opcode.BINARY, Opcode.TEXT
 _FLUSH_AT = 256 * 1024
 # How long a closing handshake may take before the connection is simply closed.
 CLOSE_TIMEOUT = 5.0
+# Bytes of received messages waiting for the app before the socket stops being read (the
+# message that passes it is kept whole): with `ws_max_size`, a connection holds at most
+# QUEUE_BYTES + one message, however the app reads. A few MiB keeps a fast app fed.
+QUEUE_BYTES = 4 * 1024 * 1024
+# Each fragment of a fragmented message counts toward `ws_max_size` as its payload plus this
+# much: the least a client frame takes on the wire (2 bytes of header and 4 of mask). A
+# message's size is then what it took on the wire, and fragments cannot be free.
+FRAGMENT_COST = 6
+
+
+_deflate: tuple[dict[str, object], list[ServerPerMessageDeflateFactory] | None] | None = None
+
+
+def deflate_extensions(options: dict[str, object]) -> list[ServerPerMessageDeflateFactory] | None:
+    """The extensions a session offers, built once per worker from its options: the library
+    negotiates permessage-deflate with them as RFC 7692 says (a client's smaller
+    `server_max_window_bits` is honoured; `client_max_window_bits` is asked only of a client
+    that offers it)."""
+    global _deflate
+    if _deflate is not None and _deflate[0] is options:
+        return _deflate[1]
+    factories = None
+    if options["ws_per_message_deflate"]:
+        server_bits, client_bits, memory, level = (
+            int(options[f"ws_deflate_{name}"])  # type: ignore[call-overload]
+            for name in ("server_max_window_bits", "client_max_window_bits", "memory_level",
+                         "compression_level"))
+        factories = [ServerPerMessageDeflateFactory(
+            server_max_window_bits=server_bits, client_max_window_bits=client_bits,
+            compress_settings={"memLevel": memory, "level": level})]
+    _deflate = (options, factories)
+    return factories
 
 
 class WebSocketSession(Exchange):
@@ -48,8 +87,9 @@ class WebSocketSession(Exchange):
 
     __slots__ = ("accepted", "close_code", "close_sent", "closed", "flush_scheduled",
                  "fragments", "fragments_size", "fragments_text", "handshake", "inbox",
-                 "max_queue", "max_size", "options", "ping_handle", "pong_waiter", "reader",
-                 "request", "request_method", "scope", "unflushed", "ws")
+                 "max_queue", "max_size", "options", "ping_handle", "pong_waiter", "queued",
+                 "reader", "request", "request_method", "scope", "unflushed", "write_held",
+                 "ws")
 
     is_websocket = True
 
@@ -94,8 +134,7 @@ class WebSocketSession(Exchange):
         for name, value in head.headers:
             headers[name.decode("latin-1")] = value.decode("latin-1")
         self.request = Request(target.decode("latin-1"), headers)
-        extensions = ([ServerPerMessageDeflateFactory()]
-                      if self.options["ws_per_message_deflate"] else None)
+        extensions = deflate_extensions(self.options)
         ws = self.ws = ServerProtocol(extensions=extensions, max_size=self.max_size or None)
         self.reader: FrameBuffer = parse_frames_from_buffer(ws)
         self.handshake: Any = None  # the 101 response, once judged valid
@@ -104,8 +143,10 @@ class WebSocketSession(Exchange):
         self.close_sent = False  # our close frame is out: the app may send nothing more
         self.close_code: int | None = None
         self.inbox: deque[Message] = deque([_CONNECT])
-        self.fragments: list[bytes] = []
-        self.fragments_size = 0
+        self.queued = 0  # bytes of the messages in `inbox` (see `_size`)
+        self.write_held = False  # reading stopped until our answers to the peer are written
+        self.fragments = bytearray()  # the fragmented message being received
+        self.fragments_size = 0  # its size as `ws_max_size` counts it
         self.fragments_text = False
         self.ping_handle: asyncio.TimerHandle | None = None
         self.pong_waiter: asyncio.TimerHandle | None = None
@@ -140,7 +181,9 @@ class WebSocketSession(Exchange):
         inbox = self.inbox
         for frame in ws.events_received():
             if frame.opcode is _BINARY and frame.fin:  # a whole binary message, the most common
-                inbox.append({"type": "websocket.receive", "bytes": frame.data})
+                data = frame.data
+                inbox.append({"type": "websocket.receive", "bytes": data})
+                self.queued += len(data)
             else:
                 self._event(frame)
         if inbox:
@@ -149,8 +192,20 @@ class WebSocketSession(Exchange):
         # (`writes` is the library's outgoing list, which `data_to_send` hands over.)
         if ws.writes or ws.state is not State.OPEN:
             self._flush()
-        if len(inbox) >= self.max_queue:
+            if self.protocol.write_paused and not self.closed:
+                # The peer's frames call for answers it does not read: read no more of them
+                # until those are written (`writes_drained`).
+                self.write_held = True
+                self.protocol.pause_reading()
+        if len(inbox) >= self.max_queue or self.queued >= QUEUE_BYTES:
             self.protocol.pause_reading()  # a slow app: stop reading the socket
+
+    def writes_drained(self) -> None:
+        """The transport is below its low-water mark: read again if the app allows it."""
+        if self.write_held:
+            self.write_held = False
+            if len(self.inbox) < self.max_queue and self.queued < QUEUE_BYTES:
+                self.protocol.resume_reading()
 
     def connection_lost(self) -> None:
         self.closed = True
@@ -175,21 +230,26 @@ class WebSocketSession(Exchange):
             # A whole message in one frame (the library has checked its size).
             self._message(frame.data, True)
         elif opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
+            # A fragmented message (the library has checked the order of its frames).
+            data = frame.data
             if opcode != Opcode.CONT:
-                self.fragments = []
-                self.fragments_size = 0
+                self.fragments = bytearray(data)
+                self.fragments_size = len(data) + FRAGMENT_COST
                 self.fragments_text = opcode == Opcode.TEXT
-            self.fragments.append(frame.data)
-            self.fragments_size += len(frame.data)
+            else:
+                self.fragments += data
+                self.fragments_size += len(data) + FRAGMENT_COST
             max_size = self.max_size
             if max_size and self.fragments_size > max_size:
+                self.fragments = bytearray()
                 self.ws.fail(CloseCode.MESSAGE_TOO_BIG,
-                             f"message over {max_size} bytes (ws_max_size)")
+                             f"fragmented message over {max_size} bytes (ws_max_size, "
+                             f"counting {FRAGMENT_COST} bytes a fragment)")
                 return
             if frame.fin:
-                data = b"".join(self.fragments)
-                self.fragments = []
-                self._message(data, self.fragments_text)
+                message, self.fragments = self.fragments, bytearray()
+                self._message(message if self.fragments_text else bytes(message),
+                              self.fragments_text)
         elif opcode == Opcode.CLOSE:
             rcvd = self.ws.close_rcvd
             self._gone(rcvd.code if rcvd is not None else CloseCode.NO_STATUS_RCVD,
@@ -198,7 +258,7 @@ class WebSocketSession(Exchange):
             self.pong_waiter.cancel()
             self.pong_waiter = None
 
-    def _message(self, data: bytes, is_text: bool) -> None:
+    def _message(self, data: bytes | bytearray, is_text: bool) -> None:
         """A whole message for the app; a text one must be UTF-8 (else close 1007)."""
         if is_text:
             try:
@@ -207,8 +267,10 @@ class WebSocketSession(Exchange):
                 self.ws.fail(CloseCode.INVALID_DATA, "invalid UTF-8 in a text message")
                 return
             self.inbox.append({"type": "websocket.receive", "text": text})
+            self.queued += sys.getsizeof(text)  # up to 4 bytes a character, whatever UTF-8 took
         else:
             self.inbox.append({"type": "websocket.receive", "bytes": data})
+            self.queued += len(data)
 
     def _gone(self, code: int, reason: str = "") -> None:
         """The session ended (closing handshake, failure or lost connection)."""
@@ -298,8 +360,16 @@ class WebSocketSession(Exchange):
             waiter = self.waiter = self.protocol.loop.create_future()
             await waiter
         message = self.inbox.popleft()
+        data = message.get("bytes")
+        if data is not None:
+            self.queued -= len(data)
+        else:
+            text = message.get("text")
+            if text is not None:
+                self.queued -= sys.getsizeof(text)
         protocol = self.protocol
-        if protocol.read_paused and len(self.inbox) < self.max_queue:
+        if (protocol.read_paused and len(self.inbox) < self.max_queue
+                and self.queued < QUEUE_BYTES and not self.write_held):
             protocol.resume_reading()
         return message
 
@@ -488,9 +558,10 @@ class WebSocketReader(asyncio.BufferedProtocol):
     """The transport's protocol once its connection is a WebSocket: reads go straight into
     the session's `FrameBuffer`; the rest of the connection's events go to its HttpProtocol."""
 
-    __slots__ = ("buffer_updated", "connection", "get_buffer")
+    __slots__ = ("buffer_updated", "connection", "get_buffer", "session")
 
     def __init__(self, session: WebSocketSession) -> None:
+        self.session = session
         self.connection = session.protocol
         # The transport calls these for every read: bound straight to where they are served.
         self.get_buffer = session.reader.get_buffer  # type: ignore[method-assign]
@@ -507,3 +578,4 @@ class WebSocketReader(asyncio.BufferedProtocol):
 
     def resume_writing(self) -> None:
         self.connection.resume_writing()
+        self.session.writes_drained()

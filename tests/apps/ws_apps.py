@@ -37,6 +37,9 @@ Routes:
                              after each message until the `gate` file exists; writes how
                              many messages it received to `count`; notes ``slow_end``
                              (messages, bytes, code) at the disconnect
+- ``/deaf?gate=<file>``      accepts and calls `receive` only once the `gate` file exists
+                             (or after 60 s), then until the disconnect: an app that leaves
+                             every message it is sent waiting
 
 Any HTTP request gets ``200 ok``. `wsgi_app` is a WSGI app that answers every request,
 upgrade requests included, with ``200 wsgi``.
@@ -245,6 +248,16 @@ async def slow(scope: Scope, receive: Receive, send: Send) -> None:
             await asyncio.sleep(delay)  # the app is slow: messages pile up for it
 
 
+async def deaf(scope: Scope, receive: Receive, send: Send) -> None:
+    gate = query(scope).get("gate")
+    await send({"type": "websocket.accept"})
+    for _ in range(1200):
+        if gate and os.path.exists(gate):
+            break
+        await asyncio.sleep(0.05)
+    await wait_disconnect(scope, receive)
+
+
 ROUTES: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {
     "/echo": echo,
     "/close_before_accept": close_before_accept,
@@ -259,6 +272,7 @@ ROUTES: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {
     "/flood": flood,
     "/burst": burst,
     "/slow": slow,
+    "/deaf": deaf,
 }
 
 

@@ -32,20 +32,17 @@ from gunicorn_process import GunicornProcess, rss, serving, wait_for, worker_pid
 from raw_http import RawResponse, ResponseReader
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+from ws_frames import BINARY, CLOSE, CONT, KEY, PING, PONG, TEXT, frame, upgrade_request
 
-from gunicorn_async_workers.asgi.websocket import CLOSE_TIMEOUT
+from gunicorn_async_workers.asgi.websocket import CLOSE_TIMEOUT, FRAGMENT_COST
 
 APP = "apps.ws_apps:app"
 ROOT_PATH = "/api"
 MAX_SIZE = 1024  # ws_max_size of the `tuned` server
 PING_INTERVAL = 0.2  # ws_ping_interval of the `tuned` server
 PING_TIMEOUT = 0.5  # ws_ping_timeout of the `tuned` server
-KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455's sample Sec-WebSocket-Key
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-MASK = b"\x37\xfa\x21\x3d"
 MIB = 1 << 20
-
-TEXT, BINARY, CONT, CLOSE, PING, PONG = 0x1, 0x2, 0x0, 0x8, 0x9, 0xA
 
 
 # -- servers ----------------------------------------------------------------------------------
@@ -137,44 +134,6 @@ def ws_connect(proc: GunicornProcess, path: str, **kwargs: Any) -> Any:
 
 
 # -- raw WebSocket client ---------------------------------------------------------------------
-def upgrade_request(path: str, *extra: str, method: str = "GET", key: str | None = KEY,
-                    version: str | None = "13", http: str = "1.1", upgrade: str = "websocket",
-                    connection: str = "Upgrade") -> bytes:
-    lines = [f"{method} {path} HTTP/{http}", "Host: test", f"Upgrade: {upgrade}",
-             f"Connection: {connection}"]
-    if key is not None:
-        lines.append(f"Sec-WebSocket-Key: {key}")
-    if version is not None:
-        lines.append(f"Sec-WebSocket-Version: {version}")
-    lines += extra
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-
-def masked(payload: bytes, key: bytes) -> bytes:
-    if not payload or key == b"\0\0\0\0":
-        return payload
-    n = len(payload)
-    stream = (key * (n // 4 + 1))[:n]
-    return (int.from_bytes(payload, "big") ^ int.from_bytes(stream, "big")).to_bytes(n, "big")
-
-
-def frame(opcode: int, payload: bytes = b"", *, fin: bool = True, rsv: int = 0,
-          mask: bytes | None = MASK) -> bytes:
-    """One client frame (masked unless mask=None)."""
-    first = (0x80 if fin else 0) | (rsv << 4) | opcode
-    bit = 0x80 if mask is not None else 0
-    n = len(payload)
-    if n < 126:
-        head = bytes([first, bit | n])
-    elif n < 1 << 16:
-        head = bytes([first, bit | 126]) + n.to_bytes(2, "big")
-    else:
-        head = bytes([first, bit | 127]) + n.to_bytes(8, "big")
-    if mask is None:
-        return head + payload
-    return head + mask + masked(payload, mask)
-
-
 def close_payload(code: int, reason: str = "") -> bytes:
     return code.to_bytes(2, "big") + reason.encode()
 
@@ -638,6 +597,27 @@ def test_message_over_ws_max_size_closes_1009(tuned: GunicornProcess, tmp_path: 
         assert raw.closed_by_server()
     assert wait_event(record, "disconnect")["code"] in (1006, 1009)
     wait_event(record, "done")  # the app returns after the disconnect it was given
+
+
+def test_fragments_count_toward_ws_max_size_with_their_header_bytes(
+        tuned: GunicornProcess) -> None:
+    """Each fragment counts as its payload plus FRAGMENT_COST bytes: a message of empty
+    fragments is not an empty message, and one that fits unfragmented may not in pieces."""
+    fits = MAX_SIZE // FRAGMENT_COST  # empty fragments (the first included) within the limit
+    for count, payload, expected in [(fits, b"", None), (fits + 1, b"", 1009),
+                                     (2, b"a" * (MAX_SIZE // 2), 1009)]:
+        raw, resp = open_raw(tuned, "/echo")
+        with raw.sock:
+            assert resp.status == 101
+            raw.sock.sendall(b"".join(frame(BINARY if i == 0 else CONT, payload,
+                                            fin=i == count - 1) for i in range(count)))
+            if expected is None:
+                reply = raw.read_message()
+                assert (reply.opcode, reply.payload) == (BINARY, b""), reply
+            else:
+                code, reason = raw.read_close()
+                assert code == expected, reason
+                assert "ws_max_size" in reason
 
 
 def test_compressed_message_over_ws_max_size_closes_1009(server: GunicornProcess) -> None:

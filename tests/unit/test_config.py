@@ -137,7 +137,8 @@ def valid_text(option_type: object) -> tuple[str, object]:
     if isinstance(option_type, Choice):
         return option_type.allowed[-1].upper(), option_type.allowed[-1]
     if isinstance(option_type, Number):
-        return " 7 ", 7
+        value = int(min(max(7, option_type.minimum), option_type.maximum))
+        return f" {value} ", value
     if isinstance(option_type, Boolean):
         return "off", False
     assert isinstance(option_type, Text)
@@ -150,6 +151,8 @@ def invalid_values(option_type: object) -> list[object]:
     if isinstance(option_type, Number):
         values: list[object] = ["soon", None, True, option_type.minimum - 1, float("nan"),
                                  "inf"]
+        if option_type.maximum < float("inf"):
+            values.append(option_type.maximum + 1)
         return values + ([1.5] if option_type.integer else [])
     if isinstance(option_type, Boolean):
         return ["maybe", 2]
@@ -190,7 +193,7 @@ def test_invalid_value_is_one_line_naming_option_and_allowed_values(
     if isinstance(option_type, Choice):
         assert all(allowed in message for allowed in option_type.allowed), message
     elif isinstance(option_type, Number):
-        assert f"at least {option_type.minimum:g}" in message, message
+        assert option_type.bounds in message, message
         assert ("integer" if option_type.integer else "number") in message
     elif isinstance(option_type, Boolean):
         assert "true or false" in message

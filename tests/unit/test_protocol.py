@@ -746,3 +746,102 @@ def test_a_burst_of_websocket_sends_is_one_write() -> None:
         await conn.close()
 
     run(test)
+
+
+# -- permessage-deflate negotiation (RFC 7692) ------------------------------------------------
+DEFLATE_ENV = {"server": "GAW_WS_DEFLATE_SERVER_MAX_WINDOW_BITS",
+               "client": "GAW_WS_DEFLATE_CLIENT_MAX_WINDOW_BITS",
+               "level": "GAW_WS_DEFLATE_COMPRESSION_LEVEL", "on": "GAW_WS_PER_MESSAGE_DEFLATE"}
+
+
+def server_frame(data: bytes) -> tuple[int, bytes]:
+    """The first byte and the payload of one unmasked server frame."""
+    n, at = data[1] & 0x7F, 2
+    if n == 126:
+        n, at = int.from_bytes(data[2:4], "big"), 4
+    elif n == 127:
+        n, at = int.from_bytes(data[2:10], "big"), 10
+    assert not data[1] & 0x80 and len(data) == at + n, "not one unmasked frame"
+    return data[0], data[at:]
+
+
+@pytest.mark.parametrize(("offer", "options", "answer"), [
+    pytest.param("permessage-deflate; client_max_window_bits", {},
+                 "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12",
+                 id="defaults"),
+    pytest.param("permessage-deflate", {}, "permessage-deflate; server_max_window_bits=12",
+                 id="client-bits-not-offered-not-asked"),
+    pytest.param("permessage-deflate; server_max_window_bits=10; client_max_window_bits", {},
+                 "permessage-deflate; server_max_window_bits=10; client_max_window_bits=12",
+                 id="smaller-server-bits-honoured"),
+    pytest.param("permessage-deflate; server_max_window_bits=15; client_max_window_bits=9", {},
+                 "permessage-deflate; server_max_window_bits=12; client_max_window_bits=9",
+                 id="larger-server-bits-lowered-client-bits-kept"),
+    pytest.param("permessage-deflate; client_max_window_bits", {"server": 15, "client": 15},
+                 "permessage-deflate; server_max_window_bits=15; client_max_window_bits=15",
+                 id="options-15"),
+    pytest.param("permessage-deflate; server_max_window_bits=8, permessage-deflate", {},
+                 "permessage-deflate; server_max_window_bits=12",
+                 id="unsupported-8-declined-next-offer-taken"),
+    pytest.param("permessage-deflate; client_max_window_bits", {"level": 0},
+                 "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12",
+                 id="level-0-stores"),
+    pytest.param("permessage-deflate; client_max_window_bits", {"on": "false"}, None,
+                 id="off"),
+])
+def test_permessage_deflate_negotiation_and_windows(
+        offer: str, options: dict[str, object], answer: str | None,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The 101 answers the offer per RFC 7692, and both sides keep to the negotiated windows:
+    a message repeating 6000 random bytes, compressed by the client with its window, comes
+    back compressed within the server's: an inflater with the negotiated window takes it
+    (one that reached 6000 bytes back would be refused by a 2^12-byte one), and only a
+    window larger than the repeat makes the message small."""
+    import random
+    import re
+    import zlib
+
+    for name, value in options.items():
+        monkeypatch.setenv(DEFLATE_ENV[name], str(value))
+
+    async def test() -> None:
+        async def app(scope: Message, receive: Receive, send: Send) -> None:
+            await receive()
+            await send({"type": "websocket.accept"})
+            message = await receive()
+            await send({"type": "websocket.send", "bytes": message["bytes"]})
+            await receive()
+
+        conn = Connection(app)
+        conn.feed(WS_UPGRADE[:-2] + f"Sec-WebSocket-Extensions: {offer}\r\n\r\n".encode())
+        await settle()
+        head = conn.transport.output.split(b"\r\n\r\n", 1)[0].decode()
+        assert head.startswith("HTTP/1.1 101 ")
+        found = re.search(r"(?im)^sec-websocket-extensions: *(.*)$", head)
+        assert (found.group(1).strip() if found else None) == answer
+        if answer is None:
+            await conn.close()
+            return
+        bits = dict(re.findall(r"(\w+_max_window_bits)=(\d+)", answer))
+        client_bits = int(bits.get("client_max_window_bits", 15))
+        server_bits = int(bits["server_max_window_bits"])
+        data = random.Random(7).randbytes(6000) * 2
+        compressor = zlib.compressobj(wbits=-client_bits)
+        payload = (compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
+        # FIN, RSV1 (compressed), binary; masked with a zero mask (length < 65536).
+        frame = b"\xc2\xfe" + len(payload).to_bytes(2, "big") + b"\0\0\0\0" + payload
+        written = len(conn.transport.writes)
+        reader = conn.transport.protocol
+        reader.get_buffer(len(frame))[:len(frame)] = frame
+        reader.buffer_updated(len(frame))
+        await settle()
+        first, echoed = server_frame(b"".join(conn.transport.writes[written:]))
+        assert first == 0xC2  # FIN, RSV1 (compressed), binary
+        inflater = zlib.decompressobj(wbits=-server_bits)
+        assert inflater.decompress(echoed + b"\x00\x00\xff\xff") == data
+        # Only a window over 6000 bytes (and a level above 0) compresses the repeat away.
+        reaches_back = server_bits > 12 and options.get("level") != 0
+        assert (len(echoed) < 7000) == reaches_back, len(echoed)
+        await conn.close()
+
+    run(test)

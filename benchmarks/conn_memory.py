@@ -291,6 +291,7 @@ def main(argv: list[str]) -> int:
             "pinning": (f"server on CPU {SERVER_CPU} ({' '.join(taskset(SERVER_CPU))}), "
                         f"client on CPU {CLIENT_CPU}") if pinned else "off",
             "baseline": BASELINE,
+            "raw_dir": str(settings.raw_dir.relative_to(REPO_ROOT)),
         },
         "machine": facts,
         "commands": {c.name: _shown_command(c, args.connections) for c in configs},

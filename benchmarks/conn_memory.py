@@ -141,6 +141,20 @@ async def _until(condition: Callable[[], bool], timeout: float) -> bool:
     return True
 
 
+async def _steady_fds(pid: int, at_most: int) -> int:
+    """The worker's descriptor count once it is at most `at_most` and has not moved for
+    0.5 s (connections closed by then, the readiness probe's included); bounded by
+    FD_WAIT_S."""
+    deadline = time.monotonic() + FD_WAIT_S
+    last, same = proctree.fd_count(pid), 0
+    while time.monotonic() < deadline and (last > at_most or same < 5):
+        await asyncio.sleep(0.1)
+        now = proctree.fd_count(pid)
+        same = same + 1 if now == last else 0
+        last = now
+    return last
+
+
 async def _settled_memory(pid: int) -> dict[str, int]:
     """The worker's memory once its RSS stops moving (or after SETTLE_S)."""
     deadline = time.monotonic() + SETTLE_S
@@ -169,7 +183,7 @@ async def _hold_and_measure(kind: str, port: int, worker: int, settings: Setting
         await warm.open()
     finally:
         await warm.close()
-    await _until(lambda: proctree.fd_count(worker) <= fds_idle, FD_WAIT_S)
+    fds_idle = await _steady_fds(worker, fds_idle)
     record["before_kib"] = before = await _settled_memory(worker)
     held = hold(count)
     try:

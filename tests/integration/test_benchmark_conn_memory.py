@@ -39,7 +39,8 @@ def test_each_kind_of_idle_connection_is_held_and_measured(worker_class: str,
     if raw:  # the server logs go under benchmarks/results/raw
         shutil.rmtree(REPO / raw, ignore_errors=True)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert result["settings"]["worker_connections"] == CONNECTIONS + 100
+    # Gunicorn's worker_connections is raised above N, so its cap never binds
+    assert f"--worker-connections {CONNECTIONS + 100} " in result["commands"][name]
     records = {r["kind"]: r for r in result["records"]}
     assert sorted(records) == ["http", "ws", "ws-deflate"]
     for record in records.values():

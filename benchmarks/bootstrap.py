@@ -74,11 +74,13 @@ def ensure_tools() -> None:
         raise SystemExit("taskset is missing: install util-linux")
 
 
-def prepare_and_reexec(argv: list[str]) -> None:
-    """Make the venv and tools ready; re-run `-m benchmarks` inside the venv if needed."""
+def prepare_and_reexec(argv: list[str], module: str = "benchmarks", tools: bool = True) -> None:
+    """Make the venv (and, with `tools`, wrk) ready; re-run `-m module` inside the venv if
+    needed."""
     ensure_venv(reinstall="--reinstall" in argv)
-    ensure_tools()
+    if tools:
+        ensure_tools()
     if not in_venv():
         args = [a for a in argv if a != "--reinstall"]
         os.chdir(REPO_ROOT)
-        os.execv(str(venv_python()), [str(venv_python()), "-m", "benchmarks", *args])
+        os.execv(str(venv_python()), [str(venv_python()), "-m", module, *args])

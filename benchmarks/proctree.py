@@ -103,3 +103,32 @@ def start_ticks(pid: int) -> int | None:
     """The process start time in clock ticks after boot: tells a pid from a recycled one."""
     stat = read_stat(pid)
     return None if stat is None else stat.start_ticks
+
+
+def memory_kib(pid: int) -> dict[str, int]:
+    """One process's resident memory in KiB: `rss` (VmRSS), `pss` (shared pages divided
+    among the processes that map them) and `uss` (pages only it maps: private clean + dirty),
+    from /proc/<pid>/smaps_rollup; an empty dict if the process is gone."""
+    try:
+        text = (PROC / str(pid) / "smaps_rollup").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return {}
+    fields: dict[str, int] = {}
+    for line in text.splitlines()[1:]:
+        name, _, rest = line.partition(":")
+        value = rest.split()
+        if value:
+            fields[name] = int(value[0])
+    return {
+        "rss": fields.get("Rss", 0),
+        "pss": fields.get("Pss", 0),
+        "uss": fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0),
+    }
+
+
+def fd_count(pid: int) -> int:
+    """How many file descriptors the process has open (-1 if it is gone)."""
+    try:
+        return len(os.listdir(PROC / str(pid) / "fd"))
+    except (FileNotFoundError, ProcessLookupError):
+        return -1

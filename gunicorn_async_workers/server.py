@@ -34,10 +34,18 @@ DRAIN_POLL = 0.05
 # At the cap, seconds a connection must have gone without a complete request head (or a
 # TLS handshake) before it may be closed to admit a new client: longer than an honest
 # client's bytes take to follow its connect, even on a loaded loop.
-EVICT_GRACE = 1.0
+EVICT_GRACE = 0.5
 # At the cap with a client waiting and no connection that may be closed: seconds between
 # looks for one (the clients in the backlog wait meanwhile).
 EVICT_RETRY = 0.1
+# Connections closed to admit new ones, per second, as a share of `worker_connections`
+# (a bucket of one second's worth). Each closed attacker reconnects and asks for a slot
+# in turn; unchecked, that chase would cycle through every stalled connection in a blink
+# until none had waited EVICT_GRACE, and new clients would wait up to EVICT_GRACE. At a
+# quarter of the slots a second, a cycle takes 4 s, stalled connections older than the
+# grace are always there to close, and a client waits behind at most the one or two
+# reconnecting attackers ahead of it in the backlog.
+EVICT_RATE_SHARE = 0.25
 
 
 class Server:
@@ -87,6 +95,9 @@ class Server:
         self.victims: list[tuple[tuple[int, float], Any]] = []
         self.retry_handle: asyncio.TimerHandle | None = None
         self.waiting_probes: dict[int, Any] = {}
+        self.evict_rate = max(1.0, config.worker_connections * EVICT_RATE_SHARE)
+        self.evict_tokens = self.evict_rate
+        self.evict_refilled = loop.time()
         self.listeners: list[socket.socket] = []
         self.accepting = False
         self.draining = False
@@ -169,17 +180,31 @@ class Server:
         return bool(probe.poll(0))
 
     def _wait_for_room(self) -> None:
-        """Full, a client waiting, nobody to close: stop watching the listeners (no busy
-        loop) until a connection closes or EVICT_RETRY seconds have passed."""
+        """Full, a client waiting, nobody to close (or the eviction budget spent): stop
+        watching the listeners (no busy loop) until a connection closes or it is time to
+        look again."""
         self.pause_accepting()
         if self.retry_handle is None:
-            self.retry_handle = self.loop.call_later(EVICT_RETRY, self._retry_accepting)
+            delay = EVICT_RETRY if self.evict_tokens >= 1 else min(
+                EVICT_RETRY, (1 - self.evict_tokens) / self.evict_rate)
+            self.retry_handle = self.loop.call_later(delay, self._retry_accepting)
+
+    def _may_evict(self, now: float) -> bool:
+        """Whether the eviction budget (EVICT_RATE_SHARE) allows one more now."""
+        tokens = min(self.evict_rate,
+                     self.evict_tokens + (now - self.evict_refilled) * self.evict_rate)
+        self.evict_refilled = now
+        self.evict_tokens = tokens
+        return tokens >= 1
 
     def _make_room(self) -> bool:
         """Close the connection that has made the least progress (see `eviction_rank`):
         a pending TLS handshake, then the longest wait for a request head, then the longest
         idle keep-alive, then the oldest body below `body_min_rate`. False if none may go."""
         now = self.loop.time()
+        if not self._may_evict(now):
+            return False
+        self.evict_tokens -= 1  # given back below if nobody may go
         for fresh in (False, True):
             if fresh:
                 self._find_victims(now)
@@ -198,6 +223,7 @@ class Server:
                     victim.evict()
                     self.connections.discard(victim)
                     return True
+        self.evict_tokens += 1
         return False
 
     def _find_victims(self, now: float) -> None:

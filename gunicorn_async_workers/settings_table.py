@@ -117,7 +117,7 @@ SETTINGS: dict[str, tuple[str, str]] = {
                                      "connection that has made the least progress (a pending "
                                      "TLS handshake, then the longest wait for a request "
                                      "head, then the longest idle keep-alive, then a body "
-                                     "below `body_min_rate`; each after 1 s of it), never "
+                                     "below `body_min_rate`; each after 0.5 s of it), never "
                                      "one whose app is answering or a WebSocket; with none "
                                      "such, new clients wait in the kernel backlog"),
     "max_requests": (HONOURED, _MAX_REQUESTS),

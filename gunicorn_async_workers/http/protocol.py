@@ -38,6 +38,16 @@ _OUTQ: int | None = getattr(termios, "TIOCOUTQ", None)
 _INT = struct.Struct("i")
 
 
+def unread(transport: Any) -> int:
+    """Bytes that have arrived for a transport and wait in the kernel to be read."""
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return 0
+    with contextlib.suppress(OSError, ValueError):
+        return int(_INT.unpack(fcntl.ioctl(sock.fileno(), termios.FIONREAD, bytes(4)))[0])
+    return 0
+
+
 def unacknowledged(transport: Any) -> int:
     """Bytes the kernel still holds for a transport's peer (0 where it cannot tell).
 
@@ -558,7 +568,9 @@ class HttpProtocol(asyncio.Protocol):
         since = self.idle_since
         parser = self.parser
         if not self.kept_alive or (parser is not None and parser.partial()):
-            return (1, since) if now - since >= grace else None
+            if now - since < grace or unread(self.transport):
+                return None  # its bytes may be on their way, or here and about to be read
+            return (1, since)
         if self.idle_time(now) >= self.server.config.shutdown_idle_grace and self.delivered:
             return (2, self.idle_since)
         return None
@@ -566,9 +578,11 @@ class HttpProtocol(asyncio.Protocol):
     def _body_rank(self, parsing: Any, now: float, grace: float) -> tuple[int, float] | None:
         rate = self.server.config.body_min_rate
         watch = self.body_watch
-        if (rate <= 0 or watch is None or watch[0] is not parsing or self.read_paused
-                or parsing.expect_continue or (self.cycle is not None
-                                               and self.cycle is not parsing)):
+        if (rate <= 0 or self.read_paused or parsing.expect_continue
+                or (self.cycle is not None and self.cycle is not parsing)):
+            return None
+        if watch is None or watch[0] is not parsing:
+            self.body_watch = (parsing, now, self.received)  # as the next tick would
             return None
         elapsed = now - watch[1]
         if elapsed >= grace and self.received - watch[2] < rate * elapsed:

@@ -139,12 +139,17 @@ def attack_connected(proc: subprocess.Popen[bytes], pid: int, connections: int) 
     """Whether the worker holds about `connections` sockets (the attack is in place)."""
     if proc.poll() is not None:
         raise RuntimeError("the attacker ended early: " + stop_attacker(proc))
+    return sockets(pid) >= connections * 0.9
+
+
+def sockets(pid: int) -> int:
+    """Sockets the process holds open."""
     count = 0
     for fd in os.listdir(f"/proc/{pid}/fd"):
         with contextlib.suppress(FileNotFoundError):
             if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"):
                 count += 1
-    return count >= connections * 0.9
+    return count
 
 
 # -- the polite client -------------------------------------------------------------------------
@@ -177,6 +182,12 @@ class Polite:
             self.failures.append(repr(exc))
             return
         self.latencies.append(time.monotonic() - began)
+
+    def ok(self) -> bool:
+        """One request, answered: whether it was (for readiness)."""
+        failed = len(self.failures)
+        self.one()
+        return len(self.failures) == failed
 
     def run(self) -> None:
         while not self.stopping.is_set():

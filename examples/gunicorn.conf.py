@@ -25,6 +25,13 @@ worker_class = UvloopWorker.configure(
     header_timeout=30,
     # Seconds a client may take to send a request body (slow-POST guard); 0: no limit.
     body_timeout=300,
+    # Slow clients: a TLS handshake gets this many seconds; after `min_rate_grace` seconds a
+    # request head or body must average these bytes/s (0: only the timeouts above apply).
+    # At worker_connections, a new client replaces the connection making the least progress.
+    tls_handshake_timeout=10,
+    header_min_rate=500,
+    body_min_rate=500,
+    min_rate_grace=10,
     # Largest request body in bytes, larger ones get 413; 0: no limit.
     max_body_size=0,
     # HTTP/1.1 requests without Host: 400 (RFC 9112 3.2); False accepts them, as Gunicorn.

@@ -212,6 +212,26 @@ OPTIONS: tuple[Option, ...] = (
            "9: fastest)."),
     Option("ws_deflate_compression_level", Number(0, integer=True, maximum=9), 6,
            "permessage-deflate: zlib compression level (0: none, 1: fastest, 9: smallest)."),
+    # -- slow clients: no connection holds a slot for long without making progress --
+    Option("tls_handshake_timeout", Number(0.1), 10.0,
+           "Seconds a client may take over its TLS handshake (an honest one takes a few "
+           "round trips; nginx allows 60, we allow less as a stalled handshake costs about "
+           "50 KB). The request head's time starts after it."),
+    Option("header_min_rate", Number(0), 500.0,
+           "Bytes per second a request head, once begun, "
+           "must average once `min_rate_grace` has passed: each byte received extends the "
+           "wait by 1/rate seconds, up to `header_timeout` (Apache's mod_reqtimeout "
+           "`header=...,MinRate=500`). 0: only `header_timeout` applies."),
+    Option("body_min_rate", Number(0), 500.0,
+           "Bytes per second a request body must average, counted while the worker reads "
+           "it, once `min_rate_grace` has passed; a slower body's connection is closed "
+           "(the app sees `http.disconnect`) and, at the `worker_connections` cap, may be "
+           "closed to admit a new client. 64 KiB/s is 130 times this. 0: only "
+           "`body_timeout` applies."),
+    Option("min_rate_grace", Number(0), 10.0,
+           "Seconds a request head or body may take before `header_min_rate` and "
+           "`body_min_rate` apply (covers a client's start-up: DNS, slow start, a phone "
+           "waking its radio)."),
 )
 OPTIONS_BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
 
@@ -401,6 +421,10 @@ class ServerConfig:
     proxy_peers: TrustedPeers
     pre_request: Callable[..., Any] | None
     post_request: Callable[..., Any] | None
+    tls_handshake_timeout: float = 10.0
+    header_min_rate: float = 500.0
+    body_min_rate: float = 500.0
+    min_rate_grace: float = 10.0
     options: dict[str, object] = field(default_factory=dict)
 
     @classmethod
@@ -466,6 +490,10 @@ class ServerConfig:
             proxy_peers=TrustedPeers(getattr(cfg, "proxy_allow_ips", "127.0.0.1")),
             pre_request=_hook(cfg, "pre_request"),
             post_request=_hook(cfg, "post_request"),
+            tls_handshake_timeout=float(values["tls_handshake_timeout"]),  # type: ignore[arg-type]
+            header_min_rate=float(values["header_min_rate"]),  # type: ignore[arg-type]
+            body_min_rate=float(values["body_min_rate"]),  # type: ignore[arg-type]
+            min_rate_grace=float(values["min_rate_grace"]),  # type: ignore[arg-type]
             options=values,
         )
 

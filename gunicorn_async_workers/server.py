@@ -1,16 +1,18 @@
 """Listening sockets to connections: accept with a concurrency cap, tick, and shut down.
 
-The server accepts on every socket the arbiter bound, stops accepting at
-`worker_connections` and resumes below it, keeps the Date header fresh and closes
-connections that waited their configured time at every tick (once a second at most), and
-ends either gracefully (finish what is in flight, close idle connections after a short
-grace, all by `graceful_timeout`) or quickly.
+The server accepts on every socket the arbiter bound, holds at most `worker_connections`
+connections (at the cap, a new client takes the place of the connection that has made the
+least progress, if one may be closed; otherwise it waits in the backlog), keeps the Date
+header fresh and closes connections that waited their configured time at every tick (once
+a second at most), and ends either gracefully (finish what is in flight, close idle
+connections after a short grace, all by `graceful_timeout`) or quickly.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import select
 import socket
 from typing import Any
 
@@ -29,6 +31,21 @@ ACCEPT_BATCH = 64
 ACCEPT_RETRY = 0.5
 # How often a draining server looks for connections that have become idle.
 DRAIN_POLL = 0.05
+# At the cap, seconds a connection must have gone without a complete request head (or a
+# TLS handshake) before it may be closed to admit a new client: longer than an honest
+# client's bytes take to follow its connect, even on a loaded loop.
+EVICT_GRACE = 0.5
+# At the cap with a client waiting and no connection that may be closed: seconds between
+# looks for one (the clients in the backlog wait meanwhile).
+EVICT_RETRY = 0.1
+# Connections closed to admit new ones, per second, as a share of `worker_connections`
+# (a bucket of one second's worth). Each closed attacker reconnects and asks for a slot
+# in turn; unchecked, that chase would cycle through every stalled connection in a blink
+# until none had waited EVICT_GRACE, and new clients would wait up to EVICT_GRACE. At a
+# quarter of the slots a second, a cycle takes 4 s, stalled connections older than the
+# grace are always there to close, and a client waits behind at most the one or two
+# reconnecting attackers ahead of it in the backlog.
+EVICT_RATE_SHARE = 0.25
 
 
 class Server:
@@ -48,7 +65,8 @@ class Server:
         # may take over its handshake (as over a request head).
         self.tls = (TlsInfo(ssl_context, getattr(getattr(worker, "cfg", None), "certfile", None))
                     if ssl_context is not None else None)
-        self.ssl_handshake_timeout = config.header_timeout if ssl_context is not None else None
+        self.ssl_handshake_timeout = (config.tls_handshake_timeout if ssl_context is not None
+                                      else None)
         self.on_max_requests = on_max_requests
         self.policy = HeadPolicy(
             limit_line=config.limit_request_line,
@@ -69,7 +87,17 @@ class Server:
         self.state: dict[str, Any] = {}
         self.date = DateHeader(config.server_header)
         self.connections: set[HttpProtocol] = set()
-        self.pending_accepts = 0
+        # Accepted sockets whose connection is not made yet (a TLS handshake may be under
+        # way): the loop's time they were accepted, and the task making them.
+        self.pending: dict[socket.socket, tuple[float, asyncio.Task[None]]] = {}
+        # Connections that may be closed to admit a new client, the first to go last; a
+        # snapshot, each checked again when its turn comes, dropped at every tick.
+        self.victims: list[tuple[tuple[int, float], Any]] = []
+        self.retry_handle: asyncio.TimerHandle | None = None
+        self.waiting_probes: dict[int, Any] = {}
+        self.evict_rate = max(1.0, config.worker_connections * EVICT_RATE_SHARE)
+        self.evict_tokens = self.evict_rate
+        self.evict_refilled = loop.time()
         self.listeners: list[socket.socket] = []
         self.accepting = False
         self.draining = False
@@ -121,12 +149,14 @@ class Server:
             self.loop.remove_reader(sock.fileno())
 
     def _at_capacity(self) -> bool:
-        return len(self.connections) + self.pending_accepts >= self.config.worker_connections
+        return len(self.connections) + len(self.pending) >= self.config.worker_connections
 
     def _accept(self, listener: socket.socket) -> None:
         for _ in range(ACCEPT_BATCH):
-            if self._at_capacity():
-                self.pause_accepting()
+            if self._at_capacity() and not (self._client_waiting(listener)
+                                            and self._make_room()):
+                if self._client_waiting(listener):
+                    self._wait_for_room()
                 return
             try:
                 conn, _addr = listener.accept()
@@ -138,8 +168,75 @@ class Server:
             conn.setblocking(False)
             if conn.family in (socket.AF_INET, socket.AF_INET6):
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self.pending_accepts += 1
-            self.loop.create_task(self._connect(conn))
+            self.pending[conn] = (self.loop.time(), self.loop.create_task(self._connect(conn)))
+
+    def _client_waiting(self, listener: socket.socket) -> bool:
+        """Whether a client waits in this listener's backlog (one poll, no accept)."""
+        fd = listener.fileno()
+        probe = self.waiting_probes.get(fd)
+        if probe is None:
+            probe = self.waiting_probes[fd] = select.poll()
+            probe.register(fd, select.POLLIN)
+        return bool(probe.poll(0))
+
+    def _wait_for_room(self) -> None:
+        """Full, a client waiting, nobody to close (or the eviction budget spent): stop
+        watching the listeners (no busy loop) until a connection closes or it is time to
+        look again."""
+        self.pause_accepting()
+        if self.retry_handle is None:
+            delay = EVICT_RETRY if self.evict_tokens >= 1 else min(
+                EVICT_RETRY, (1 - self.evict_tokens) / self.evict_rate)
+            self.retry_handle = self.loop.call_later(delay, self._retry_accepting)
+
+    def _may_evict(self, now: float) -> bool:
+        """Whether the eviction budget (EVICT_RATE_SHARE) allows one more now."""
+        tokens = min(self.evict_rate,
+                     self.evict_tokens + (now - self.evict_refilled) * self.evict_rate)
+        self.evict_refilled = now
+        self.evict_tokens = tokens
+        return tokens >= 1
+
+    def _make_room(self) -> bool:
+        """Close the connection that has made the least progress (see `eviction_rank`):
+        a pending TLS handshake, then the longest wait for a request head, then the longest
+        idle keep-alive, then the oldest body below `body_min_rate`. False if none may go."""
+        now = self.loop.time()
+        if not self._may_evict(now):
+            return False
+        self.evict_tokens -= 1  # given back below if nobody may go
+        for fresh in (False, True):
+            if fresh:
+                self._find_victims(now)
+            victims = self.victims
+            while victims:
+                _rank, victim = victims.pop()
+                if isinstance(victim, socket.socket):
+                    pending = self.pending.pop(victim, None)
+                    if pending is not None:
+                        self.log.debug("closing a TLS handshake to admit a new connection "
+                                       "(worker_connections reached)")
+                        pending[1].cancel()
+                        return True
+                elif (victim in self.connections
+                      and victim.eviction_rank(now, EVICT_GRACE) is not None):
+                    victim.evict()
+                    self.connections.discard(victim)
+                    return True
+        self.evict_tokens += 1
+        return False
+
+    def _find_victims(self, now: float) -> None:
+        found: list[tuple[tuple[int, float], Any]] = []
+        if self.tls is not None:
+            found.extend(((0, accepted), sock) for sock, (accepted, _task)
+                         in self.pending.items() if now - accepted >= EVICT_GRACE)
+        for conn in self.connections:
+            rank = conn.eviction_rank(now, EVICT_GRACE)
+            if rank is not None:
+                found.append((rank, conn))
+        found.sort(key=lambda item: item[0], reverse=True)
+        self.victims = found
 
     def _accept_failed(self, exc: OSError) -> None:
         """Out of descriptors or memory: the listener stays readable, so stop watching it
@@ -149,7 +246,8 @@ class Server:
         self.loop.call_later(ACCEPT_RETRY, self._retry_accepting)
 
     def _retry_accepting(self) -> None:
-        if not self.draining and not self._at_capacity():
+        self.retry_handle = None
+        if not self.draining:
             self.resume_accepting()
 
     async def _connect(self, conn: socket.socket) -> None:
@@ -161,12 +259,14 @@ class Server:
         except OSError as exc:
             self.log.debug("connection failed before it started: %s", exc)
             conn.close()
+        except asyncio.CancelledError:  # closed to admit a new connection
+            conn.close()
         except Exception as exc:  # a TLS handshake that fails is the client's problem
             self.log.debug("connection setup failed: %r", exc)
             conn.close()
         finally:
-            self.pending_accepts -= 1
-            if not self.accepting and not self._at_capacity():
+            self.pending.pop(conn, None)
+            if not self.accepting and not self.draining and not self._at_capacity():
                 self.resume_accepting()
 
     def connection_closed(self, protocol: HttpProtocol) -> None:
@@ -191,6 +291,7 @@ class Server:
         is `now >= start + limit`, so a tick may add to a limit, never take from it)."""
         now = self.loop.time()
         self.date.refresh()
+        self.victims = []
         for conn in list(self.connections):
             conn.check_timeouts(now)
 

@@ -105,7 +105,7 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "bind": (GUNICORN, "the arbiter binds; each worker serves every bound socket (TCP IPv4, "
                        "IPv6, unix)"),
     "backlog": (GUNICORN, "the listen backlog; at the `worker_connections` cap new clients "
-                          "wait there"),
+                          "wait there while no connection may be closed to admit them"),
     # -- Worker Processes --
     "workers": (GUNICORN, "how many of our workers the arbiter keeps running"),
     "worker_class": (GUNICORN, "selects our class: `gaw.UvloopWorker`, `gaw.AsyncioWorker`, "
@@ -114,8 +114,13 @@ SETTINGS: dict[str, tuple[str, str]] = {
                           "waits on the loop, not in a thread, until one is free; "
                           "`wsgi.multithread` is true above 1. ASGI apps: unused"),
     "worker_connections": (HONOURED, "at most this many open connections per worker, ASGI or "
-                                     "WSGI: at the cap the worker stops accepting (the kernel "
-                                     "backlog holds new clients) and resumes below it"),
+                                     "WSGI. At the cap a new client takes the place of the "
+                                     "connection that has made the least progress (a pending "
+                                     "TLS handshake, then the longest wait for a request "
+                                     "head, then the longest idle keep-alive, then a body "
+                                     "below `body_min_rate`; each after 0.5 s of it), never "
+                                     "one whose app is answering or a WebSocket; with none "
+                                     "such, new clients wait in the kernel backlog"),
     "max_requests": (HONOURED, _MAX_REQUESTS),
     "max_requests_jitter": (HONOURED, _MAX_REQUESTS),
     "timeout": (HONOURED, "the worker heartbeats once a second (at least every `timeout / 2`) "

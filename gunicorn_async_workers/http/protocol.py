@@ -38,6 +38,16 @@ _OUTQ: int | None = getattr(termios, "TIOCOUTQ", None)
 _INT = struct.Struct("i")
 
 
+def unread(transport: Any) -> int:
+    """Bytes that have arrived for a transport and wait in the kernel to be read."""
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return 0
+    with contextlib.suppress(OSError, ValueError):
+        return int(_INT.unpack(fcntl.ioctl(sock.fileno(), termios.FIONREAD, bytes(4)))[0])
+    return 0
+
+
 def unacknowledged(transport: Any) -> int:
     """Bytes the kernel still holds for a transport's peer (0 where it cannot tell).
 
@@ -65,6 +75,7 @@ class HttpProtocol(asyncio.Protocol):
         "drain_waiter",
         "eof",
         "extensions",
+        "head_mark",
         "idle_since",
         "kept_alive",
         "loop",
@@ -76,6 +87,7 @@ class HttpProtocol(asyncio.Protocol):
         "proxy",
         "proxy_buffer",
         "read_paused",
+        "received",
         "server",
         "sockname",
         "starting",
@@ -119,8 +131,13 @@ class HttpProtocol(asyncio.Protocol):
         # The PROXY header that named this connection's client, if one did.
         self.proxy: ProxyHeader | None = None
         self.websocket: Any = None  # the WebSocket session this connection became
-        # (cycle, since): the request body being timed by check_timeouts, and from when.
-        self.body_watch: tuple[Any, float] | None = None
+        # (cycle, since, received): the request body being timed by check_timeouts, from
+        # when, and `received` then (what arrives after it counts toward body_min_rate).
+        self.body_watch: tuple[Any, float, int] | None = None
+        # Bytes received on this connection, and their count when the wait for the current
+        # request head began (what arrives after it counts toward header_min_rate).
+        self.received = 0
+        self.head_mark = 0
         # The scope's `extensions` on a TLS connection ({"tls": ...}); None on plaintext.
         self.extensions: dict[str, Any] | None = None
         # Called after each transport.writelines where the transport skips its own check.
@@ -153,6 +170,7 @@ class HttpProtocol(asyncio.Protocol):
             self.proxy_buffer = b""
 
     def data_received(self, data: bytes) -> None:
+        self.received += len(data)
         if self.proxy_buffer is not None:
             data = self._read_proxy_header(data)
             if not data:
@@ -353,6 +371,7 @@ class HttpProtocol(asyncio.Protocol):
                            else self.loop.time())
         self.kept_alive = True
         self.delivered = False
+        self.head_mark = self.received
         if self.write_paused:
             return  # the client is not reading: what comes next waits for resume_writing
         if self.pending_error is not None or self.pipeline or self.eof:
@@ -502,26 +521,98 @@ class HttpProtocol(asyncio.Protocol):
         parser = self.parser
         config = self.server.config
         if parser is not None and parser.partial():
-            if waited >= config.header_timeout:
+            if waited >= self.head_limit():
                 self.server.log.debug("request head from %s timed out", self.client)
                 self.abort()
         elif waited >= (config.keepalive if self.kept_alive else config.header_timeout):
             self.close()
 
+    def head_limit(self) -> float:
+        """Seconds a request head, once begun, may take: `header_timeout`, or less for a
+        client below `header_min_rate` after `min_rate_grace` (each byte received buys
+        1/rate seconds more). A connection that has sent nothing waits `header_timeout`
+        (or is closed first to admit a new client at the cap)."""
+        config = self.server.config
+        rate = config.header_min_rate
+        if rate <= 0:
+            return config.header_timeout
+        return min(config.header_timeout,
+                   config.min_rate_grace + (self.received - self.head_mark) / rate)
+
     def _check_body_time(self, parsing: Any, now: float) -> None:
         """A request body must arrive within `body_timeout` seconds, counted from its head,
         or from the last time it was not the client's turn: while reading is held back for
         the app, and before the client has had its `100 Continue`."""
-        limit = self.server.config.body_timeout
-        if limit <= 0:
+        config = self.server.config
+        limit = config.body_timeout
+        rate = config.body_min_rate
+        if limit <= 0 and rate <= 0:
             return
         watch = self.body_watch
         if (watch is None or watch[0] is not parsing or self.read_paused
                 or parsing.expect_continue):
-            self.body_watch = (parsing, now)
-        elif now - watch[1] > limit:
+            self.body_watch = (parsing, now, self.received)
+            return
+        elapsed = now - watch[1]
+        if limit > 0 and elapsed > limit:
             self.server.log.debug("request body from %s timed out (body_timeout)",
                                   self.client)
+            self.abort()
+        elif rate > 0 and elapsed > config.min_rate_grace + (self.received - watch[2]) / rate:
+            self.server.log.debug("request body from %s below body_min_rate", self.client)
+            self.abort()
+
+    # -- eviction at the worker_connections cap ------------------------------------------
+    def eviction_rank(self, now: float, grace: float) -> tuple[int, float] | None:
+        """How little progress this connection makes, for the server to pick one to close
+        when it is full and a new client waits: (class, since), the lowest first, or None
+        when it must not be closed (an app answering, a response leaving, a WebSocket).
+
+        Classes: 1, no complete request head yet (a connection's first wait, or a partial
+        head); 2, an idle keep-alive connection whose response was delivered; 3, a request
+        body below `body_min_rate`. Each only after waiting `grace` seconds (a keep-alive
+        connection `shutdown_idle_grace`), so a client whose bytes are on their way is
+        not taken for a stalled one. Class 0 is the server's: a pending TLS handshake.
+        """
+        if self.closing or self.websocket is not None or self.pending_error is not None:
+            return None
+        parsing = self.parsing
+        if parsing is not None:
+            return self._body_rank(parsing, now, grace)
+        if self.cycle is not None or self.pipeline:
+            return None
+        since = self.idle_since
+        parser = self.parser
+        if not self.kept_alive or (parser is not None and parser.partial()):
+            if now - since < grace or unread(self.transport):
+                return None  # its bytes may be on their way, or here and about to be read
+            return (1, since)
+        if self.idle_time(now) >= self.server.config.shutdown_idle_grace and self.delivered:
+            return (2, self.idle_since)
+        return None
+
+    def _body_rank(self, parsing: Any, now: float, grace: float) -> tuple[int, float] | None:
+        rate = self.server.config.body_min_rate
+        watch = self.body_watch
+        if (rate <= 0 or self.read_paused or parsing.expect_continue
+                or (self.cycle is not None and self.cycle is not parsing)):
+            return None
+        if watch is None or watch[0] is not parsing:
+            self.body_watch = (parsing, now, self.received)  # as the next tick would
+            return None
+        elapsed = now - watch[1]
+        if elapsed >= grace and self.received - watch[2] < rate * elapsed:
+            return (3, watch[1])
+        return None
+
+    def evict(self) -> None:
+        """Closed to admit a new client: an idle keep-alive connection as a keep-alive
+        timeout closes it, any other with a reset (as its timeout would)."""
+        self.server.log.debug("closing the connection from %s to admit a new one "
+                              "(worker_connections reached)", self.client)
+        if self.is_idle() and self.kept_alive:
+            self.close()
+        else:
             self.abort()
 
 

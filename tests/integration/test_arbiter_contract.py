@@ -512,13 +512,14 @@ def test_max_requests_recycles_without_losing_a_request(
 # -- 9. worker_connections -------------------------------------------------------------------
 def test_worker_connections_caps_open_connections(
         worker_class: str, gunicorn: Callable[..., GunicornProcess]) -> None:
+    # Five requests the app is still answering: none of them may be closed for a sixth
+    # (an idle keep-alive one would be: tests/integration/test_slot_attacks.py).
     server = gunicorn(APP, settings={"worker_connections": 5, "keepalive": 30})
     held = [server.connect(10.0) for _ in range(5)]
     extra = server.connect(10.0)
     try:
         for s in held:
-            s.sendall(request_bytes("/pid", keep_alive=True))
-            assert ResponseReader(s, 10.0).read_response().status == 200
+            s.sendall(request_bytes("/sleep?ms=4000"))
         extra.sendall(request_bytes("/pid"))
         extra.settimeout(1.0)
         try:
@@ -526,7 +527,8 @@ def test_worker_connections_caps_open_connections(
         except TimeoutError:
             early = None
         assert early is None, f"a 6th connection got {early!r} while 5 were open"
-        held.pop().close()
+        for s in held:
+            assert ResponseReader(s, 10.0).read_response().status == 200
         assert ResponseReader(extra, 10.0).read_response().status == 200
     finally:
         extra.close()

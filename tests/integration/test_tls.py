@@ -424,10 +424,11 @@ def test_plaintext_and_garbage_on_tls_port_closed_quietly(optional: TlsGunicorn)
 
 
 def test_silent_client_dropped_after_handshake_timeout(pki: Pki, worker_class: str) -> None:
-    """A client that connects and never starts its handshake is closed after header_timeout
-    (0.5 s here), not after asyncio's default of 60 s."""
+    """A client that connects and never starts its handshake is closed after
+    tls_handshake_timeout (0.5 s here), not after asyncio's default of 60 s."""
     proc = TlsGunicorn(ASGI_APP, worker_class, settings=pki.tls_settings(),
-                       env={"GAW_HEADER_TIMEOUT": "0.5"}, client_context=pki.client_context())
+                       env={"GAW_TLS_HANDSHAKE_TIMEOUT": "0.5"},
+                       client_context=pki.client_context())
     with proc:
         with proc.connect(timeout=10) as s:
             started = time.monotonic()

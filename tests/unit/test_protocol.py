@@ -570,7 +570,9 @@ def test_request_in_flight_is_not_timed_out() -> None:
     run(test)
 
 
-def test_partial_head_times_out_after_header_timeout() -> None:
+def test_partial_head_times_out_after_header_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GAW_HEADER_MIN_RATE", "0")  # header_timeout alone
+
     async def test() -> None:
         conn = Connection(echo_app([]), keepalive=1)
         conn.feed(b"GET /slow HTTP/1.1\r\nHo")
@@ -843,5 +845,93 @@ def test_permessage_deflate_negotiation_and_windows(
         reaches_back = server_bits > 12 and options.get("level") != 0
         assert (len(echoed) < 7000) == reaches_back, len(echoed)
         await conn.close()
+
+    run(test)
+
+
+# -- minimum rates and eviction at the cap ---------------------------------------------------
+def test_partial_head_below_min_rate_is_cut_after_grace_plus_credit() -> None:
+    async def test() -> None:
+        conn = Connection(echo_app([]), keepalive=1)
+        head = b"GET /slow HTTP/1.1\r\nHo"
+        conn.feed(head)
+        protocol = conn.protocol
+        config = conn.server.config
+        assert config.header_timeout > config.min_rate_grace + 1
+        limit = config.min_rate_grace + len(head) / config.header_min_rate
+        protocol.check_timeouts(protocol.idle_since + limit - 0.01)
+        assert not conn.transport.closed
+        protocol.check_timeouts(protocol.idle_since + limit + 0.01)
+        assert conn.transport.aborted
+        await settle()
+
+    run(test)
+
+
+def test_body_below_min_rate_is_cut_after_grace_plus_credit() -> None:
+    async def test() -> None:
+        conn = Connection(echo_app([]))
+        conn.feed(b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000000\r\n\r\n")
+        await settle()
+        protocol = conn.protocol
+        config = conn.server.config
+        start = conn.loop.time()
+        protocol.check_timeouts(start)  # the first look starts the body's clock
+        conn.feed(b"x" * 100)
+        await settle()
+        limit = config.min_rate_grace + 100 / config.body_min_rate
+        protocol.check_timeouts(start + limit - 0.01)
+        assert not conn.transport.closed
+        protocol.check_timeouts(start + limit + 0.01)
+        assert conn.transport.aborted
+        await settle()
+
+    run(test)
+
+
+def test_honest_upload_at_64_kib_per_second_is_never_cut() -> None:
+    async def test() -> None:
+        conn = Connection(echo_app([]))
+        size = 40 * 65536
+        conn.feed(b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % size)
+        await settle()
+        start = conn.loop.time()
+        for second in range(40):  # 64 KiB a second, the tick once a second
+            conn.protocol.check_timeouts(start + second)
+            assert not conn.transport.closed, f"cut after {second} s"
+            conn.feed(b"x" * 65536)
+            await settle()
+        [(status, _, body)] = read_responses(conn.transport.output, [b"POST"])
+        assert status == 200 and len(body) == len(b"POST /up ") + size
+        await conn.close()
+
+    run(test)
+
+
+def test_eviction_rank_spares_running_apps_and_fresh_clients() -> None:
+    async def test() -> None:
+        blocked = asyncio.Event()
+
+        async def app(scope: Message, receive: Receive, send: Send) -> None:
+            if scope["path"] == "/hold":
+                await blocked.wait()
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+
+        fresh = Connection(app, keepalive=5)
+        now = fresh.protocol.idle_since
+        assert fresh.protocol.eviction_rank(now + 0.5, 1.0) is None  # bytes may be coming
+        assert fresh.protocol.eviction_rank(now + 1.0, 1.0) == (1, now)
+        fresh.feed(b"GET /hold HTTP/1.1\r\nHost: a\r\n\r\n")
+        await settle()
+        assert fresh.protocol.eviction_rank(now + 100, 1.0) is None  # the app is running
+        blocked.set()
+        await settle()
+        done = fresh.protocol.idle_since
+        assert fresh.protocol.eviction_rank(done + 0.1, 1.0) is None  # just answered
+        assert fresh.protocol.eviction_rank(done + 1.0, 1.0) == (2, done)  # idle keep-alive
+        fresh.protocol.evict()
+        assert fresh.transport.closed and not fresh.transport.aborted  # as keepalive closes
+        await settle()
 
     run(test)

@@ -47,7 +47,7 @@ class WebSocketSession(Exchange):
     """One WebSocket connection, from the upgrade request to the closing handshake."""
 
     __slots__ = ("accepted", "close_code", "close_sent", "closed", "flush_scheduled",
-                 "fragments", "fragments_size", "fragments_text", "handshake", "inbox",
+                 "fragments", "fragments_text", "handshake", "inbox",
                  "max_queue", "max_size", "options", "ping_handle", "pong_waiter", "reader",
                  "request", "request_method", "scope", "unflushed", "ws")
 
@@ -105,7 +105,6 @@ class WebSocketSession(Exchange):
         self.close_code: int | None = None
         self.inbox: deque[Message] = deque([_CONNECT])
         self.fragments: list[bytes] = []
-        self.fragments_size = 0
         self.fragments_text = False
         self.ping_handle: asyncio.TimerHandle | None = None
         self.pong_waiter: asyncio.TimerHandle | None = None
@@ -177,15 +176,9 @@ class WebSocketSession(Exchange):
         elif opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
             if opcode != Opcode.CONT:
                 self.fragments = []
-                self.fragments_size = 0
                 self.fragments_text = opcode == Opcode.TEXT
+            # (The library has checked the message's size, its fragments counted together.)
             self.fragments.append(frame.data)
-            self.fragments_size += len(frame.data)
-            max_size = self.max_size
-            if max_size and self.fragments_size > max_size:
-                self.ws.fail(CloseCode.MESSAGE_TOO_BIG,
-                             f"message over {max_size} bytes (ws_max_size)")
-                return
             if frame.fin:
                 data = b"".join(self.fragments)
                 self.fragments = []

@@ -96,7 +96,7 @@ class WebSocketSession(Exchange):
         self.request = Request(target.decode("latin-1"), headers)
         extensions = ([ServerPerMessageDeflateFactory()]
                       if self.options["ws_per_message_deflate"] else None)
-        ws = self.ws = ServerProtocol(extensions=extensions, max_size=self.max_size or None)
+        ws = self.ws = _ServerProtocol(extensions=extensions, max_size=self.max_size or None)
         self.reader: FrameBuffer = parse_frames_from_buffer(ws)
         self.handshake: Any = None  # the 101 response, once judged valid
         self.accepted = False
@@ -475,6 +475,22 @@ class WebSocketSession(Exchange):
             self.closed = True
             self.protocol.close()
             self._gone(CloseCode.ABNORMAL_CLOSURE)
+
+
+class _ServerProtocol(ServerProtocol):
+    """The library's protocol, but a close frame between the fragments of a message closes
+    the connection cleanly (the unfinished message dropped): RFC 6455 5.4 lets control frames
+    come between fragments, and a close is one. The library fails the connection there with
+    1002 "incomplete fragmented message"."""
+
+    def recv_frame(self, frame: Frame) -> None:
+        if frame.opcode is Opcode.CLOSE:
+            # The size of the message being received, None between messages (`cur_size` in
+            # websockets 15 and older).
+            for name in ("current_size", "cur_size"):
+                if getattr(self, name, None) is not None:
+                    setattr(self, name, None)
+        super().recv_frame(frame)
 
 
 class WebSocketReader(asyncio.BufferedProtocol):

@@ -616,6 +616,22 @@ def test_invalid_utf8_closes_1007(server: GunicornProcess, tmp_path: Path,
     assert wait_event(record, "disconnect")["code"] in (1006, 1007)
 
 
+def test_close_between_fragments_closes_1000(server: GunicornProcess, tmp_path: Path) -> None:
+    """RFC 6455 lets control frames come between fragments, a close too (Autobahn 7.1.5):
+    the unfinished message is dropped and the closing handshake is a clean one."""
+    record = tmp_path / "record"
+    raw, resp = open_raw(server, target("/echo", record))
+    with raw.sock:
+        assert resp.status == 101
+        raw.send(TEXT, b"fragment1", fin=False)
+        raw.send(CLOSE, close_payload(1000))
+        raw.send(CONT, b"fragment2")
+        code, reason = raw.read_close()
+        assert code == 1000, reason
+        assert raw.closed_by_server()
+    assert wait_event(record, "disconnect")["code"] == 1000
+
+
 @pytest.mark.parametrize("fragments", [1, 4], ids=["one-frame", "fragmented"])
 def test_message_over_ws_max_size_closes_1009(tuned: GunicornProcess, tmp_path: Path,
                                               fragments: int) -> None:

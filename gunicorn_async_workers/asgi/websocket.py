@@ -12,6 +12,7 @@ the app) and pings idle peers.
 from __future__ import annotations
 
 import asyncio
+import codecs
 from collections import deque
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
@@ -37,6 +38,7 @@ _ASGI = {"version": "3.0", "spec_version": "2.4"}
 _EXTENSIONS = {"websocket.http.response": {}}
 _CONNECT = {"type": "websocket.connect"}
 _BINARY, _TEXT = Opcode.BINARY, Opcode.TEXT
+_utf8_decoder = codecs.getincrementaldecoder("utf-8")
 # Bytes of frames the app may send before they are written without waiting for the loop.
 _FLUSH_AT = 256 * 1024
 # How long a closing handshake may take before the connection is simply closed.
@@ -47,7 +49,7 @@ class WebSocketSession(Exchange):
     """One WebSocket connection, from the upgrade request to the closing handshake."""
 
     __slots__ = ("accepted", "close_code", "close_sent", "closed", "flush_scheduled",
-                 "fragments", "fragments_text", "handshake", "inbox",
+                 "decoder", "fragments", "handshake", "inbox",
                  "max_queue", "max_size", "options", "ping_handle", "pong_waiter", "reader",
                  "request", "request_method", "scope", "unflushed", "ws")
 
@@ -104,8 +106,8 @@ class WebSocketSession(Exchange):
         self.close_sent = False  # our close frame is out: the app may send nothing more
         self.close_code: int | None = None
         self.inbox: deque[Message] = deque([_CONNECT])
-        self.fragments: list[bytes] = []
-        self.fragments_text = False
+        self.fragments: list[Any] = []  # a fragmented message: bytes, or str pieces of text
+        self.decoder: codecs.IncrementalDecoder | None = None  # while they are text
         self.ping_handle: asyncio.TimerHandle | None = None
         self.pong_waiter: asyncio.TimerHandle | None = None
         self.unflushed = 0  # bytes of frames the app sent that are not written yet
@@ -176,13 +178,27 @@ class WebSocketSession(Exchange):
         elif opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
             if opcode != Opcode.CONT:
                 self.fragments = []
-                self.fragments_text = opcode == Opcode.TEXT
+                # A fragmented text message is decoded fragment by fragment: invalid UTF-8
+                # fails the connection at the fragment that carries it (as strict peers do,
+                # Autobahn 6.4), not once the message is whole.
+                self.decoder = _utf8_decoder() if opcode is _TEXT else None
             # (The library has checked the message's size, its fragments counted together.)
-            self.fragments.append(frame.data)
+            data = frame.data
+            decoder = self.decoder
+            if decoder is not None:
+                try:
+                    data = decoder.decode(data, frame.fin)
+                except UnicodeDecodeError:
+                    self.ws.fail(CloseCode.INVALID_DATA, "invalid UTF-8 in a text message")
+                    return
+            self.fragments.append(data)
             if frame.fin:
-                data = b"".join(self.fragments)
+                if decoder is None:
+                    self._message(b"".join(self.fragments), False)
+                else:
+                    self.inbox.append({"type": "websocket.receive",
+                                       "text": "".join(self.fragments)})
                 self.fragments = []
-                self._message(data, self.fragments_text)
         elif opcode == Opcode.CLOSE:
             rcvd = self.ws.close_rcvd
             self._gone(rcvd.code if rcvd is not None else CloseCode.NO_STATUS_RCVD,

@@ -616,6 +616,21 @@ def test_invalid_utf8_closes_1007(server: GunicornProcess, tmp_path: Path,
     assert wait_event(record, "disconnect")["code"] in (1006, 1007)
 
 
+def test_invalid_utf8_in_a_fragment_closes_1007_before_the_message_ends(
+        server: GunicornProcess) -> None:
+    """Fail fast (Autobahn 6.4): the fragment that makes the text invalid is answered with
+    1007 at once, with the message's last fragment still to come."""
+    raw, resp = open_raw(server, "/echo")
+    with raw.sock:
+        assert resp.status == 101
+        raw.send(TEXT, "κόσμε".encode(), fin=False)
+        raw.send(CONT, b"\xf4\x90\x80\x80", fin=False)  # U+110000: past Unicode's last
+        raw.sock.settimeout(5.0)  # the server answers now, or this read times out
+        code, reason = raw.read_close()
+        assert code == 1007, reason
+        assert raw.closed_by_server()
+
+
 def test_close_between_fragments_closes_1000(server: GunicornProcess, tmp_path: Path) -> None:
     """RFC 6455 lets control frames come between fragments, a close too (Autobahn 7.1.5):
     the unfinished message is dropped and the closing handshake is a clean one."""

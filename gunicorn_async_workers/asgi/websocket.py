@@ -49,7 +49,7 @@ class WebSocketSession(Exchange):
     """One WebSocket connection, from the upgrade request to the closing handshake."""
 
     __slots__ = ("accepted", "close_code", "close_sent", "closed", "flush_scheduled",
-                 "decoder", "fragments", "handshake", "inbox",
+                 "decoder", "fragments", "handshake", "held", "held_timer", "inbox",
                  "max_queue", "max_size", "options", "ping_handle", "pong_waiter", "reader",
                  "request", "request_method", "scope", "unflushed", "ws")
 
@@ -108,6 +108,10 @@ class WebSocketSession(Exchange):
         self.inbox: deque[Message] = deque([_CONNECT])
         self.fragments: list[Any] = []  # a fragmented message: bytes, or str pieces of text
         self.decoder: codecs.IncrementalDecoder | None = None  # while they are text
+        # The library's answer to the peer's close or to a failure (its close frame, then the
+        # end of the connection), held while the app answers the messages before it.
+        self.held: list[bytes] | None = None
+        self.held_timer: asyncio.TimerHandle | None = None
         self.ping_handle: asyncio.TimerHandle | None = None
         self.pong_waiter: asyncio.TimerHandle | None = None
         self.unflushed = 0  # bytes of frames the app sent that are not written yet
@@ -142,19 +146,32 @@ class WebSocketSession(Exchange):
         for frame in ws.events_received():
             if frame.opcode is _BINARY and frame.fin:  # a whole binary message, the most common
                 inbox.append({"type": "websocket.receive", "bytes": frame.data})
-            else:
-                self._event(frame)
+            elif self._event(frame):
+                break  # the connection failed: what the peer sent after it is not read
         if inbox:
             self.wake()
         # Data frames alone leave nothing to send: a pong, a close or a failure does.
         # (`writes` is the library's outgoing list, which `data_to_send` hands over.)
-        if ws.writes or ws.state is not State.OPEN:
+        writes = ws.writes
+        if writes and not writes[-1]:
+            # The library ends the connection: the peer closed, or failed it. Strict peers
+            # answer the messages that came before first (Autobahn 3, 4, 5.15, 7.1.6): while
+            # the app has some to take, its answer waits until the app has taken them and
+            # asks for more (or returns, or CLOSE_TIMEOUT passes); the app's own answers go
+            # out before it.
+            self.held = ws.data_to_send()
+            if inbox and not self.close_sent:
+                self.held_timer = self.protocol.loop.call_later(CLOSE_TIMEOUT, self._end_input)
+            else:
+                self._end_input()
+        elif writes or ws.state is not State.OPEN:
             self._flush()
         if len(inbox) >= self.max_queue:
             self.protocol.pause_reading()  # a slow app: stop reading the socket
 
     def connection_lost(self) -> None:
         self.closed = True
+        self._end_input()
         self._gone(CloseCode.ABNORMAL_CLOSURE)
         # permessage-deflate's zlib streams are the session's largest state; the library's
         # protocol object sits in reference cycles (its suspended parser), so free them now
@@ -168,13 +185,13 @@ class WebSocketSession(Exchange):
             self._flush()
             self._gone(CloseCode.ABNORMAL_CLOSURE)
 
-    def _event(self, frame: Frame) -> None:
+    def _event(self, frame: Frame) -> bool:
         """Every frame but a whole binary message (`feed` queues those itself); the caller
-        wakes the app."""
+        wakes the app. True when the frame failed the connection (invalid UTF-8)."""
         opcode = frame.opcode
         if frame.fin and opcode is _TEXT:
             # A whole message in one frame (the library has checked its size).
-            self._message(frame.data, True)
+            return self._message(frame.data, True)
         elif opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
             if opcode != Opcode.CONT:
                 self.fragments = []
@@ -189,8 +206,7 @@ class WebSocketSession(Exchange):
                 try:
                     data = decoder.decode(data, frame.fin)
                 except UnicodeDecodeError:
-                    self.ws.fail(CloseCode.INVALID_DATA, "invalid UTF-8 in a text message")
-                    return
+                    return self._invalid_utf8()
             self.fragments.append(data)
             if frame.fin:
                 if decoder is None:
@@ -199,25 +215,44 @@ class WebSocketSession(Exchange):
                     self.inbox.append({"type": "websocket.receive",
                                        "text": "".join(self.fragments)})
                 self.fragments = []
-        elif opcode == Opcode.CLOSE:
-            rcvd = self.ws.close_rcvd
-            self._gone(rcvd.code if rcvd is not None else CloseCode.NO_STATUS_RCVD,
-                       rcvd.reason if rcvd is not None else "")
         elif opcode == Opcode.PONG and self.pong_waiter is not None:
             self.pong_waiter.cancel()
             self.pong_waiter = None
+        return False
 
-    def _message(self, data: bytes, is_text: bool) -> None:
-        """A whole message for the app; a text one must be UTF-8 (else close 1007)."""
+    def _message(self, data: bytes, is_text: bool) -> bool:
+        """A whole message for the app; a text one must be UTF-8 (else close 1007, and True)."""
         if is_text:
             try:
                 text = data.decode()
             except UnicodeDecodeError:
-                self.ws.fail(CloseCode.INVALID_DATA, "invalid UTF-8 in a text message")
-                return
+                return self._invalid_utf8()
             self.inbox.append({"type": "websocket.receive", "text": text})
         else:
             self.inbox.append({"type": "websocket.receive", "bytes": data})
+        return False
+
+    def _invalid_utf8(self) -> bool:
+        self.ws.fail(CloseCode.INVALID_DATA, "invalid UTF-8 in a text message")
+        return True
+
+    def _end_input(self) -> None:
+        """The peer's close, or a failure, takes effect (see `_received`): the app's
+        disconnect comes after the messages it was given, and our close frame and the end of
+        the connection after the app's answers to them."""
+        held = self.held
+        if held is None:
+            return
+        self.held = None
+        if self.held_timer is not None:
+            self.held_timer.cancel()
+            self.held_timer = None
+        rcvd = self.ws.close_rcvd
+        if rcvd is not None:
+            self._gone(rcvd.code, rcvd.reason)
+        if not self.closed:
+            self.ws.writes.extend(held)
+            self._flush()
 
     def _gone(self, code: int, reason: str = "") -> None:
         """The session ended (closing handshake, failure or lost connection)."""
@@ -301,6 +336,9 @@ class WebSocketSession(Exchange):
     # -- the ASGI callables ------------------------------------------------------------
     async def receive(self) -> Message:
         while not self.inbox:
+            if self.held is not None:  # every message before the peer's close is taken
+                self._end_input()
+                continue
             if self.closed and self.close_code is None:
                 self._gone(CloseCode.ABNORMAL_CLOSURE)
                 continue
@@ -350,6 +388,9 @@ class WebSocketSession(Exchange):
         elif kind == "websocket.close":
             if not self.accepted:
                 self._deny(403, [], b"")
+                return
+            if self.held is not None:  # the peer closed first: our answer is ready
+                self._end_input()
                 return
             code = message.get("code") or CloseCode.NORMAL_CLOSURE
             try:
@@ -480,6 +521,7 @@ class WebSocketSession(Exchange):
             if self.framing is None and not protocol.closing:
                 self._deny(403 if code == CloseCode.NORMAL_CLOSURE else 500, [], b"")
             return
+        self._end_input()  # the peer's close, held for the app's answers, goes out now
         if self.ws.state is State.OPEN:
             self.ws.send_close(code)
             self._closing()

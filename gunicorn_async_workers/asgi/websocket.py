@@ -18,6 +18,7 @@ mark, until the peer reads them. The app's own `send` waits on the transport.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import sys
 from collections import deque
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,7 @@ _ASGI = {"version": "3.0", "spec_version": "2.4"}
 _EXTENSIONS = {"websocket.http.response": {}}
 _CONNECT = {"type": "websocket.connect"}
 _BINARY, _TEXT = Opcode.BINARY, Opcode.TEXT
+_utf8_decoder = codecs.getincrementaldecoder("utf-8")
 # Bytes of frames the app may send before they are written without waiting for the loop.
 _FLUSH_AT = 256 * 1024
 # How long a closing handshake may take before the connection is simply closed.
@@ -86,10 +88,10 @@ class WebSocketSession(Exchange):
     """One WebSocket connection, from the upgrade request to the closing handshake."""
 
     __slots__ = ("accepted", "close_code", "close_sent", "closed", "flush_scheduled",
-                 "fragments", "fragments_size", "fragments_text", "handshake", "inbox",
-                 "max_queue", "max_size", "options", "ping_handle", "pong_waiter", "queued",
-                 "reader", "request", "request_method", "scope", "unflushed", "write_held",
-                 "ws")
+                 "decoder", "fragments", "fragments_size", "handshake", "held", "held_timer",
+                 "inbox", "max_queue", "max_size", "options", "ping_handle", "pong_waiter",
+                 "queued", "reader", "request", "request_method", "scope", "unflushed",
+                 "write_held", "ws")
 
     is_websocket = True
 
@@ -135,7 +137,7 @@ class WebSocketSession(Exchange):
             headers[name.decode("latin-1")] = value.decode("latin-1")
         self.request = Request(target.decode("latin-1"), headers)
         extensions = deflate_extensions(self.options)
-        ws = self.ws = ServerProtocol(extensions=extensions, max_size=self.max_size or None)
+        ws = self.ws = _ServerProtocol(extensions=extensions, max_size=self.max_size or None)
         self.reader: FrameBuffer = parse_frames_from_buffer(ws)
         self.handshake: Any = None  # the 101 response, once judged valid
         self.accepted = False
@@ -147,7 +149,12 @@ class WebSocketSession(Exchange):
         self.write_held = False  # reading stopped until our answers to the peer are written
         self.fragments = bytearray()  # the fragmented message being received
         self.fragments_size = 0  # its size as `ws_max_size` counts it
-        self.fragments_text = False
+        # While that message is text, its UTF-8 is checked fragment by fragment.
+        self.decoder: codecs.IncrementalDecoder | None = None
+        # The library's answer to the peer's close or to a failure (its close frame, then the
+        # end of the connection), held while the app answers the messages before it.
+        self.held: list[bytes] | None = None
+        self.held_timer: asyncio.TimerHandle | None = None
         self.ping_handle: asyncio.TimerHandle | None = None
         self.pong_waiter: asyncio.TimerHandle | None = None
         self.unflushed = 0  # bytes of frames the app sent that are not written yet
@@ -184,13 +191,25 @@ class WebSocketSession(Exchange):
                 data = frame.data
                 inbox.append({"type": "websocket.receive", "bytes": data})
                 self.queued += len(data)
-            else:
-                self._event(frame)
+            elif self._event(frame):
+                break  # the connection failed: what the peer sent after it is not read
         if inbox:
             self.wake()
         # Data frames alone leave nothing to send: a pong, a close or a failure does.
         # (`writes` is the library's outgoing list, which `data_to_send` hands over.)
-        if ws.writes or ws.state is not State.OPEN:
+        writes = ws.writes
+        if writes and not writes[-1]:
+            # The library ends the connection: the peer closed, or failed it. Strict peers
+            # answer the messages that came before first (Autobahn 3, 4, 5.15, 7.1.6): while
+            # the app has some to take, its answer waits until the app has taken them and
+            # asks for more (or returns, or CLOSE_TIMEOUT passes); the app's own answers go
+            # out before it.
+            self.held = ws.data_to_send()
+            if inbox and not self.close_sent:
+                self.held_timer = self.protocol.loop.call_later(CLOSE_TIMEOUT, self._end_input)
+            else:
+                self._end_input()
+        elif writes or ws.state is not State.OPEN:
             self._flush()
             if self.protocol.write_paused and not self.closed:
                 # The peer's frames call for answers it does not read: read no more of them
@@ -209,6 +228,7 @@ class WebSocketSession(Exchange):
 
     def connection_lost(self) -> None:
         self.closed = True
+        self._end_input()
         self._gone(CloseCode.ABNORMAL_CLOSURE)
         # permessage-deflate's zlib streams are the session's largest state; the library's
         # protocol object sits in reference cycles (its suspended parser), so free them now
@@ -222,20 +242,23 @@ class WebSocketSession(Exchange):
             self._flush()
             self._gone(CloseCode.ABNORMAL_CLOSURE)
 
-    def _event(self, frame: Frame) -> None:
+    def _event(self, frame: Frame) -> bool:
         """Every frame but a whole binary message (`feed` queues those itself); the caller
-        wakes the app."""
+        wakes the app. True when the frame failed the connection (invalid UTF-8)."""
         opcode = frame.opcode
         if frame.fin and opcode is _TEXT:
             # A whole message in one frame (the library has checked its size).
-            self._message(frame.data, True)
+            return self._message(frame.data, True)
         elif opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
             # A fragmented message (the library has checked the order of its frames).
             data = frame.data
             if opcode != Opcode.CONT:
                 self.fragments = bytearray(data)
                 self.fragments_size = len(data) + FRAGMENT_COST
-                self.fragments_text = opcode == Opcode.TEXT
+                # A fragmented text message is checked fragment by fragment: invalid UTF-8
+                # fails the connection at the fragment that carries it (as strict peers do,
+                # Autobahn 6.4), not once the message is whole.
+                self.decoder = _utf8_decoder() if opcode is _TEXT else None
             else:
                 self.fragments += data
                 self.fragments_size += len(data) + FRAGMENT_COST
@@ -245,32 +268,60 @@ class WebSocketSession(Exchange):
                 self.ws.fail(CloseCode.MESSAGE_TOO_BIG,
                              f"fragmented message over {max_size} bytes (ws_max_size, "
                              f"counting {FRAGMENT_COST} bytes a fragment)")
-                return
+                return True
+            decoder = self.decoder
+            if decoder is not None:
+                try:
+                    decoder.decode(data, frame.fin)
+                except UnicodeDecodeError:
+                    self.fragments = bytearray()
+                    return self._invalid_utf8()
             if frame.fin:
                 message, self.fragments = self.fragments, bytearray()
-                self._message(message if self.fragments_text else bytes(message),
-                              self.fragments_text)
-        elif opcode == Opcode.CLOSE:
-            rcvd = self.ws.close_rcvd
-            self._gone(rcvd.code if rcvd is not None else CloseCode.NO_STATUS_RCVD,
-                       rcvd.reason if rcvd is not None else "")
+                if decoder is None:
+                    return self._message(bytes(message), False)
+                self.decoder = None
+                return self._message(message, True)  # checked above: decoding cannot fail
         elif opcode == Opcode.PONG and self.pong_waiter is not None:
             self.pong_waiter.cancel()
             self.pong_waiter = None
+        return False
 
-    def _message(self, data: bytes | bytearray, is_text: bool) -> None:
-        """A whole message for the app; a text one must be UTF-8 (else close 1007)."""
+    def _message(self, data: bytes | bytearray, is_text: bool) -> bool:
+        """A whole message for the app; a text one must be UTF-8 (else close 1007, and True)."""
         if is_text:
             try:
                 text = data.decode()
             except UnicodeDecodeError:
-                self.ws.fail(CloseCode.INVALID_DATA, "invalid UTF-8 in a text message")
-                return
+                return self._invalid_utf8()
             self.inbox.append({"type": "websocket.receive", "text": text})
             self.queued += sys.getsizeof(text)  # up to 4 bytes a character, whatever UTF-8 took
         else:
             self.inbox.append({"type": "websocket.receive", "bytes": data})
             self.queued += len(data)
+        return False
+
+    def _invalid_utf8(self) -> bool:
+        self.ws.fail(CloseCode.INVALID_DATA, "invalid UTF-8 in a text message")
+        return True
+
+    def _end_input(self) -> None:
+        """The peer's close, or a failure, takes effect (see `_received`): the app's
+        disconnect comes after the messages it was given, and our close frame and the end of
+        the connection after the app's answers to them."""
+        held = self.held
+        if held is None:
+            return
+        self.held = None
+        if self.held_timer is not None:
+            self.held_timer.cancel()
+            self.held_timer = None
+        rcvd = self.ws.close_rcvd
+        if rcvd is not None:
+            self._gone(rcvd.code, rcvd.reason)
+        if not self.closed:
+            self.ws.writes.extend(held)
+            self._flush()
 
     def _gone(self, code: int, reason: str = "") -> None:
         """The session ended (closing handshake, failure or lost connection)."""
@@ -354,6 +405,9 @@ class WebSocketSession(Exchange):
     # -- the ASGI callables ------------------------------------------------------------
     async def receive(self) -> Message:
         while not self.inbox:
+            if self.held is not None:  # every message before the peer's close is taken
+                self._end_input()
+                continue
             if self.closed and self.close_code is None:
                 self._gone(CloseCode.ABNORMAL_CLOSURE)
                 continue
@@ -411,6 +465,9 @@ class WebSocketSession(Exchange):
         elif kind == "websocket.close":
             if not self.accepted:
                 self._deny(403, [], b"")
+                return
+            if self.held is not None:  # the peer closed first: our answer is ready
+                self._end_input()
                 return
             code = message.get("code") or CloseCode.NORMAL_CLOSURE
             try:
@@ -541,6 +598,7 @@ class WebSocketSession(Exchange):
             if self.framing is None and not protocol.closing:
                 self._deny(403 if code == CloseCode.NORMAL_CLOSURE else 500, [], b"")
             return
+        self._end_input()  # the peer's close, held for the app's answers, goes out now
         if self.ws.state is State.OPEN:
             self.ws.send_close(code)
             self._closing()
@@ -552,6 +610,22 @@ class WebSocketSession(Exchange):
             self.closed = True
             self.protocol.close()
             self._gone(CloseCode.ABNORMAL_CLOSURE)
+
+
+class _ServerProtocol(ServerProtocol):
+    """The library's protocol, but a close frame between the fragments of a message closes
+    the connection cleanly (the unfinished message dropped): RFC 6455 5.4 lets control frames
+    come between fragments, and a close is one. The library fails the connection there with
+    1002 "incomplete fragmented message"."""
+
+    def recv_frame(self, frame: Frame) -> None:
+        if frame.opcode is Opcode.CLOSE:
+            # The size of the message being received, None between messages (`cur_size` in
+            # websockets 15 and older).
+            for name in ("current_size", "cur_size"):
+                if getattr(self, name, None) is not None:
+                    setattr(self, name, None)
+        super().recv_frame(frame)
 
 
 class WebSocketReader(asyncio.BufferedProtocol):

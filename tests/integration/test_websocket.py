@@ -575,6 +575,77 @@ def test_invalid_utf8_closes_1007(server: GunicornProcess, tmp_path: Path,
     assert wait_event(record, "disconnect")["code"] in (1006, 1007)
 
 
+@pytest.mark.parametrize(("ending", "code"), [
+    pytest.param(frame(TEXT, b"x", rsv=2), 1002, id="protocol-error"),
+    pytest.param(frame(CONT, b"x"), 1002, id="continuation-without-start"),
+    pytest.param(frame(TEXT, b"bad \xff"), 1007, id="invalid-utf8"),
+    pytest.param(frame(CLOSE, close_payload(1000)), 1000, id="close"),
+])
+def test_messages_before_a_close_or_failure_are_answered_first(
+        server: GunicornProcess, tmp_path: Path, ending: bytes, code: int) -> None:
+    """Frames that arrive together: two messages, then a close or a frame that fails the
+    connection. The app gets the messages and its echoes go out before the server's close
+    frame (Autobahn 3.2-4.2.5, 5.15, 7.1.6); what came after the failure is not read."""
+    record = tmp_path / "record"
+    raw, resp = open_raw(server, target("/echo", record))
+    with raw.sock:
+        assert resp.status == 101
+        raw.sock.sendall(frame(TEXT, b"one") + frame(BINARY, b"two") + ending
+                         + frame(TEXT, b"after"))
+        replies = [raw.read_message(), raw.read_message()]
+        assert [(f.opcode, f.payload) for f in replies] == [(TEXT, b"one"), (BINARY, b"two")]
+        close = raw.read_message()
+        assert (close.opcode, int.from_bytes(close.payload[:2], "big")) == (CLOSE, code), close
+        assert raw.closed_by_server()
+    # (After a failure the app's disconnect is 1006, the connection having ended.)
+    assert wait_event(record, "disconnect")["code"] == (1000 if code == 1000 else 1006)
+
+
+def test_a_close_held_for_the_app_goes_out_within_close_timeout(
+        server: GunicornProcess, tmp_path: Path) -> None:
+    """An app that does not come back for the next message (it sleeps after each one) holds
+    the server's answer to the peer's close for CLOSE_TIMEOUT at most."""
+    raw, resp = open_raw(server, target("/slow", delay=60, gate=tmp_path / "never"))
+    with raw.sock:
+        assert resp.status == 101
+        raw.sock.sendall(frame(TEXT, b"one") + frame(CLOSE, close_payload(1000)))
+        raw.sock.settimeout(CLOSE_TIMEOUT + 5)
+        code, reason = raw.read_close()
+        assert code == 1000, reason
+        assert raw.closed_by_server()
+
+
+def test_invalid_utf8_in_a_fragment_closes_1007_before_the_message_ends(
+        server: GunicornProcess) -> None:
+    """Fail fast (Autobahn 6.4): the fragment that makes the text invalid is answered with
+    1007 at once, with the message's last fragment still to come."""
+    raw, resp = open_raw(server, "/echo")
+    with raw.sock:
+        assert resp.status == 101
+        raw.send(TEXT, "κόσμε".encode(), fin=False)
+        raw.send(CONT, b"\xf4\x90\x80\x80", fin=False)  # U+110000: past Unicode's last
+        raw.sock.settimeout(5.0)  # the server answers now, or this read times out
+        code, reason = raw.read_close()
+        assert code == 1007, reason
+        assert raw.closed_by_server()
+
+
+def test_close_between_fragments_closes_1000(server: GunicornProcess, tmp_path: Path) -> None:
+    """RFC 6455 lets control frames come between fragments, a close too (Autobahn 7.1.5):
+    the unfinished message is dropped and the closing handshake is a clean one."""
+    record = tmp_path / "record"
+    raw, resp = open_raw(server, target("/echo", record))
+    with raw.sock:
+        assert resp.status == 101
+        raw.send(TEXT, b"fragment1", fin=False)
+        raw.send(CLOSE, close_payload(1000))
+        raw.send(CONT, b"fragment2")
+        code, reason = raw.read_close()
+        assert code == 1000, reason
+        assert raw.closed_by_server()
+    assert wait_event(record, "disconnect")["code"] == 1000
+
+
 @pytest.mark.parametrize("fragments", [1, 4], ids=["one-frame", "fragmented"])
 def test_message_over_ws_max_size_closes_1009(tuned: GunicornProcess, tmp_path: Path,
                                               fragments: int) -> None:

@@ -71,11 +71,11 @@ ALL_CASES = ("*",)
 # outside the ranges RFC 6455 defines).
 INFORMATIONAL_CASES = frozenset({"7.1.6", "7.13.1", "7.13.2"})
 VERDICTS = ("OK", "NON-STRICT", "INFORMATIONAL", "UNIMPLEMENTED", "FAILED")
-# Cases still NON-STRICT, accepted as that and nothing worse until fixed: 6.4.3 and 6.4.4
-# send invalid UTF-8 inside one text frame, in chops, and strictness means failing at the
-# chop; the library's parser hands over a frame only once it is whole, so we answer 1007
-# when the frame ends. (The check fails once they pass, so this set only shrinks.)
-KNOWN_NON_STRICT = frozenset({"6.4.3", "6.4.4"})
+# Cases still NON-STRICT, accepted as that and nothing worse until fixed (the check fails
+# once one passes, so this set only shrinks). Empty since 6.4.3 and 6.4.4 (invalid UTF-8
+# inside one text frame that arrives in chops) fail at the chop: see
+# `WebSocketSession._check_partial_text`.
+KNOWN_NON_STRICT: frozenset[str] = frozenset()
 
 
 class Unavailable(Exception):

@@ -12,6 +12,10 @@ gets its bytes from (the `read_exact`, `at_eof`, `discard`, `feed_data`, `feed_e
 it uses once the handshake is over). A server's parser unmasks every payload, so a view
 handed out is copied by the unmasking at once and never kept; the buffer may then be reused.
 
+While the parser waits for the rest of a frame's payload, `pending` names that frame (its
+first header byte and mask) and `pending_payload` gives what has arrived of it, so that the
+session can check a text frame's UTF-8 as it comes in (`unmask` unmasks such a piece).
+
 Idle connections hold no buffer: a buffer with nothing unread goes back to a small pool; one
 that has received only a few bytes (the start of a frame) gives them a copy of their own and
 goes back too; and one that has held more of a frame for a second untouched keeps only those
@@ -24,6 +28,11 @@ from collections.abc import Generator, Iterable
 
 from websockets.protocol import Protocol
 
+try:  # what the library itself unmasks with: its C speedup, else pure Python
+    from websockets.speedups import apply_mask
+except ImportError:  # pragma: no cover - a build without the extension
+    from websockets.utils import apply_mask
+
 # What one read may fill, and the most a connection holds while frames are small.
 BUFFER_SIZE = 128 * 1024
 # A read is offered at least this much room (the unread tail is moved to the front first).
@@ -32,6 +41,9 @@ _MIN_ROOM = 32 * 1024
 _VIEW_FROM = 256
 # A buffer that has received no more than this gives its unread bytes a copy of their own.
 _KEEP_COPIED = 8 * 1024
+# A moved buffer keeps up to this many bytes read before the unread ones: a frame header
+# (2 + 8 + 4), so that `_payload_frame` finds the header of the payload being waited for.
+_HEADER_MAX = 14
 # Buffers with nothing unread, kept for the next read of any connection of this process.
 _POOL: list[bytearray] = []
 _POOL_MAX = 16
@@ -40,7 +52,7 @@ _POOL_MAX = 16
 class FrameBuffer:
     """Received bytes, read from the front in exact sizes; the transport reads into its tail."""
 
-    __slots__ = ("buffer", "end", "eof", "idle_mark", "start", "wanted")
+    __slots__ = ("buffer", "end", "eof", "idle_mark", "mask_at", "pending", "start", "wanted")
 
     def __init__(self) -> None:
         self.buffer: bytearray | None = None  # None while nothing is unread
@@ -49,6 +61,11 @@ class FrameBuffer:
         self.wanted = 0  # the read the parser waits for, counted from `start`
         self.eof = False
         self.idle_mark: tuple[int, int] | None = None  # (start, end) at the last shrink_idle
+        # Where the last 4-byte read began (a mask, or a 4-byte payload); -1 once the buffer
+        # has moved. While the parser waits for a payload, its frame's (first header byte,
+        # mask); a new tuple for each frame.
+        self.mask_at = -1
+        self.pending: tuple[int, bytes] | None = None
 
     # -- the transport's side ----------------------------------------------------------
     def get_buffer(self, sizehint: int = -1) -> memoryview:
@@ -62,25 +79,29 @@ class FrameBuffer:
         return memoryview(buffer)[self.end:]
 
     def _make_room(self, room: int) -> bytearray:
-        """Move the unread bytes to the front, into a bigger buffer when they and `room` do
-        not fit. A buffer grows towards the frame being waited for at most twofold per read,
-        so a peer gets memory by sending bytes, never by announcing a length."""
+        """Move the unread bytes (and up to `_HEADER_MAX` read before them) to the front,
+        into a bigger buffer when they and `room` do not fit. A buffer grows towards the
+        frame being waited for at most twofold per read, so a peer gets memory by sending
+        bytes, never by announcing a length."""
         buffer = self.buffer
         assert buffer is not None
-        start, unread = self.start, self.end - self.start
-        size = max(unread + room, min(self.wanted + _MIN_ROOM, 2 * len(buffer)))
+        start = self.start
+        first = max(0, start - _HEADER_MAX)
+        kept = self.end - first
+        size = max(kept + room, min(self.wanted + _MIN_ROOM, 2 * len(buffer)))
         if size > len(buffer):
             if size <= BUFFER_SIZE:  # a buffer `shrink_idle` made small: back to a full one
                 bigger = _POOL.pop() if _POOL else bytearray(BUFFER_SIZE)
             else:
                 bigger = bytearray(size)
-            bigger[:unread] = memoryview(buffer)[start:self.end]
+            bigger[:kept] = memoryview(buffer)[first:self.end]
             buffer = self.buffer = bigger
-        elif start >= unread:  # the two ranges do not overlap
-            buffer[:unread] = memoryview(buffer)[start:self.end]
-        else:
-            buffer[:unread] = buffer[start:self.end]
-        self.start, self.end = 0, unread
+        elif first >= kept:  # the two ranges do not overlap
+            buffer[:kept] = memoryview(buffer)[first:self.end]
+        elif first:
+            buffer[:kept] = buffer[first:self.end]
+        self.start, self.end = start - first, kept
+        self.mask_at -= first
         return buffer
 
     def buffer_updated(self, nbytes: int) -> None:
@@ -95,9 +116,12 @@ class FrameBuffer:
         if buffer is None:
             return
         if self.start == self.end:
-            self.buffer = None
-            self.start = self.end = 0
-            _give_back(buffer)
+            if self.wanted:  # inside a frame's header: keep what was read of it
+                self._keep_only_unread(buffer)
+            else:
+                self.buffer = None
+                self.start = self.end = 0
+                _give_back(buffer)
         elif self.end <= _KEEP_COPIED < len(buffer):  # little received: the copy is cheap
             self._keep_only_unread(buffer)
 
@@ -107,7 +131,7 @@ class FrameBuffer:
         peer that sends a frame's first bytes and stops holds what it sent, not a buffer."""
         buffer = self.buffer
         mark = (self.start, self.end)
-        if buffer is None or len(buffer) == self.end - self.start:
+        if buffer is None or len(buffer) == self.end:  # kept to what it received
             self.idle_mark = None
         elif self.idle_mark != mark:
             self.idle_mark = mark  # read since the last call (or the first call): not yet
@@ -116,8 +140,12 @@ class FrameBuffer:
             self._keep_only_unread(buffer)
 
     def _keep_only_unread(self, buffer: bytearray) -> None:
-        self.buffer = buffer[self.start:self.end]
-        self.start, self.end = 0, self.end - self.start
+        """A copy of the unread bytes (and up to `_HEADER_MAX` before them) takes the place
+        of `buffer`, which goes back to the pool."""
+        first = max(0, self.start - _HEADER_MAX)
+        self.buffer = buffer[first:self.end]
+        self.start, self.end = self.start - first, self.end - first
+        self.mask_at -= first
         _give_back(buffer)
 
     # -- the library's StreamReader interface ------------------------------------------
@@ -136,6 +164,7 @@ class FrameBuffer:
 
     def discard(self) -> None:
         self.start = self.end
+        self.pending = None
         self.release()
 
     def at_eof(self) -> Iterable[None]:
@@ -160,18 +189,57 @@ class FrameBuffer:
         end = start + n
         if end <= self.end:
             self.start = end
+            if n == 4:
+                self.mask_at = start
             buffer = self.buffer
             if n < _VIEW_FROM:  # (buffer is None only when nothing was ever received, n == 0)
                 return buffer[start:end] if buffer is not None else b""
             return memoryview(buffer)[start:end]
         self.wanted = n
+        self.pending = self._payload_frame(start, n)
         while self.end - self.start < n:
             if self.eof:
                 raise EOFError(f"stream ends after {self.end - self.start} bytes, "
                                f"expected {n} bytes")
             yield
         self.wanted = 0
+        self.pending = None
         return (yield from self.read_exact(n))
+
+    def _payload_frame(self, start: int, n: int) -> tuple[int, bytes] | None:
+        """When the read of `n` bytes at `start` is a frame's payload: (its first header byte,
+        its mask), else None.
+
+        The parser reads a frame as head (2 bytes), extended length (0, 2 or 8), mask (4),
+        payload. A payload read follows a 4-byte read; so does a head read, after a 4-byte
+        payload, which is why `n` == 2 is left out. The header must be whole in the buffer
+        just before the mask (a masked client frame whose length field says `n`), else the
+        frame is not named: only a check comes later, never a wrong one.
+        """
+        at = start - 4
+        if n == 2 or at < 2 or self.mask_at != at:
+            return None
+        buffer = self.buffer
+        assert buffer is not None
+        for extended, code in ((0, n), (2, 126), (8, 127)):
+            head = at - 2 - extended
+            if head < 0:
+                return None
+            fits = int.from_bytes(buffer[head + 2:at], "big") == n if extended else n < 126
+            if fits and buffer[head + 1] == 0x80 | code:  # the mask bit, the length code
+                return buffer[head], bytes(buffer[at:start])
+        return None
+
+    def pending_payload(self) -> memoryview:
+        """What has arrived of the payload the parser waits for (see `pending`), masked."""
+        assert self.buffer is not None
+        return memoryview(self.buffer)[self.start:self.end]
+
+
+def unmask(data: memoryview, mask: bytes, offset: int) -> bytes:
+    """`data`, the bytes of a masked payload from `offset` on, unmasked."""
+    turn = offset % 4
+    return apply_mask(data, mask[turn:] + mask[:turn])
 
 
 def _give_back(buffer: bytearray) -> None:

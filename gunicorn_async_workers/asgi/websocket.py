@@ -34,7 +34,7 @@ from websockets.server import ServerProtocol
 
 from ..http.exchange import ClientDisconnected, Exchange, split_target
 from ..http.response import Framing, frame_head
-from .frame_reader import FrameBuffer, parse_frames_from_buffer
+from .frame_reader import FrameBuffer, parse_frames_from_buffer, unmask
 
 if TYPE_CHECKING:
     from ..http.parsers import ParserAdapter
@@ -89,9 +89,9 @@ class WebSocketSession(Exchange):
 
     __slots__ = ("accepted", "close_code", "close_sent", "closed", "flush_scheduled",
                  "decoder", "fragments", "fragments_size", "handshake", "held", "held_timer",
-                 "inbox", "max_queue", "max_size", "options", "ping_handle", "pong_waiter",
-                 "queued", "reader", "request", "request_method", "scope", "unflushed",
-                 "write_held", "ws")
+                 "inbox", "max_queue", "max_size", "options", "partial", "partial_checked",
+                 "partial_decoder", "ping_handle", "pong_waiter", "queued", "reader",
+                 "request", "request_method", "scope", "unflushed", "write_held", "ws")
 
     is_websocket = True
 
@@ -155,6 +155,11 @@ class WebSocketSession(Exchange):
         # end of the connection), held while the app answers the messages before it.
         self.held: list[bytes] | None = None
         self.held_timer: asyncio.TimerHandle | None = None
+        # A text frame arriving in pieces (the reader's `pending`), its bytes checked so far
+        # and the decoder that checked them (see `_check_partial_text`).
+        self.partial: tuple[int, bytes] | None = None
+        self.partial_checked = 0
+        self.partial_decoder: codecs.IncrementalDecoder | None = None
         self.ping_handle: asyncio.TimerHandle | None = None
         self.pong_waiter: asyncio.TimerHandle | None = None
         self.unflushed = 0  # bytes of frames the app sent that are not written yet
@@ -193,6 +198,10 @@ class WebSocketSession(Exchange):
                 self.queued += len(data)
             elif self._event(frame):
                 break  # the connection failed: what the peer sent after it is not read
+        else:
+            pending = self.reader.pending
+            if pending is not None and ws.state is State.OPEN:
+                self._check_partial_text(pending)
         if inbox:
             self.wake()
         # Data frames alone leave nothing to send: a pong, a close or a failure does.
@@ -286,6 +295,36 @@ class WebSocketSession(Exchange):
             self.pong_waiter.cancel()
             self.pong_waiter = None
         return False
+
+    def _check_partial_text(self, pending: tuple[int, bytes]) -> None:
+        """A frame is arriving in pieces: when it is uncompressed text (a text frame, or the
+        continuation of a text message), the UTF-8 of each piece is checked as it comes, so
+        that invalid text fails the connection at once (Autobahn 6.4.3-6.4.4), not once the
+        rest of the frame is in. The whole frame is decoded again when it is complete."""
+        if pending is not self.partial:
+            self.partial, self.partial_checked = pending, 0
+            first, decoder = pending[0], None
+            opcode = first & 0x0F
+            if first & 0x40:  # RSV1: compressed; checked once inflated
+                pass
+            elif opcode == _TEXT:
+                decoder = _utf8_decoder()
+            elif opcode == Opcode.CONT and self.decoder is not None:
+                decoder = _utf8_decoder()
+                decoder.setstate(self.decoder.getstate())
+            self.partial_decoder = decoder
+        decoder = self.partial_decoder
+        if decoder is None:
+            return
+        received = self.reader.pending_payload()
+        checked = self.partial_checked
+        if len(received) > checked:
+            self.partial_checked = len(received)
+            try:
+                decoder.decode(unmask(received[checked:], pending[1], checked))
+            except UnicodeDecodeError:
+                self.partial_decoder = None
+                self.ws.fail(CloseCode.INVALID_DATA, "invalid UTF-8 in a text message")
 
     def _message(self, data: bytes | bytearray, is_text: bool) -> bool:
         """A whole message for the app; a text one must be UTF-8 (else close 1007, and True)."""

@@ -5,9 +5,9 @@ Python 2.7 program, installed once into `.cache/` by tests/autobahn_suite.py) pl
 in `fuzzingclient` mode and judges each case. OK is the strict verdict: NON-STRICT (the right
 close, but late or after losing a message), FAILED and UNIMPLEMENTED all fail the test,
 INFORMATIONAL passes only for the three cases Autobahn judges no other way, and NON-STRICT
-only for the two cases of `autobahn_suite.KNOWN_NON_STRICT` (which fail the test once they
-pass, so the list only shrinks). Sections 9, 12
-and 13 take minutes: `python -m tests.autobahn_suite --full` runs them.
+only for the cases of `autobahn_suite.KNOWN_NON_STRICT` (none now; the test fails once one
+of them passes, so the list only shrinks). Sections 9, 12 and 13 take minutes:
+`python -m tests.autobahn_suite --full` runs them.
 """
 
 from __future__ import annotations

@@ -112,7 +112,8 @@ def test_a_connection_with_nothing_unread_holds_no_buffer() -> None:
     assert other.buffer is first and not frame_reader._POOL
     assert _run(other.read_exact(1)) == (True, b"x")
     other.release()
-    assert other.buffer == b"y" and other.buffer is not first  # unread: kept, in a copy
+    # Unread: kept, in a copy, with up to a frame header's bytes before it.
+    assert other.buffer == b"xy" and other.buffer is not first and other.start == 1
     assert len(frame_reader._POOL) == 1 and frame_reader._POOL[0] is first
 
 
@@ -133,7 +134,8 @@ def test_the_first_bytes_of_a_frame_are_kept_in_a_copy_of_their_own() -> None:
     full = reader.buffer
     next(ws.parser)
     reader.release()
-    assert reader.buffer is not full and len(reader.buffer) == 10 - 8  # the header is parsed
+    # The header (8 bytes) is parsed, and kept with the rest (see `_payload_frame`).
+    assert reader.buffer is not full and len(reader.buffer) == 10 and reader.start == 8
     assert len(frame_reader._POOL) == 1 and frame_reader._POOL[0] is full
     _receive(reader, frame[10:])
     assert reader.buffer is full  # the room came from the pool
@@ -164,8 +166,8 @@ def test_more_of_a_frame_left_waiting_keeps_only_itself_after_a_tick() -> None:
     reader.release()
     reader.shrink_idle()
     assert reader.buffer is full
-    reader.shrink_idle()  # untouched for a whole tick: only the unread bytes are kept
-    assert reader.buffer is not full and len(reader.buffer) == 12_010 - 8
+    reader.shrink_idle()  # untouched for a whole tick: only the frame's bytes are kept
+    assert reader.buffer is not full and len(reader.buffer) == 12_010
     assert len(frame_reader._POOL) == 1 and frame_reader._POOL[0] is full
     _receive(reader, frame[12_010:])
     assert reader.buffer is full

@@ -712,7 +712,7 @@ def test_server_tick_shrinks_a_websocket_buffer_left_with_part_of_a_frame() -> N
         assert buffer.buffer is not None and len(buffer.buffer) >= 32 * 1024
         conn.server.tick()
         conn.server.tick()
-        assert len(buffer.buffer) == 12_000 - 8  # the header is parsed; the rest waits
+        assert len(buffer.buffer) == 12_000  # the frame's bytes (its header is parsed)
         await conn.close()
 
     run(test)
@@ -748,6 +748,121 @@ def test_a_burst_of_websocket_sends_is_one_write() -> None:
         await conn.close()
 
     run(test)
+
+
+# -- a text frame arriving in pieces: UTF-8 checked as it comes (Autobahn 6.4.3-6.4.4) --------
+INVALID = "κόσμε".encode() + b"\xf4\x90\x80\x80" + b"edited"  # past U+10FFFF
+VALID = "κόσμε-€-𝄞 edited".encode()
+
+
+def fed_in_pieces(pieces: list[bytes]) -> list[tuple[list[bytes], list[Message]]]:
+    """A WebSocket session fed `pieces` one read each: after each, (the frames written since
+    the 101, the messages the app has received)."""
+    seen: list[tuple[list[bytes], list[Message]]] = []
+
+    async def test() -> None:
+        received: list[Message] = []
+
+        async def app(scope: Message, receive: Receive, send: Send) -> None:
+            await receive()
+            await send({"type": "websocket.accept"})
+            while (message := await receive())["type"] == "websocket.receive":
+                received.append(message)
+
+        conn = Connection(app)
+        conn.feed(WS_UPGRADE)
+        await settle()
+        assert conn.transport.output.startswith(b"HTTP/1.1 101 ")
+        written = len(conn.transport.writes)
+        reader = conn.transport.protocol
+        for piece in pieces:
+            if not conn.transport.closed:
+                reader.get_buffer(-1)[:len(piece)] = piece
+                reader.buffer_updated(len(piece))
+            await settle()
+            seen.append((list(conn.transport.writes[written:]), list(received)))
+        await conn.close()
+
+    run(test)
+    return seen
+
+
+def closed_1007(writes: list[bytes]) -> bool:
+    return any(w[:1] == b"\x88" and w[2:4] == (1007).to_bytes(2, "big") for w in writes)
+
+
+def chops(data: bytes, *cuts: int) -> list[bytes]:
+    ends = [*cuts, len(data)]
+    return [data[a:b] for a, b in zip([0, *cuts], ends, strict=True)]
+
+
+def non_minimal(first: int, payload: bytes, mask: bytes = b"\x37\xfa\x21\x3d") -> bytes:
+    """A client frame whose length takes the 8-byte form, though it would fit in 7 bits."""
+    from ws_frames import masked
+    return (bytes([first, 0x80 | 127]) + len(payload).to_bytes(8, "big") + mask
+            + masked(payload, mask))
+
+
+@pytest.mark.parametrize("size", [len(INVALID), 300, 70_000], ids=["7-bit", "16-bit", "64-bit"])
+def test_invalid_utf8_in_a_text_frame_fails_as_soon_as_its_piece_arrives(size: int) -> None:
+    """One text frame in pieces, the invalid bytes in the third: the close (1007) goes out
+    after that piece, before the rest of the frame; the app gets nothing."""
+    from ws_frames import TEXT, frame
+
+    payload = b"a" * (size - len(INVALID)) + INVALID
+    data = frame(TEXT, payload)
+    bad_end = len(data) - len(b"edited")
+    # The header itself in two reads; then the valid text; then the invalid bytes; the rest.
+    seen = fed_in_pieces(chops(data, 4, bad_end - 4, bad_end))
+    assert [closed_1007(writes) for writes, _ in seen] == [False, False, True, True]
+    assert all(got == [] for _, got in seen)
+
+
+@pytest.mark.parametrize("piece", [1, 3, 5, 7])
+def test_valid_text_in_pieces_of_any_size_is_delivered_whole(piece: int) -> None:
+    """Valid text cut anywhere (inside a character, at any offset of the mask) is never
+    failed, and reaches the app as one message."""
+    from ws_frames import TEXT, frame
+
+    data = frame(TEXT, VALID * 3)
+    seen = fed_in_pieces(chops(data, *range(piece, len(data), piece)))
+    writes, received = seen[-1]
+    assert writes == [] and received == [{"type": "websocket.receive",
+                                          "text": VALID.decode() * 3}]
+
+
+def test_binary_frame_in_pieces_is_not_checked_as_text() -> None:
+    from ws_frames import BINARY, frame
+
+    data = frame(BINARY, INVALID * 10)
+    writes, received = fed_in_pieces(chops(data, 10, 40, 90))[-1]
+    assert writes == [] and received == [{"type": "websocket.receive", "bytes": INVALID * 10}]
+
+
+def test_invalid_utf8_in_a_continuation_arriving_in_pieces_fails_at_its_piece() -> None:
+    """A fragmented text message: the first fragment ends inside a character, whose
+    continuation frame brings an invalid byte in its second piece."""
+    from ws_frames import CONT, TEXT, frame
+
+    first = frame(TEXT, "κό".encode() + b"\xcf", fin=False)  # σ's first byte
+    cont = frame(CONT, b"\x83" + b"x" * 30 + b"\xff" + b"y" * 30)
+    pieces = [first + cont[:12], cont[12:40], cont[40:]]
+    (w1, _), (w2, _), (_, got) = fed_in_pieces(pieces)
+    assert not closed_1007(w1) and closed_1007(w2), w2
+    assert got == []
+
+
+def test_a_length_in_its_long_form_is_checked_or_delivered_alike() -> None:
+    """A length written in 8 bytes though it is small (RFC 6455 asks for the shortest form,
+    the library takes either): valid text in pieces is delivered, invalid is failed."""
+    from ws_frames import TEXT
+
+    good = non_minimal(0x80 | TEXT, VALID)
+    writes, received = fed_in_pieces(chops(good, 16, 20))[-1]
+    assert writes == [] and received == [{"type": "websocket.receive", "text": VALID.decode()}]
+    bad = non_minimal(0x80 | TEXT, INVALID)
+    (_, _), (w2, _), (_, got) = fed_in_pieces(chops(bad, 16, len(bad) - 6))
+    assert closed_1007(w2) and got == []
 
 
 # -- permessage-deflate negotiation (RFC 7692) ------------------------------------------------

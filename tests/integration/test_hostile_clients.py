@@ -7,7 +7,6 @@ memory and descriptors, and never stop it from serving others. Apps:
 from __future__ import annotations
 
 import contextlib
-import os
 import select
 import socket
 import struct
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 from gunicorn_process import GunicornProcess, error_log, rss, wait_for, worker_pid
 from raw_http import ResponseReader
+from slot_attacks import sockets
 from soak import wait_until_steady
 
 ASGI_APP = "apps.reliability:app"
@@ -68,16 +68,6 @@ def closed_by_peer(s: socket.socket) -> bool:
         return s.recv(65536, socket.MSG_PEEK) == b""
     except (ConnectionError, BlockingIOError):
         return True
-
-
-def socket_fds(pid: int) -> int:
-    """Sockets the process holds open."""
-    count = 0
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        with contextlib.suppress(FileNotFoundError):
-            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"):
-                count += 1
-    return count
 
 
 def bytes_written(pid: int) -> int:
@@ -171,7 +161,7 @@ def test_connection_flood_beyond_worker_connections_waits_in_the_backlog(
     cap, flood = 50, 300
     server = gunicorn(ASGI_APP, settings={"worker_connections": cap, "keepalive": 60})
     pid = worker_pid(server)
-    idle_sockets = socket_fds(pid)
+    idle_sockets = sockets(pid)
     mark = len(error_log(server))
     clients = [connect(server, timeout=30) for _ in range(flood)]
     most = 0
@@ -180,7 +170,7 @@ def test_connection_flood_beyond_worker_connections_waits_in_the_backlog(
             s.sendall(b"GET /r?id=%d HTTP/1.1\r\nHost: h\r\n\r\n" % i)
         # In accept order, each answered client leaves and lets the next one in.
         for i, s in enumerate(clients):
-            most = max(most, socket_fds(pid) - idle_sockets)
+            most = max(most, sockets(pid) - idle_sockets)
             resp = ResponseReader(s, 30).read_response()
             assert resp.status == 200 and resp.body.startswith(b"%d " % i)
             s.close()

@@ -14,13 +14,13 @@ from urllib.parse import unquote
 
 from ..http.errors import BadRequest
 from ..http.exchange import CONTINUE, ClientDisconnected, Exchange, split_target
+from .app import ASGI_VERSION
 
 if TYPE_CHECKING:
     from ..http.parsers import ParserAdapter
     from ..http.protocol import HttpProtocol
     from .app import Message, Scope
 
-_ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 _DISCONNECT: dict[str, str] = {"type": "http.disconnect"}
 _EMPTY_BODY: dict[str, Any] = {"type": "http.request", "body": b"", "more_body": False}
 _START = "http.response.start"
@@ -53,7 +53,7 @@ class RequestCycle(Exchange):
         http_version = head.http_version
         self.scope: Scope = {
             "type": "http",
-            "asgi": _ASGI_VERSION,
+            "asgi": ASGI_VERSION,
             "http_version": http_version,
             "server": protocol.sockname,
             "client": protocol.client,

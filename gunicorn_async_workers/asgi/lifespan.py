@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from .app import ASGIApp, Message
+from .app import ASGI_VERSION, ASGIApp, Message
 
 # An app that reports `lifespan.*.failed` may go on to raise (Starlette re-raises the
 # exception whose traceback it sent as the message): it gets this long to end, so that its
@@ -65,7 +65,7 @@ class Lifespan:
         self.app_error: BaseException | None = None
 
     async def _run(self) -> None:
-        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.4"},
+        scope = {"type": "lifespan", "asgi": dict(ASGI_VERSION),
                  "state": self.state}
         try:
             await self.app(scope, self._receive, self._send)

@@ -34,6 +34,7 @@ from websockets.server import ServerProtocol
 
 from ..http.exchange import ClientDisconnected, Exchange, split_target
 from ..http.response import Framing, frame_head
+from .app import ASGI_VERSION
 from .frame_reader import FrameBuffer, parse_frames_from_buffer, unmask
 
 if TYPE_CHECKING:
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
     from ..http.protocol import HttpProtocol
     from .app import Message
 
-_ASGI = {"version": "3.0", "spec_version": "2.4"}
 _EXTENSIONS = {"websocket.http.response": {}}
 _CONNECT = {"type": "websocket.connect"}
 _BINARY, _TEXT = Opcode.BINARY, Opcode.TEXT
@@ -111,7 +111,7 @@ class WebSocketSession(Exchange):
                         for p in value.decode("latin-1").split(",") if p.strip()]
         self.scope: dict[str, Any] = {
             "type": "websocket",
-            "asgi": _ASGI,
+            "asgi": ASGI_VERSION,
             "http_version": head.http_version,
             "scheme": "wss" if head.scheme == "https" else "ws",
             "server": protocol.sockname,

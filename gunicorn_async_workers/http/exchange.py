@@ -193,5 +193,3 @@ class Exchange:
             self.keep_alive = False
             protocol.abort()
 
-
-_ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}

@@ -252,8 +252,8 @@ class WebSocketSession(Exchange):
             self._gone(CloseCode.ABNORMAL_CLOSURE)
 
     def _event(self, frame: Frame) -> bool:
-        """Every frame but a whole binary message (`feed` queues those itself); the caller
-        wakes the app. True when the frame failed the connection (invalid UTF-8)."""
+        """Every frame but a whole binary message (`_received` queues those itself); the
+        caller wakes the app. True when the frame failed the connection (invalid UTF-8)."""
         opcode = frame.opcode
         if frame.fin and opcode is _TEXT:
             # A whole message in one frame (the library has checked its size).

@@ -3,8 +3,11 @@
 `Exchange` holds what the protocol needs of a request in flight, whatever the app interface:
 the request body as it arrives (with flow control), and the response as it is written
 (framing decided by `frame_head`, head and first body piece in one write, the body counted
-against its Content-Length). The ASGI cycle and the WSGI bridge are subclasses; they only
-differ in how the app is called and how it reads the body.
+against its Content-Length). The ASGI cycle, the WSGI bridge and the WebSocket session are
+subclasses. The two HTTP cycles only differ in how the app is called and how it reads the
+body. The WebSocket session keeps the state the protocol and the access log read (waiter,
+status, framing, bytes sent, completion) but reads frames instead of a body and writes its
+denial response itself.
 """
 
 from __future__ import annotations

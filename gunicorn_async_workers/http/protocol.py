@@ -2,9 +2,11 @@
 
 One `HttpProtocol` per connection. It owns keep-alive, pipelining, flow control in both
 directions, timeouts and error answers, for any parser behind the `ParserAdapter`
-interface. Per request it builds the server's `cycle_class` (the ASGI cycle today) from the
-parsed head and runs it as a task; the cycle writes through the protocol and reports back
-with `on_response_complete`.
+interface. Per request it builds the server's `cycle_class` from the parsed head (the ASGI
+cycle, or the WSGI bridge's cycle), or its `websocket_class` for a WebSocket upgrade, and
+starts it: an ASGI app as a task, a WSGI app on the thread pool. The cycle writes through
+the protocol and reports back with `on_response_complete`; a WebSocket session takes over
+the connection's reading (`start_websocket`).
 """
 
 from __future__ import annotations

@@ -184,8 +184,7 @@ class HttpProtocol(asyncio.Protocol):
         except RequestError as exc:
             self.reject(exc)
         else:
-            if parser.upgraded_at is not None and not getattr(self.cycle, "is_websocket",
-                                                              False):
+            if parser.upgraded and not getattr(self.cycle, "is_websocket", False):
                 # An upgrade nobody serves: the request is answered as plain HTTP with
                 # `connection: close`; what follows the upgrade request is not HTTP/1.1.
                 self.pause_reading()
@@ -465,7 +464,7 @@ class HttpProtocol(asyncio.Protocol):
         if len(self.pipeline) >= MAX_PIPELINE or self.pending_error is not None:
             return
         parser = self.parser
-        if parser is not None and parser.upgraded_at is not None and self.websocket is None:
+        if parser is not None and parser.upgraded and self.websocket is None:
             return
         parsing = self.parsing
         if parsing is not None and parsing.body_read > parsing.HIGH_WATER:

@@ -17,8 +17,16 @@ from typing import TYPE_CHECKING, Any
 from .response import LAST_CHUNK, Framing, ResponseError, chunk, frame_head
 
 if TYPE_CHECKING:
+    import asyncio
+    import threading
+
     from .parsers import ParserAdapter
     from .protocol import HttpProtocol
+
+    # What an app waiting for request body (or a disconnect) waits on: the Future an ASGI
+    # app awaits on the loop, or the Condition a WSGI app's pool thread waits on (the WSGI
+    # cycle's `feed_body` and `wake` notify it; Exchange's own resolve the Future).
+    Waiter = asyncio.Future[None] | threading.Condition
 
 # Request body bytes buffered for an app that has not read them yet, before the protocol
 # stops reading the socket (flow control towards the client).
@@ -85,7 +93,7 @@ class Exchange:
         self.body_read = 0  # bytes buffered and not yet handed to the app
         self.discard = False
         self.cancelled = False  # refused before its app ran: the app is never called
-        self.waiter: Any = None  # set while the app waits for body or a disconnect
+        self.waiter: Waiter | None = None  # set while the app waits for body or a disconnect
         self.started = False
         self.complete = False
         self.status = 0

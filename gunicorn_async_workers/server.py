@@ -280,10 +280,10 @@ class Server:
             self.on_max_requests()
 
     def record_start(self, protocol: HttpProtocol, cycle: Any) -> None:
-        self.recorder.start(protocol, cycle)
+        self.recorder.start(cycle)
 
     def record_end(self, protocol: HttpProtocol, cycle: Any) -> None:
-        self.recorder.end(protocol, cycle)
+        self.recorder.end(cycle)
 
     # -- once a second -------------------------------------------------------------------
     def tick(self) -> None:

@@ -172,5 +172,5 @@ class RequestCycle(Exchange):
                 self.fail()
         finally:
             if protocol.server.records_requests:
-                protocol.server.record_end(protocol, self)
+                protocol.server.recorder.end(self)
 

@@ -628,7 +628,7 @@ class WebSocketSession(Exchange):
         finally:
             self._stop_pinging()
             if server.records_requests:
-                server.record_end(protocol, self)
+                server.recorder.end(self)
 
     def _end_after_app(self, code: int) -> None:
         """The app returned: finish the closing handshake, or refuse a handshake it ignored."""

@@ -200,7 +200,7 @@ class HttpProtocol(asyncio.Protocol):
             elif not cycle.cancelled:  # start() inlined: one Python call fewer per request
                 server = self.server
                 if server.records_requests:
-                    server.record_start(self, cycle)
+                    server.recorder.start(cycle)
                 if server.wsgi:
                     cycle.submit(server.app)
                 else:
@@ -342,7 +342,7 @@ class HttpProtocol(asyncio.Protocol):
         self.cycle = cycle
         server = self.server
         if server.records_requests:
-            server.record_start(self, cycle)
+            server.recorder.start(cycle)
         if server.wsgi:
             cycle.submit(server.app)
         else:

@@ -336,4 +336,4 @@ class WsgiCycle(Exchange):
                                      error)
                     self.fail()
         if server.records_requests:
-            server.record_end(protocol, self)
+            server.recorder.end(self)

@@ -15,9 +15,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-# The scope's `asgi` key: the ASGI version apps are called with and the spec version served.
-ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
-
 
 def _is_asgi3(app: object) -> bool:
     if inspect.isclass(app):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from .app import ASGI_VERSION, ASGIApp, Message
+from .app import ASGIApp, Message
+from .scope import ASGI_VERSION
 
 # An app that reports `lifespan.*.failed` may go on to raise (Starlette re-raises the
 # exception whose traceback it sent as the message): it gets this long to end, so that its

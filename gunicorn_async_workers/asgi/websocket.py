@@ -22,7 +22,6 @@ import codecs
 import sys
 from collections import deque
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
 
 from websockets.datastructures import Headers
 from websockets.exceptions import InvalidState
@@ -32,10 +31,10 @@ from websockets.http11 import Request
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
-from ..http.exchange import ClientDisconnected, Exchange, split_target
+from ..http.exchange import ClientDisconnected, Exchange
 from ..http.response import Framing, frame_head
-from .app import ASGI_VERSION
 from .frame_reader import FrameBuffer, parse_frames_from_buffer, unmask
+from .scope import ASGI_VERSION, scope_path
 
 if TYPE_CHECKING:
     from ..http.parsers import ParserAdapter
@@ -99,13 +98,8 @@ class WebSocketSession(Exchange):
         server = protocol.server
         config = server.config
         target = head.target
-        raw_path, query = split_target(target, head.method)
-        path = raw_path.decode("latin-1")
-        if "%" in path:
-            path = unquote(path)
         root_path = config.root_path
-        if root_path and not (path == root_path or path.startswith(root_path + "/")):
-            path = root_path + path
+        path, raw_path, query = scope_path(target, head.method, root_path)
         subprotocols = [p.strip() for value in (v for n, v in head.headers
                                                 if n == b"sec-websocket-protocol")
                         for p in value.decode("latin-1").split(",") if p.strip()]

@@ -12,6 +12,7 @@ import pytest
 from gunicorn.config import Config
 from gunicorn.glogging import Logger
 
+from gunicorn_async_workers.asgi.scope import scope_path
 from gunicorn_async_workers.config import ServerConfig
 from gunicorn_async_workers.http.errors import BadRequest, ExpectationFailed, error_response
 from gunicorn_async_workers.http.parsers import HttptoolsParser, ParserAdapter
@@ -97,12 +98,13 @@ def _each_parser(parser_class: type[ParserAdapter], monkeypatch: pytest.MonkeyPa
 class Connection:
     """One HttpProtocol on a MemoryTransport, served by a real Server with a real config."""
 
-    def __init__(self, app: App, **settings: object) -> None:
+    def __init__(self, app: App, options: dict[str, object] | None = None,
+                 **settings: object) -> None:
         cfg = Config()
         for name, value in settings.items():
             cfg.set(name, value)
         log = Logger(cfg)
-        config = ServerConfig.from_gunicorn(cfg, log, {}, max_requests=sys.maxsize)
+        config = ServerConfig.from_gunicorn(cfg, log, options or {}, max_requests=sys.maxsize)
         self.loop = asyncio.get_running_loop()
         self.server = Server(config, app, self.loop, log, None, parser_class=Parser)
         self.protocol = HttpProtocol(self.server)
@@ -174,8 +176,9 @@ def echo_app(calls: list[Message]) -> App:
 
 
 GET = b"GET /hello?x=1 HTTP/1.1\r\nHost: example.test\r\n\r\n"
-WS_UPGRADE = (b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
-              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+WS_HEADERS = (b"Connection: Upgrade\r\nUpgrade: websocket\r\n"
+              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n")
+WS_UPGRADE = b"GET /ws HTTP/1.1\r\nHost: a\r\n" + WS_HEADERS + b"\r\n"
 
 
 def test_get_is_one_write_of_head_and_body() -> None:
@@ -614,6 +617,54 @@ def test_client_half_close_after_response_closes() -> None:
         assert conn.protocol.eof_received() is True
         assert conn.transport.closed
         await settle()
+
+    run(test)
+
+
+# (request target, root_path) -> the scope's (path, raw_path, query_string)
+SCOPE_PATHS = [
+    ((b"/a/b?x=1", ""), ("/a/b", b"/a/b", b"x=1")),
+    ((b"/caf%C3%A9%20x?q=%20", ""), ("/caf\u00e9 x", b"/caf%C3%A9%20x", b"q=%20")),
+    ((b"http://example.test/p?q", ""), ("/p", b"/p", b"q")),
+    ((b"/p?q#frag", ""), ("/p", b"/p", b"q")),
+    ((b"/x?y", "/api"), ("/api/x", b"/x", b"y")),
+    ((b"/api/x", "/api"), ("/api/x", b"/api/x", b"")),
+    ((b"/api", "/api"), ("/api", b"/api", b"")),
+    ((b"/apix", "/api"), ("/api/apix", b"/apix", b"")),
+    ((b"/api%2Fx", "/api"), ("/api/x", b"/api%2Fx", b"")),
+]
+
+
+@pytest.mark.parametrize(("request_target", "expected"), SCOPE_PATHS,
+                         ids=[f"{t.decode()}-{r or 'no-root'}" for (t, r), _ in SCOPE_PATHS])
+def test_http_and_websocket_scopes_build_their_paths_alike(
+        request_target: tuple[bytes, str], expected: tuple[str, bytes, bytes]) -> None:
+    """The HTTP cycle (its usual case inline, the rest in `scope_path`) and the WebSocket
+    session give a target the same path, raw_path and query_string, root_path included."""
+    target, root_path = request_target
+
+    async def test() -> None:
+        scopes: list[Message] = []
+
+        async def app(scope: Message, receive: Receive, send: Send) -> None:
+            scopes.append(scope)
+            if scope["type"] == "websocket":
+                await receive()
+                await send({"type": "websocket.close"})
+                return
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+        for upgrade in (b"", WS_HEADERS):
+            conn = Connection(app, {"root_path": root_path})
+            conn.feed(b"GET " + target + b" HTTP/1.1\r\nHost: a\r\n" + upgrade + b"\r\n")
+            await settle()
+            await conn.close()
+        assert [scope["type"] for scope in scopes] == ["http", "websocket"]
+        for scope in scopes:
+            assert (scope["path"], scope["raw_path"], scope["query_string"]) == expected
+            assert scope["root_path"] == root_path
+        assert scope_path(target, "GET", root_path) == expected
 
     run(test)
 

@@ -37,7 +37,7 @@ from gunicorn_process import (
     wait_for,
     worker_pid,
 )
-from raw_http import RawResponse, ResponseReader
+from raw_http import RawResponse, ResponseReader, http
 
 APP = "apps.wsgi_apps:app"
 MiB = 1 << 20
@@ -94,16 +94,6 @@ def flask_server(request: pytest.FixtureRequest) -> Iterator[GunicornProcess]:
 
 
 # -- helpers ----------------------------------------------------------------------------------
-def http(method: str, target: str, *headers: str, body: bytes = b"",
-         version: str = "HTTP/1.1", host: bool = True) -> bytes:
-    """Bytes of one request; `headers` are 'Name: value' lines."""
-    lines = [f"{method} {target} {version}"]
-    if host:
-        lines.append("Host: test")
-    lines += headers
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
-
-
 def exchange(server: GunicornProcess, data: bytes, head_request: bool = False) -> RawResponse:
     """Send `data` on a fresh connection and read one response."""
     with server.connect() as s:

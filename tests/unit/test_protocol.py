@@ -119,10 +119,25 @@ class Connection:
         await settle()
 
 
+# Turns of the loop `settle` may take: far more than any test here needs (4 at most); a
+# test whose tasks never stop making each other ready fails instead of hanging.
+SETTLE_TURNS = 10_000
+
+
 async def settle() -> None:
-    """Let every ready task and callback run; yields to the loop only, never waits on time."""
-    for _ in range(50):
+    """Run the loop until nothing is ready to run: every task is done or waits for something
+    that has not happened (a timer, a Future). Yields to the loop only, never waits on time.
+
+    After each `sleep(0)` this task is resumed behind whatever was ready before it; when the
+    loop's ready queue (`_ready`, the stdlib loop's) is then empty, nothing ran that
+    scheduled more work.
+    """
+    ready = asyncio.get_running_loop()._ready  # type: ignore[attr-defined]
+    for _ in range(SETTLE_TURNS):
         await asyncio.sleep(0)
+        if not ready:
+            return
+    raise AssertionError(f"the loop still had callbacks ready after {SETTLE_TURNS} turns")
 
 
 def run(test: Callable[[], Awaitable[None]]) -> None:

@@ -84,7 +84,7 @@ class RequestRecorder:
         self.post_request = config.post_request
         self.enabled = bool(self.access_log or self.pre_request or self.post_request)
 
-    def start(self, protocol: Any, cycle: Any) -> None:
+    def start(self, cycle: Any) -> None:
         req = RequestInfo(cycle.scope)
         cycle.record = (req, datetime.now())
         if self.pre_request is not None:
@@ -93,7 +93,7 @@ class RequestRecorder:
             except Exception:
                 self.log.exception("pre_request hook failed")
 
-    def end(self, protocol: Any, cycle: Any) -> None:
+    def end(self, cycle: Any) -> None:
         record = cycle.record
         if record is None:
             return

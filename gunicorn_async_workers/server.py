@@ -279,12 +279,6 @@ class Server:
         if self.on_max_requests is not None:
             self.on_max_requests()
 
-    def record_start(self, protocol: HttpProtocol, cycle: Any) -> None:
-        self.recorder.start(protocol, cycle)
-
-    def record_end(self, protocol: HttpProtocol, cycle: Any) -> None:
-        self.recorder.end(protocol, cycle)
-
     # -- once a second -------------------------------------------------------------------
     def tick(self) -> None:
         """Refresh the Date header; close the connections whose time is up (each deadline

@@ -115,6 +115,17 @@ class ResponseReader:
         return resp
 
 
+def http(method: str, target: str, *headers: str, body: bytes = b"",
+         version: str = "HTTP/1.1", host: bool = True) -> bytes:
+    """Bytes of one request; `headers` are 'Name: value' lines, `Host: test` first unless
+    host=False."""
+    lines = [f"{method} {target} {version}"]
+    if host:
+        lines.append("Host: test")
+    lines += headers
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
 def request(sock: socket.socket, data: bytes, head_request: bool = False) -> RawResponse:
     """Send `data` and read one response."""
     sock.sendall(data)

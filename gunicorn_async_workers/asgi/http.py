@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import asyncio
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
 
-from ..http.errors import BadRequest
-from ..http.exchange import CONTINUE, ClientDisconnected, Exchange, split_target
+from ..http.exchange import CONTINUE, ClientDisconnected, Exchange
+from .scope import ASGI_VERSION, scope_path
 
 if TYPE_CHECKING:
     from ..http.parsers import ParserAdapter
     from ..http.protocol import HttpProtocol
     from .app import Message, Scope
 
-_ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 _DISCONNECT: dict[str, str] = {"type": "http.disconnect"}
 _EMPTY_BODY: dict[str, Any] = {"type": "http.request", "body": b"", "more_body": False}
 _START = "http.response.start"
@@ -37,23 +35,19 @@ class RequestCycle(Exchange):
         server = protocol.server
         method = head.method
         target = head.target
-        if target[:1] == b"/" and b"#" not in target:  # origin-form, the usual case
-            raw_path, _, query = target.partition(b"?")
-        else:
-            raw_path, query = split_target(target, method)
-        try:
-            path = raw_path.decode("ascii")
-        except UnicodeDecodeError:
-            raise BadRequest(f"non-ASCII byte in request target {raw_path[:100]!r}") from None
-        if "%" in path:
-            path = unquote(path)
+        raw_path, _, query = target.partition(b"?")
         root_path = server.config.root_path
-        if root_path and not (path == root_path or path.startswith(root_path + "/")):
-            path = root_path + path  # the proxy stripped the mount point; ASGI paths include it
+        if root_path or raw_path[:1] != b"/" or b"%" in raw_path or b"#" in target:
+            path, raw_path, query = scope_path(target, method, root_path)
+        else:  # the usual case inline (one call fewer per request): the path as it is
+            try:
+                path = raw_path.decode("ascii")
+            except UnicodeDecodeError:
+                path, raw_path, query = scope_path(target, method, root_path)  # raises 400
         http_version = head.http_version
         self.scope: Scope = {
             "type": "http",
-            "asgi": _ASGI_VERSION,
+            "asgi": ASGI_VERSION,
             "http_version": http_version,
             "server": protocol.sockname,
             "client": protocol.client,
@@ -113,6 +107,8 @@ class RequestCycle(Exchange):
                                         else f"before {_START}"))
             body = message.get("body", b"")
             more = message.get("more_body", False)
+            # The send-body step, the same as WsgiCycle._write_on_loop: inline here, as a
+            # shared method would cost every request one more call. Change both together.
             if self.framing is None:
                 self.write_head(body, more)
             elif body:
@@ -172,5 +168,5 @@ class RequestCycle(Exchange):
                 self.fail()
         finally:
             if protocol.server.records_requests:
-                protocol.server.record_end(protocol, self)
+                protocol.server.recorder.end(self)
 

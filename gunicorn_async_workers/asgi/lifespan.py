@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from .app import ASGIApp, Message
+from .scope import ASGI_VERSION
 
 # An app that reports `lifespan.*.failed` may go on to raise (Starlette re-raises the
 # exception whose traceback it sent as the message): it gets this long to end, so that its
@@ -65,7 +66,7 @@ class Lifespan:
         self.app_error: BaseException | None = None
 
     async def _run(self) -> None:
-        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.4"},
+        scope = {"type": "lifespan", "asgi": dict(ASGI_VERSION),
                  "state": self.state}
         try:
             await self.app(scope, self._receive, self._send)

@@ -22,7 +22,6 @@ import codecs
 import sys
 from collections import deque
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
 
 from websockets.datastructures import Headers
 from websockets.exceptions import InvalidState
@@ -32,16 +31,16 @@ from websockets.http11 import Request
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
-from ..http.exchange import ClientDisconnected, Exchange, split_target
+from ..http.exchange import ClientDisconnected, Exchange
 from ..http.response import Framing, frame_head
 from .frame_reader import FrameBuffer, parse_frames_from_buffer, unmask
+from .scope import ASGI_VERSION, scope_path
 
 if TYPE_CHECKING:
     from ..http.parsers import ParserAdapter
     from ..http.protocol import HttpProtocol
     from .app import Message
 
-_ASGI = {"version": "3.0", "spec_version": "2.4"}
 _EXTENSIONS = {"websocket.http.response": {}}
 _CONNECT = {"type": "websocket.connect"}
 _BINARY, _TEXT = Opcode.BINARY, Opcode.TEXT
@@ -99,19 +98,14 @@ class WebSocketSession(Exchange):
         server = protocol.server
         config = server.config
         target = head.target
-        raw_path, query = split_target(target, head.method)
-        path = raw_path.decode("latin-1")
-        if "%" in path:
-            path = unquote(path)
         root_path = config.root_path
-        if root_path and not (path == root_path or path.startswith(root_path + "/")):
-            path = root_path + path
+        path, raw_path, query = scope_path(target, head.method, root_path)
         subprotocols = [p.strip() for value in (v for n, v in head.headers
                                                 if n == b"sec-websocket-protocol")
                         for p in value.decode("latin-1").split(",") if p.strip()]
         self.scope: dict[str, Any] = {
             "type": "websocket",
-            "asgi": _ASGI,
+            "asgi": ASGI_VERSION,
             "http_version": head.http_version,
             "scheme": "wss" if head.scheme == "https" else "ws",
             "server": protocol.sockname,
@@ -252,8 +246,8 @@ class WebSocketSession(Exchange):
             self._gone(CloseCode.ABNORMAL_CLOSURE)
 
     def _event(self, frame: Frame) -> bool:
-        """Every frame but a whole binary message (`feed` queues those itself); the caller
-        wakes the app. True when the frame failed the connection (invalid UTF-8)."""
+        """Every frame but a whole binary message (`_received` queues those itself); the
+        caller wakes the app. True when the frame failed the connection (invalid UTF-8)."""
         opcode = frame.opcode
         if frame.fin and opcode is _TEXT:
             # A whole message in one frame (the library has checked its size).
@@ -628,7 +622,7 @@ class WebSocketSession(Exchange):
         finally:
             self._stop_pinging()
             if server.records_requests:
-                server.record_end(protocol, self)
+                server.recorder.end(self)
 
     def _end_after_app(self, code: int) -> None:
         """The app returned: finish the closing handshake, or refuse a handshake it ignored."""

@@ -3,8 +3,11 @@
 `Exchange` holds what the protocol needs of a request in flight, whatever the app interface:
 the request body as it arrives (with flow control), and the response as it is written
 (framing decided by `frame_head`, head and first body piece in one write, the body counted
-against its Content-Length). The ASGI cycle and the WSGI bridge are subclasses; they only
-differ in how the app is called and how it reads the body.
+against its Content-Length). The ASGI cycle, the WSGI bridge and the WebSocket session are
+subclasses. The two HTTP cycles only differ in how the app is called and how it reads the
+body. The WebSocket session keeps the state the protocol and the access log read (waiter,
+status, framing, bytes sent, completion) but reads frames instead of a body and writes its
+denial response itself.
 """
 
 from __future__ import annotations
@@ -14,8 +17,16 @@ from typing import TYPE_CHECKING, Any
 from .response import LAST_CHUNK, Framing, ResponseError, chunk, frame_head
 
 if TYPE_CHECKING:
+    import asyncio
+    import threading
+
     from .parsers import ParserAdapter
     from .protocol import HttpProtocol
+
+    # What an app waiting for request body (or a disconnect) waits on: the Future an ASGI
+    # app awaits on the loop, or the Condition a WSGI app's pool thread waits on (the WSGI
+    # cycle's `feed_body` and `wake` notify it; Exchange's own resolve the Future).
+    Waiter = asyncio.Future[None] | threading.Condition
 
 # Request body bytes buffered for an app that has not read them yet, before the protocol
 # stops reading the socket (flow control towards the client).
@@ -82,7 +93,7 @@ class Exchange:
         self.body_read = 0  # bytes buffered and not yet handed to the app
         self.discard = False
         self.cancelled = False  # refused before its app ran: the app is never called
-        self.waiter: Any = None  # set while the app waits for body or a disconnect
+        self.waiter: Waiter | None = None  # set while the app waits for body or a disconnect
         self.started = False
         self.complete = False
         self.status = 0
@@ -193,5 +204,3 @@ class Exchange:
             self.keep_alive = False
             protocol.abort()
 
-
-_ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}

@@ -378,7 +378,9 @@ class ParserAdapter:
         return self._check_request_line(data, end)
 
     # -- framing: one message at a time, the same for every parser ----------------------
-    upgraded_at: int | None = None
+    # Set when a request left HTTP/1.1 (an upgrade, CONNECT): what follows is not parsed
+    # but kept in `upgrade_data` for the protocol to hand on or refuse.
+    upgraded = False
     # What `feed_head` raises when a head asks to leave HTTP/1.1, and on a malformed head.
     upgrade_exception: type[Exception] = NotRaised
     parse_exception: type[Exception] = NotRaised
@@ -403,7 +405,7 @@ class ParserAdapter:
         the shared `ChunkedDecoder`, then `end_chunked`; every message ends in
         `on_message_complete`."""
         while data:
-            if self.upgraded_at is not None:
+            if self.upgraded:
                 self.upgrade_data += data
                 return
             decoder = self.decoder
@@ -472,10 +474,10 @@ class ParserAdapter:
             try:
                 self.feed_head(head)
             except self.upgrade_exception:
-                self.upgraded_at = 0
+                self.upgraded = True
             except self.parse_exception as exc:
                 raise _request_error(exc) from None
-            if self.upgraded_at is not None:
+            if self.upgraded:
                 self.upgrade_data = data
                 return
 
@@ -594,7 +596,7 @@ class HttptoolsParser(ParserAdapter):
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             # llhttp stops after an upgrade request; the protocol decides what follows.
-            self.upgraded_at = 0
+            self.upgraded = True
         except httptools.HttpParserError as exc:
             raise _request_error(exc) from None
 
@@ -728,7 +730,7 @@ class H11Parser(ParserAdapter):
         if upgrading:
             self.on_request_head(self)
             self.on_message_complete()
-            self.upgraded_at = 0  # what follows is not HTTP/1.1: the protocol decides
+            self.upgraded = True  # what follows is not HTTP/1.1: the protocol decides
             return
         if self.chunked:
             self.decoder = ChunkedDecoder(self.on_body, policy.limit_fields, policy.max_body_size,

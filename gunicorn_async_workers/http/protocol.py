@@ -2,9 +2,11 @@
 
 One `HttpProtocol` per connection. It owns keep-alive, pipelining, flow control in both
 directions, timeouts and error answers, for any parser behind the `ParserAdapter`
-interface. Per request it builds the server's `cycle_class` (the ASGI cycle today) from the
-parsed head and runs it as a task; the cycle writes through the protocol and reports back
-with `on_response_complete`.
+interface. Per request it builds the server's `cycle_class` from the parsed head (the ASGI
+cycle, or the WSGI bridge's cycle), or its `websocket_class` for a WebSocket upgrade, and
+starts it: an ASGI app as a task, a WSGI app on the thread pool. The cycle writes through
+the protocol and reports back with `on_response_complete`; a WebSocket session takes over
+the connection's reading (`start_websocket`).
 """
 
 from __future__ import annotations
@@ -182,8 +184,7 @@ class HttpProtocol(asyncio.Protocol):
         except RequestError as exc:
             self.reject(exc)
         else:
-            if parser.upgraded_at is not None and not getattr(self.cycle, "is_websocket",
-                                                              False):
+            if parser.upgraded and not getattr(self.cycle, "is_websocket", False):
                 # An upgrade nobody serves: the request is answered as plain HTTP with
                 # `connection: close`; what follows the upgrade request is not HTTP/1.1.
                 self.pause_reading()
@@ -199,7 +200,7 @@ class HttpProtocol(asyncio.Protocol):
             elif not cycle.cancelled:  # start() inlined: one Python call fewer per request
                 server = self.server
                 if server.records_requests:
-                    server.record_start(self, cycle)
+                    server.recorder.start(cycle)
                 if server.wsgi:
                     cycle.submit(server.app)
                 else:
@@ -341,7 +342,7 @@ class HttpProtocol(asyncio.Protocol):
         self.cycle = cycle
         server = self.server
         if server.records_requests:
-            server.record_start(self, cycle)
+            server.recorder.start(cycle)
         if server.wsgi:
             cycle.submit(server.app)
         else:
@@ -463,7 +464,7 @@ class HttpProtocol(asyncio.Protocol):
         if len(self.pipeline) >= MAX_PIPELINE or self.pending_error is not None:
             return
         parser = self.parser
-        if parser is not None and parser.upgraded_at is not None and self.websocket is None:
+        if parser is not None and parser.upgraded and self.websocket is None:
             return
         parsing = self.parsing
         if parsing is not None and parsing.body_read > parsing.HIGH_WATER:

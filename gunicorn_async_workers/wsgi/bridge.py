@@ -228,6 +228,8 @@ class WsgiCycle(Exchange):
         asyncio.run_coroutine_threadsafe(self._write_on_loop(data, more), loop).result()
 
     async def _write_on_loop(self, data: bytes, more: bool) -> None:
+        """The send-body step, the same as in RequestCycle.send (which has it inline, one
+        call fewer per request): change both together."""
         protocol = self.protocol
         if protocol.closing:
             raise ClientDisconnected("client disconnected")
@@ -336,4 +338,4 @@ class WsgiCycle(Exchange):
                                      error)
                     self.fail()
         if server.records_requests:
-            server.record_end(protocol, self)
+            server.recorder.end(self)

@@ -36,7 +36,7 @@ class WsgiInput:
         protocol = cycle.protocol
         loop = protocol.loop
         with cond:
-            cycle.waiter = True  # set before looking: a wake-up cannot be missed
+            cycle.waiter = cond  # set before looking: a wake-up cannot be missed
             try:
                 while not cycle.body:
                     if not cycle.more_body:

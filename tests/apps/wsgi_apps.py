@@ -28,7 +28,8 @@ Routes (the first path segment chooses; marker files are paths given in the quer
 - ``/close_header``     ``Connection: close`` from the app
 - ``/file?path=P&length=N&memory=1``  `wsgi.file_wrapper` over the file P (or over a BytesIO
                         of it with memory=1), with content-length N when given
-- ``/sleep?s=S&entered=P``  notes P, sleeps S seconds, answers
+- ``/sleep?s=S&entered=P&until=R``  notes P, sleeps S seconds (with R: until the file R
+                        exists, at most S seconds), answers
 - ``/raise``            raises before start_response
 
 Also: `class_app` (a WSGI class instance), `validated_app` (`validator(app)`, whose
@@ -280,7 +281,13 @@ def sleep_route(environ: Environ, start_response: StartResponse) -> list[bytes]:
     q = query(environ)
     if "entered" in q:
         note(q["entered"], "entered")
-    time.sleep(float(q.get("s", "1")))
+    seconds = float(q.get("s", "1"))
+    if "until" in q:
+        deadline = time.monotonic() + seconds
+        while not os.path.exists(q["until"]) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    else:
+        time.sleep(seconds)
     return respond(start_response, b"slept")
 
 

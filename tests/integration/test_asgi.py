@@ -14,7 +14,7 @@ import httpx
 import pytest
 from conftest import WORKER_CLASSES
 from gunicorn_process import GunicornProcess, error_log, serving, wait_for
-from raw_http import RawResponse, ResponseReader
+from raw_http import RawResponse, ResponseReader, http
 
 APP = "apps.http_behaviour:app"
 ROOT_PATH = "/api"
@@ -45,17 +45,11 @@ def fastapi_server(request: pytest.FixtureRequest) -> Iterator[GunicornProcess]:
     yield from serve("apps.frameworks:fastapi_app", request.param)
 
 
-def http(method: str, target: str, *headers: str, body: bytes = b"",
-         version: str = "HTTP/1.1") -> bytes:
-    lines = [f"{method} {target} {version}", *headers]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
-
-
 def get_json(server: GunicornProcess, target: str, *headers: str,
              version: str = "HTTP/1.1") -> dict:
     """GET `target` on a fresh connection (closed by the server after it); the JSON body."""
     with server.connect() as s:
-        s.sendall(http("GET", target, "Host: test", *headers, "Connection: close",
+        s.sendall(http("GET", target, *headers, "Connection: close",
                        version=version))
         resp = ResponseReader(s).read_response()
     assert resp.status == 200, resp
@@ -67,7 +61,7 @@ def get_json(server: GunicornProcess, target: str, *headers: str,
 def test_scope_fields(server: GunicornProcess) -> None:
     with server.connect() as s:
         client = s.getsockname()
-        s.sendall(http("GET", "/scope/a%20b?x=1&y=%20", "Host: test", "X-Dup: one",
+        s.sendall(http("GET", "/scope/a%20b?x=1&y=%20", "X-Dup: one",
                        "X-Mixed-Case: v", "X-Dup: two", "Connection: close"))
         resp = ResponseReader(s).read_response()
     assert resp.status == 200, resp
@@ -108,7 +102,7 @@ def test_scope_http_version_10(server: GunicornProcess) -> None:
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
 def test_scope_method(server: GunicornProcess, method: str) -> None:
     with server.connect() as s:
-        s.sendall(http(method, "/scope", "Host: test", "Content-Length: 0", "Connection: close"))
+        s.sendall(http(method, "/scope", "Content-Length: 0", "Connection: close"))
         resp = ResponseReader(s).read_response()
     assert json.loads(resp.body)["method"] == method
 
@@ -146,7 +140,7 @@ def test_request_body_streams_as_it_arrives(server: GunicornProcess, framing: st
         head = f"Content-Length: {sum(map(len, pieces))}"
         wire = list(pieces)
     with server.connect() as s:
-        s.sendall(http("POST", "/duplex", "Host: test", head))
+        s.sendall(http("POST", "/duplex", head))
         buf = bytearray()
         for i, (piece, data) in enumerate(zip(pieces, wire, strict=True)):
             s.sendall(data)
@@ -159,7 +153,7 @@ def test_request_body_streams_as_it_arrives(server: GunicornProcess, framing: st
 def run_disconnect(server: GunicornProcess, record: Path) -> list[str]:
     """Request /disconnect, close once the app waits in receive(); the app's notes."""
     with server.connect() as s:
-        s.sendall(http("GET", f"/disconnect?record={record}", "Host: test"))
+        s.sendall(http("GET", f"/disconnect?record={record}"))
         wait_for(lambda: record.exists() and "waiting" in record.read_text(), 5,
                  what="app waiting in receive()")
     # the socket is closed now
@@ -185,7 +179,7 @@ def test_send_after_disconnect_raises_oserror(server: GunicornProcess, tmp_path:
 def test_exception_before_start_is_500_and_logged_once(server: GunicornProcess) -> None:
     mark = len(error_log(server))
     with server.connect() as s:
-        s.sendall(http("GET", "/raise_before", "Host: test", "Connection: close"))
+        s.sendall(http("GET", "/raise_before", "Connection: close"))
         resp = ResponseReader(s).read_response()
     assert resp.status == 500
     wait_for(lambda: "raise-before-start marker" in error_log(server)[mark:], 5,
@@ -203,7 +197,7 @@ def test_exception_after_start_leaves_response_incomplete(
         server: GunicornProcess, mode: str) -> None:
     mark = len(error_log(server))
     with server.connect() as s:
-        s.sendall(http("GET", f"/raise_after?mode={mode}", "Host: test"))
+        s.sendall(http("GET", f"/raise_after?mode={mode}"))
         reader = ResponseReader(s)
         with pytest.raises(EOFError):
             reader.read_response()  # the server must close, not complete the framing
@@ -213,7 +207,7 @@ def test_exception_after_start_leaves_response_incomplete(
 
 def test_return_without_response_is_500(server: GunicornProcess) -> None:
     with server.connect() as s:
-        s.sendall(http("GET", "/noresponse", "Host: test", "Connection: close"))
+        s.sendall(http("GET", "/noresponse", "Connection: close"))
         resp = ResponseReader(s).read_response()
     assert resp.status == 500
 
@@ -222,7 +216,7 @@ def test_worker_survives_app_failures(server: GunicornProcess) -> None:
     pids = server.worker_pids()
     for target in ("/raise_before", "/noresponse", "/raise_after"):
         with server.connect() as s:
-            s.sendall(http("GET", target, "Host: test", "Connection: close"))
+            s.sendall(http("GET", target, "Connection: close"))
             with contextlib.suppress(EOFError):  # /raise_after's response is cut short
                 ResponseReader(s).read_response()
     doc = get_json(server, "/echo?still-serving")
@@ -233,10 +227,10 @@ def test_worker_survives_app_failures(server: GunicornProcess) -> None:
 # -- other application shapes ---------------------------------------------------------------
 def test_asgi2_app_served(legacy_server: GunicornProcess) -> None:
     with legacy_server.connect() as s:
-        s.sendall(http("POST", "/legacy?x", "Host: test", "Content-Length: 5", body=b"hello"))
+        s.sendall(http("POST", "/legacy?x", "Content-Length: 5", body=b"hello"))
         reader = ResponseReader(s)
         first = reader.read_response()
-        s.sendall(http("GET", "/again", "Host: test", "Connection: close"))
+        s.sendall(http("GET", "/again", "Connection: close"))
         second = reader.read_response()
     assert first.status == 200, first
     assert json.loads(first.body) == {"asgi2": True, "path": "/legacy", "method": "POST",
@@ -274,7 +268,7 @@ def test_fastapi_app(fastapi_server: GunicornProcess) -> None:
 def test_response_headers_from_app_kept_in_order(server: GunicornProcess) -> None:
     """ASGI: response header order "must be preserved"; repeated fields stay separate."""
     with server.connect() as s:
-        s.sendall(http("GET", "/headers", "Host: test", "Connection: close"))
+        s.sendall(http("GET", "/headers", "Connection: close"))
         resp: RawResponse = ResponseReader(s).read_response()
     app_names = {b"set-cookie", b"x-one", b"content-type", b"content-length", b"x-two"}
     sent = [(name.lower(), value) for name, value in resp.headers if name.lower() in app_names]

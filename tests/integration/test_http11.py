@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import WORKER_CLASSES
 from gunicorn_process import GunicornProcess, wait_for
-from raw_http import RawResponse, ResponseReader
+from raw_http import RawResponse, ResponseReader, http
 
 APP = "apps.http_behaviour:app"
 KEEPALIVE = 1  # seconds; small so the idle-close test is quick
@@ -30,16 +30,6 @@ def server(request: pytest.FixtureRequest) -> Iterator[GunicornProcess]:
         yield proc
     finally:
         proc.stop()
-
-
-def http(method: str, target: str, *headers: str, body: bytes = b"",
-         version: str = "HTTP/1.1", host: bool = True) -> bytes:
-    """Bytes of one request; `headers` are 'Name: value' lines, Host added unless host=False."""
-    lines = [f"{method} {target} {version}"]
-    if host:
-        lines.append("Host: test")
-    lines += headers
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
 def pattern(size: int) -> bytes:

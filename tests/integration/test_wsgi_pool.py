@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,15 +15,44 @@ from gunicorn_process import GunicornProcess, wait_for
 APP = "apps.wsgi_apps:app"
 
 
+def heartbeat(pid: int) -> float:
+    """The time stamped on a worker's heartbeat file (Gunicorn's `wgunicorn-` temporary
+    file, unlinked, found through /proc): the arbiter kills the worker once it is older
+    than `timeout`. 0.0 when the file is not found."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except FileNotFoundError:
+        raise AssertionError(f"worker {pid} has exited") from None
+    for fd in fds:
+        path = f"/proc/{pid}/fd/{fd}"
+        with contextlib.suppress(OSError):
+            if "wgunicorn-" in os.readlink(path):
+                return os.stat(path).st_mtime
+    return 0.0
+
+
 def test_heartbeat_goes_on_while_every_thread_is_busy(
-        gunicorn: Callable[..., GunicornProcess]) -> None:
-    """One thread, requests that hold it twice as long as `timeout`: the loop still beats,
-    so the arbiter does not kill the worker; the queued request waits on the loop."""
-    server = gunicorn(APP, settings={"threads": 1, "timeout": 2})
+        gunicorn: Callable[..., GunicornProcess], tmp_path: Path) -> None:
+    """One thread, held by a request past `timeout` while a second waits for it: the loop
+    still beats, so the arbiter does not kill the worker; the queued request waits on the
+    loop and is answered once the thread is free."""
+    timeout = 2
+    server = gunicorn(APP, settings={"threads": 1, "timeout": timeout})
     [pid] = server.worker_pids()
+    entered, release = tmp_path / "entered", tmp_path / "release"
+    target = f"{server.url}/sleep?s=30&entered={entered}&until={release}"
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        futures = [pool.submit(httpx.get, server.url + "/sleep?s=2.5", timeout=20)
-                   for _ in range(2)]
+        futures = [pool.submit(httpx.get, target, timeout=40) for _ in range(2)]
+        wait_for(entered.exists, 10, what="the first request holding the only thread")
+        busy_since = time.monotonic()
+        # The worker stamps its beats up to one interval (1 s at this timeout) ahead: a
+        # stamp past busy_since + timeout + 1 was written more than `timeout` after the
+        # thread became busy, which a worker whose loop stalled with it could not do.
+        # (Gunicorn stamps time.monotonic(), the same clock on the whole machine.)
+        wait_for(lambda: heartbeat(pid) > busy_since + timeout + 1, 10,
+                 what="a heartbeat written more than `timeout` into the busy thread")
+        assert not futures[0].done() and not futures[1].done()
+        release.touch()
         answers = [f.result() for f in futures]
     assert [r.status_code for r in answers] == [200, 200]
     assert [r.text for r in answers] == ["slept", "slept"]

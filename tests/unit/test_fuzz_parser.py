@@ -107,7 +107,7 @@ def test_parser_only_raises_request_errors(parser_class: type[ParserAdapter], da
     try:
         for start, end in zip(points, points[1:], strict=False):
             parser.feed(data[start:end])
-            if parser.upgraded_at is not None:
+            if parser.upgraded:
                 break  # what follows an upgrade is not HTTP/1.1: the protocol stops here
     except RequestError as exc:
         assert 400 <= exc.status <= 599 and exc.detail

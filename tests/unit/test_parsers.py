@@ -483,7 +483,7 @@ def test_upgrade_keeps_the_bytes_that_follow() -> None:
         parser = Parser(recorder, policy(), trusted=False, scheme="http")
         for piece in pieces:
             parser.feed(piece)
-        assert parser.upgraded_at is not None
+        assert parser.upgraded
         assert parser.upgrade_data == b"\x81\x05hello", pieces
         assert [r.head.upgrade for r in recorder.requests] == [b"websocket"]
 

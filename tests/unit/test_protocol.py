@@ -12,9 +12,10 @@ import pytest
 from gunicorn.config import Config
 from gunicorn.glogging import Logger
 
+from gunicorn_async_workers.asgi.scope import scope_path
 from gunicorn_async_workers.config import ServerConfig
 from gunicorn_async_workers.http.errors import BadRequest, ExpectationFailed, error_response
-from gunicorn_async_workers.http.parsers import HttptoolsParser, ParserAdapter
+from gunicorn_async_workers.http.parsers import ParserAdapter
 from gunicorn_async_workers.http.protocol import HttpProtocol
 from gunicorn_async_workers.server import Server
 
@@ -85,26 +86,21 @@ class MemoryTransport(asyncio.Transport):
         return b"".join(self.writes)
 
 
-# The parser adapter behind the protocol: every test here runs once per adapter.
-Parser: type[ParserAdapter] = HttptoolsParser
-
-
-@pytest.fixture(autouse=True)
-def _each_parser(parser_class: type[ParserAdapter], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(globals(), "Parser", parser_class)
-
-
 class Connection:
-    """One HttpProtocol on a MemoryTransport, served by a real Server with a real config."""
+    """One HttpProtocol on a MemoryTransport, served by a real Server with a real config.
 
-    def __init__(self, app: App, **settings: object) -> None:
+    `parser` is the adapter behind the protocol: the tests that build one take it from the
+    `parser_class` fixture, and so run once per adapter."""
+
+    def __init__(self, parser: type[ParserAdapter], app: App,
+                 options: dict[str, object] | None = None, **settings: object) -> None:
         cfg = Config()
         for name, value in settings.items():
             cfg.set(name, value)
         log = Logger(cfg)
-        config = ServerConfig.from_gunicorn(cfg, log, {}, max_requests=sys.maxsize)
+        config = ServerConfig.from_gunicorn(cfg, log, options or {}, max_requests=sys.maxsize)
         self.loop = asyncio.get_running_loop()
-        self.server = Server(config, app, self.loop, log, None, parser_class=Parser)
+        self.server = Server(config, app, self.loop, log, None, parser_class=parser)
         self.protocol = HttpProtocol(self.server)
         self.transport = MemoryTransport(self.protocol, self.loop)
         self.protocol.connection_made(self.transport)
@@ -117,10 +113,25 @@ class Connection:
         await settle()
 
 
+# Turns of the loop `settle` may take: far more than any test here needs (4 at most); a
+# test whose tasks never stop making each other ready fails instead of hanging.
+SETTLE_TURNS = 10_000
+
+
 async def settle() -> None:
-    """Let every ready task and callback run; yields to the loop only, never waits on time."""
-    for _ in range(50):
+    """Run the loop until nothing is ready to run: every task is done or waits for something
+    that has not happened (a timer, a Future). Yields to the loop only, never waits on time.
+
+    After each `sleep(0)` this task is resumed behind whatever was ready before it; when the
+    loop's ready queue (`_ready`, the stdlib loop's) is then empty, nothing ran that
+    scheduled more work.
+    """
+    ready = asyncio.get_running_loop()._ready  # type: ignore[attr-defined]
+    for _ in range(SETTLE_TURNS):
         await asyncio.sleep(0)
+        if not ready:
+            return
+    raise AssertionError(f"the loop still had callbacks ready after {SETTLE_TURNS} turns")
 
 
 def run(test: Callable[[], Awaitable[None]]) -> None:
@@ -174,14 +185,15 @@ def echo_app(calls: list[Message]) -> App:
 
 
 GET = b"GET /hello?x=1 HTTP/1.1\r\nHost: example.test\r\n\r\n"
-WS_UPGRADE = (b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
-              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+WS_HEADERS = (b"Connection: Upgrade\r\nUpgrade: websocket\r\n"
+              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n")
+WS_UPGRADE = b"GET /ws HTTP/1.1\r\nHost: a\r\n" + WS_HEADERS + b"\r\n"
 
 
-def test_get_is_one_write_of_head_and_body() -> None:
+def test_get_is_one_write_of_head_and_body(parser_class: type[ParserAdapter]) -> None:
     async def test() -> None:
         calls: list[Message] = []
-        conn = Connection(echo_app(calls))
+        conn = Connection(parser_class, echo_app(calls))
         conn.feed(GET)
         await settle()
         assert len(conn.transport.writes) == 1
@@ -203,7 +215,7 @@ def test_get_is_one_write_of_head_and_body() -> None:
     run(test)
 
 
-def test_pipelined_requests_answered_in_order() -> None:
+def test_pipelined_requests_answered_in_order(parser_class: type[ParserAdapter]) -> None:
     async def test() -> None:
         gate = asyncio.Event()
         started: list[str] = []
@@ -215,7 +227,7 @@ def test_pipelined_requests_answered_in_order() -> None:
             await send({"type": "http.response.start", "status": 200, "headers": []})
             await send({"type": "http.response.body", "body": scope["path"].encode()})
 
-        conn = Connection(app)
+        conn = Connection(parser_class, app)
         conn.feed(b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n"
                   b"GET /3 HTTP/1.1\r\nHost: a\r\n\r\n")
         await settle()
@@ -230,10 +242,10 @@ def test_pipelined_requests_answered_in_order() -> None:
     run(test)
 
 
-def test_bad_request_gets_400_and_close_without_the_app() -> None:
+def test_bad_request_gets_400_and_close_without_the_app(parser_class: type[ParserAdapter]) -> None:
     async def test() -> None:
         calls: list[Message] = []
-        conn = Connection(echo_app(calls))
+        conn = Connection(parser_class, echo_app(calls))
         conn.feed(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
         await settle()
         assert conn.transport.writes == [error_response(BadRequest("repeated host"))]
@@ -245,10 +257,11 @@ def test_bad_request_gets_400_and_close_without_the_app() -> None:
     run(test)
 
 
-def test_bad_request_after_a_good_one_is_answered_after_it() -> None:
+def test_bad_request_after_a_good_one_is_answered_after_it(
+        parser_class: type[ParserAdapter]) -> None:
     async def test() -> None:
         calls: list[Message] = []
-        conn = Connection(echo_app(calls))
+        conn = Connection(parser_class, echo_app(calls))
         conn.feed(GET + b"GET / HTTP/1.1\r\nExpect: later\r\n\r\n")
         await settle()
         assert [scope["path"] for scope in calls] == ["/hello"]
@@ -260,10 +273,10 @@ def test_bad_request_after_a_good_one_is_answered_after_it() -> None:
     run(test)
 
 
-def test_post_body_in_several_feeds_reaches_the_app() -> None:
+def test_post_body_in_several_feeds_reaches_the_app(parser_class: type[ParserAdapter]) -> None:
     async def test() -> None:
         calls: list[Message] = []
-        conn = Connection(echo_app(calls))
+        conn = Connection(parser_class, echo_app(calls))
         conn.feed(b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhel")
         await settle()
         assert conn.transport.writes == []
@@ -278,9 +291,9 @@ def test_post_body_in_several_feeds_reaches_the_app() -> None:
     run(test)
 
 
-def test_chunked_post_reaches_the_app() -> None:
+def test_chunked_post_reaches_the_app(parser_class: type[ParserAdapter]) -> None:
     async def test() -> None:
-        conn = Connection(echo_app([]))
+        conn = Connection(parser_class, echo_app([]))
         data = (b"POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
                 b"3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n")
         for i in range(0, len(data), 7):
@@ -293,7 +306,7 @@ def test_chunked_post_reaches_the_app() -> None:
     run(test)
 
 
-def test_expect_100_continue_only_when_the_app_reads() -> None:
+def test_expect_100_continue_only_when_the_app_reads(parser_class: type[ParserAdapter]) -> None:
     async def test() -> None:
         gate = asyncio.Event()
         calls: list[Message] = []
@@ -303,7 +316,7 @@ def test_expect_100_continue_only_when_the_app_reads() -> None:
             await gate.wait()
             await echo(scope, receive, send)
 
-        conn = Connection(app)
+        conn = Connection(parser_class, app)
         conn.feed(b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n"
                   b"Content-Length: 5\r\n\r\n")
         await settle()
@@ -326,13 +339,14 @@ def test_expect_100_continue_only_when_the_app_reads() -> None:
     run(test)
 
 
-def test_expect_100_continue_not_sent_when_the_app_does_not_read() -> None:
+def test_expect_100_continue_not_sent_when_the_app_does_not_read(
+        parser_class: type[ParserAdapter]) -> None:
     async def test() -> None:
         async def app(scope: Message, receive: Receive, send: Send) -> None:
             await send({"type": "http.response.start", "status": 413, "headers": []})
             await send({"type": "http.response.body", "body": b"no"})
 
-        conn = Connection(app)
+        conn = Connection(parser_class, app)
         conn.feed(b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n"
                   b"Content-Length: 5\r\n\r\n")
         await settle()
@@ -345,13 +359,13 @@ def test_expect_100_continue_not_sent_when_the_app_does_not_read() -> None:
 
 
 @pytest.mark.parametrize("fault", ["raise", "return"])
-def test_app_failing_before_start_gets_500(fault: str) -> None:
+def test_app_failing_before_start_gets_500(parser_class: type[ParserAdapter], fault: str) -> None:
     async def test() -> None:
         async def app(scope: Message, receive: Receive, send: Send) -> None:
             if fault == "raise":
                 raise RuntimeError("boom")
 
-        conn = Connection(app)
+        conn = Connection(parser_class, app)
         conn.feed(GET)
         await settle()
         [(status, headers, body)] = read_responses(conn.transport.output, [b"GET"])
@@ -362,14 +376,14 @@ def test_app_failing_before_start_gets_500(fault: str) -> None:
     run(test)
 
 
-def test_app_failing_mid_response_aborts() -> None:
+def test_app_failing_mid_response_aborts(parser_class: type[ParserAdapter]) -> None:
     async def test() -> None:
         async def app(scope: Message, receive: Receive, send: Send) -> None:
             await send({"type": "http.response.start", "status": 200, "headers": []})
             await send({"type": "http.response.body", "body": b"part", "more_body": True})
             raise RuntimeError("boom")
 
-        conn = Connection(app)
+        conn = Connection(parser_class, app)
         conn.feed(GET)
         await settle()
         assert conn.transport.output.startswith(b"HTTP/1.1 200 OK\r\n")
@@ -380,9 +394,9 @@ def test_app_failing_mid_response_aborts() -> None:
     run(test)
 
 
-def test_head_response_has_no_body() -> None:
+def test_head_response_has_no_body(parser_class: type[ParserAdapter]) -> None:
     async def test() -> None:
-        conn = Connection(echo_app([]))
+        conn = Connection(parser_class, echo_app([]))
         conn.feed(b"HEAD /x HTTP/1.1\r\nHost: a\r\n\r\n")
         await settle()
         [write] = conn.transport.writes
@@ -397,7 +411,7 @@ def test_head_response_has_no_body() -> None:
     run(test)
 
 
-def test_streaming_response_is_chunked() -> None:
+def test_streaming_response_is_chunked(parser_class: type[ParserAdapter]) -> None:
     async def test() -> None:
         async def app(scope: Message, receive: Receive, send: Send) -> None:
             await send({"type": "http.response.start", "status": 200, "headers": []})
@@ -405,7 +419,7 @@ def test_streaming_response_is_chunked() -> None:
                 await send({"type": "http.response.body", "body": piece,
                             "more_body": bool(piece)})
 
-        conn = Connection(app)
+        conn = Connection(parser_class, app)
         conn.feed(GET)
         await settle()
         [(status, headers, body)] = read_responses(conn.transport.output, [b"GET"])
@@ -416,9 +430,9 @@ def test_streaming_response_is_chunked() -> None:
     run(test)
 
 
-def test_http10_request_closes_after_response() -> None:
+def test_http10_request_closes_after_response(parser_class: type[ParserAdapter]) -> None:
     async def test() -> None:
-        conn = Connection(echo_app([]))
+        conn = Connection(parser_class, echo_app([]))
         conn.feed(b"GET /old HTTP/1.0\r\n\r\n")
         await settle()
         assert b"connection: close" in conn.transport.output
@@ -427,9 +441,9 @@ def test_http10_request_closes_after_response() -> None:
     run(test)
 
 
-def test_keep_alive_connection_closed_by_check_timeouts() -> None:
+def test_keep_alive_connection_closed_by_check_timeouts(parser_class: type[ParserAdapter]) -> None:
     async def test() -> None:
-        conn = Connection(echo_app([]), keepalive=5)
+        conn = Connection(parser_class, echo_app([]), keepalive=5)
         conn.feed(GET)
         await settle()
         protocol, server = conn.protocol, conn.server
@@ -445,10 +459,10 @@ def test_keep_alive_connection_closed_by_check_timeouts() -> None:
     run(test)
 
 
-def test_idle_clock_restarts_when_a_response_completes() -> None:
+def test_idle_clock_restarts_when_a_response_completes(parser_class: type[ParserAdapter]) -> None:
     """A request that ran longer than keepalive is followed by a whole keepalive."""
     async def test() -> None:
-        conn = Connection(echo_app([]), keepalive=2)
+        conn = Connection(parser_class, echo_app([]), keepalive=2)
         protocol = conn.protocol
         protocol.idle_since -= 100  # the connection was made long ago
         conn.feed(GET)
@@ -465,11 +479,12 @@ def test_idle_clock_restarts_when_a_response_completes() -> None:
     run(test)
 
 
-def test_idle_clock_starts_when_the_response_has_left_the_write_buffer() -> None:
+def test_idle_clock_starts_when_the_response_has_left_the_write_buffer(
+        parser_class: type[ParserAdapter]) -> None:
     """While a slow client still reads the response the connection is not idle; the clock
     starts at the first check that finds the write buffer empty."""
     async def test() -> None:
-        conn = Connection(echo_app([]), keepalive=1)
+        conn = Connection(parser_class, echo_app([]), keepalive=1)
         protocol, transport = conn.protocol, conn.transport
         transport.buffered = 1 << 20  # the response is still leaving
         conn.feed(GET)
@@ -490,10 +505,10 @@ def test_idle_clock_starts_when_the_response_has_left_the_write_buffer() -> None
     run(test)
 
 
-def test_client_that_stops_reading_is_idle() -> None:
+def test_client_that_stops_reading_is_idle(parser_class: type[ParserAdapter]) -> None:
     """Bytes left unread for keepalive seconds do not keep a connection open forever."""
     async def test() -> None:
-        conn = Connection(echo_app([]), keepalive=1)
+        conn = Connection(parser_class, echo_app([]), keepalive=1)
         protocol, transport = conn.protocol, conn.transport
         transport.buffered = 1 << 20
         conn.feed(GET)
@@ -510,9 +525,10 @@ def test_client_that_stops_reading_is_idle() -> None:
 
 
 @pytest.mark.parametrize("keepalive", [0, 1])
-def test_first_request_waits_header_timeout_not_keepalive(keepalive: int) -> None:
+def test_first_request_waits_header_timeout_not_keepalive(
+        parser_class: type[ParserAdapter], keepalive: int) -> None:
     async def test() -> None:
-        conn = Connection(echo_app([]), keepalive=keepalive)
+        conn = Connection(parser_class, echo_app([]), keepalive=keepalive)
         protocol = conn.protocol
         timeout = conn.server.config.header_timeout
         assert timeout > 2
@@ -523,7 +539,7 @@ def test_first_request_waits_header_timeout_not_keepalive(keepalive: int) -> Non
         assert read_responses(conn.transport.output, [b"GET"])[0][0] == 200
         await conn.close()
 
-        idle = Connection(echo_app([]), keepalive=keepalive)
+        idle = Connection(parser_class, echo_app([]), keepalive=keepalive)
         idle.protocol.check_timeouts(idle.protocol.idle_since + timeout)
         assert idle.transport.closed and not idle.transport.aborted  # nothing was lost
         await settle()
@@ -531,9 +547,9 @@ def test_first_request_waits_header_timeout_not_keepalive(keepalive: int) -> Non
     run(test)
 
 
-def test_proxy_header_waits_header_timeout_not_keepalive() -> None:
+def test_proxy_header_waits_header_timeout_not_keepalive(parser_class: type[ParserAdapter]) -> None:
     async def test() -> None:
-        conn = Connection(echo_app([]), keepalive=1, proxy_protocol=True,
+        conn = Connection(parser_class, echo_app([]), keepalive=1, proxy_protocol=True,
                           proxy_allow_ips="*")
         protocol = conn.protocol
         timeout = conn.server.config.header_timeout
@@ -548,7 +564,7 @@ def test_proxy_header_waits_header_timeout_not_keepalive() -> None:
     run(test)
 
 
-def test_request_in_flight_is_not_timed_out() -> None:
+def test_request_in_flight_is_not_timed_out(parser_class: type[ParserAdapter]) -> None:
     async def test() -> None:
         gate = asyncio.Event()
 
@@ -557,7 +573,7 @@ def test_request_in_flight_is_not_timed_out() -> None:
             await send({"type": "http.response.start", "status": 204, "headers": []})
             await send({"type": "http.response.body"})
 
-        conn = Connection(app, keepalive=1)
+        conn = Connection(parser_class, app, keepalive=1)
         conn.feed(GET)
         await settle()
         conn.protocol.check_timeouts(conn.protocol.idle_since + 3600)
@@ -570,11 +586,12 @@ def test_request_in_flight_is_not_timed_out() -> None:
     run(test)
 
 
-def test_partial_head_times_out_after_header_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_partial_head_times_out_after_header_timeout(
+        parser_class: type[ParserAdapter], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GAW_HEADER_MIN_RATE", "0")  # header_timeout alone
 
     async def test() -> None:
-        conn = Connection(echo_app([]), keepalive=1)
+        conn = Connection(parser_class, echo_app([]), keepalive=1)
         conn.feed(b"GET /slow HTTP/1.1\r\nHo")
         protocol = conn.protocol
         timeout = conn.server.config.header_timeout
@@ -587,9 +604,10 @@ def test_partial_head_times_out_after_header_timeout(monkeypatch: pytest.MonkeyP
     run(test)
 
 
-def test_responses_use_the_date_block_and_tick_refreshes_it() -> None:
+def test_responses_use_the_date_block_and_tick_refreshes_it(
+        parser_class: type[ParserAdapter]) -> None:
     async def test() -> None:
-        conn = Connection(echo_app([]))
+        conn = Connection(parser_class, echo_app([]))
         date = conn.server.date
         date.value = b"date: Mon, 01 Jan 2001 00:00:00 GMT\r\nserver: gunicorn\r\n"
         conn.feed(GET)
@@ -606,9 +624,9 @@ def test_responses_use_the_date_block_and_tick_refreshes_it() -> None:
     run(test)
 
 
-def test_client_half_close_after_response_closes() -> None:
+def test_client_half_close_after_response_closes(parser_class: type[ParserAdapter]) -> None:
     async def test() -> None:
-        conn = Connection(echo_app([]))
+        conn = Connection(parser_class, echo_app([]))
         conn.feed(GET)
         await settle()
         assert conn.protocol.eof_received() is True
@@ -618,11 +636,60 @@ def test_client_half_close_after_response_closes() -> None:
     run(test)
 
 
-def test_bad_websocket_handshake_is_refused_without_the_app() -> None:
+# (request target, root_path) -> the scope's (path, raw_path, query_string)
+SCOPE_PATHS = [
+    ((b"/a/b?x=1", ""), ("/a/b", b"/a/b", b"x=1")),
+    ((b"/caf%C3%A9%20x?q=%20", ""), ("/caf\u00e9 x", b"/caf%C3%A9%20x", b"q=%20")),
+    ((b"http://example.test/p?q", ""), ("/p", b"/p", b"q")),
+    ((b"/p?q#frag", ""), ("/p", b"/p", b"q")),
+    ((b"/x?y", "/api"), ("/api/x", b"/x", b"y")),
+    ((b"/api/x", "/api"), ("/api/x", b"/api/x", b"")),
+    ((b"/api", "/api"), ("/api", b"/api", b"")),
+    ((b"/apix", "/api"), ("/api/apix", b"/apix", b"")),
+    ((b"/api%2Fx", "/api"), ("/api/x", b"/api%2Fx", b"")),
+]
+
+
+@pytest.mark.parametrize(("request_target", "expected"), SCOPE_PATHS,
+                         ids=[f"{t.decode()}-{r or 'no-root'}" for (t, r), _ in SCOPE_PATHS])
+def test_http_and_websocket_scopes_build_their_paths_alike(parser_class: type[ParserAdapter],
+        request_target: tuple[bytes, str], expected: tuple[str, bytes, bytes]) -> None:
+    """The HTTP cycle (its usual case inline, the rest in `scope_path`) and the WebSocket
+    session give a target the same path, raw_path and query_string, root_path included."""
+    target, root_path = request_target
+
+    async def test() -> None:
+        scopes: list[Message] = []
+
+        async def app(scope: Message, receive: Receive, send: Send) -> None:
+            scopes.append(scope)
+            if scope["type"] == "websocket":
+                await receive()
+                await send({"type": "websocket.close"})
+                return
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+        for upgrade in (b"", WS_HEADERS):
+            conn = Connection(parser_class, app, {"root_path": root_path})
+            conn.feed(b"GET " + target + b" HTTP/1.1\r\nHost: a\r\n" + upgrade + b"\r\n")
+            await settle()
+            await conn.close()
+        assert [scope["type"] for scope in scopes] == ["http", "websocket"]
+        for scope in scopes:
+            assert (scope["path"], scope["raw_path"], scope["query_string"]) == expected
+            assert scope["root_path"] == root_path
+        assert scope_path(target, "GET", root_path) == expected
+
+    run(test)
+
+
+def test_bad_websocket_handshake_is_refused_without_the_app(
+        parser_class: type[ParserAdapter]) -> None:
     """RFC 6455 4.2.1: no Sec-WebSocket-Key: 400 (with the version we speak), app not called."""
     async def test() -> None:
         calls: list[Message] = []
-        conn = Connection(echo_app(calls))
+        conn = Connection(parser_class, echo_app(calls))
         conn.feed(b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
                   b"\r\n")
         await settle()
@@ -633,10 +700,10 @@ def test_bad_websocket_handshake_is_refused_without_the_app() -> None:
     run(test)
 
 
-def test_upgrade_request_is_answered_as_http_then_closed() -> None:
+def test_upgrade_request_is_answered_as_http_then_closed(parser_class: type[ParserAdapter]) -> None:
     async def test() -> None:
         calls: list[Message] = []
-        conn = Connection(echo_app(calls))
+        conn = Connection(parser_class, echo_app(calls))
         conn.feed(b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n"
                   b"\r\n\x81\x05hello")
         assert not conn.transport.reading  # what follows is not HTTP/1.1
@@ -649,7 +716,8 @@ def test_upgrade_request_is_answered_as_http_then_closed() -> None:
     run(test)
 
 
-def test_send_after_the_library_failed_the_websocket_raises_an_oserror() -> None:
+def test_send_after_the_library_failed_the_websocket_raises_an_oserror(
+        parser_class: type[ParserAdapter]) -> None:
     """Invalid UTF-8 makes the protocol fail the connection (close 1007, then the server
     ends the TCP connection): a send by the app that has not yet seen the disconnect raises
     an OSError subclass, as after any close, and writes nothing after the close frame."""
@@ -668,7 +736,7 @@ def test_send_after_the_library_failed_the_websocket_raises_an_oserror() -> None
             except Exception as exc:  # noqa: BLE001 - recorded for the assertion
                 raised.append(exc)
 
-        conn = Connection(app)
+        conn = Connection(parser_class, app)
         conn.feed(WS_UPGRADE)
         await settle()
         assert conn.transport.output.startswith(b"HTTP/1.1 101 ")
@@ -690,7 +758,8 @@ def test_send_after_the_library_failed_the_websocket_raises_an_oserror() -> None
     run(test)
 
 
-def test_server_tick_shrinks_a_websocket_buffer_left_with_part_of_a_frame() -> None:
+def test_server_tick_shrinks_a_websocket_buffer_left_with_part_of_a_frame(
+        parser_class: type[ParserAdapter]) -> None:
     """The once-a-second tick: a WebSocket whose peer sent part of a frame and then nothing
     for a whole tick holds those bytes only, not a read buffer."""
     from websockets.frames import Frame, Opcode
@@ -701,7 +770,7 @@ def test_server_tick_shrinks_a_websocket_buffer_left_with_part_of_a_frame() -> N
             await send({"type": "websocket.accept"})
             await receive()
 
-        conn = Connection(app)
+        conn = Connection(parser_class, app)
         conn.feed(WS_UPGRADE)
         await settle()
         frame = Frame(Opcode.BINARY, b"z" * 50_000).serialize(mask=True)
@@ -718,7 +787,7 @@ def test_server_tick_shrinks_a_websocket_buffer_left_with_part_of_a_frame() -> N
     run(test)
 
 
-def test_a_burst_of_websocket_sends_is_one_write() -> None:
+def test_a_burst_of_websocket_sends_is_one_write(parser_class: type[ParserAdapter]) -> None:
     """Frames the app sends without yielding to the loop go out in one transport write, in
     order, once it yields; the next burst is the next write."""
     from websockets.frames import Frame, Opcode
@@ -736,7 +805,7 @@ def test_a_burst_of_websocket_sends_is_one_write() -> None:
                     await send({"type": "websocket.send", "bytes": burst * (i + 1)})
             await receive()
 
-        conn = Connection(app)
+        conn = Connection(parser_class, app)
         conn.feed(WS_UPGRADE)
         await settle()
         for burst in (b"a", b"b"):
@@ -755,7 +824,9 @@ INVALID = "κόσμε".encode() + b"\xf4\x90\x80\x80" + b"edited"  # past U+10FF
 VALID = "κόσμε-€-𝄞 edited".encode()
 
 
-def fed_in_pieces(pieces: list[bytes]) -> list[tuple[list[bytes], list[Message]]]:
+def fed_in_pieces(
+        parser_class: type[ParserAdapter],
+        pieces: list[bytes]) -> list[tuple[list[bytes], list[Message]]]:
     """A WebSocket session fed `pieces` one read each: after each, (the frames written since
     the 101, the messages the app has received)."""
     seen: list[tuple[list[bytes], list[Message]]] = []
@@ -769,7 +840,7 @@ def fed_in_pieces(pieces: list[bytes]) -> list[tuple[list[bytes], list[Message]]
             while (message := await receive())["type"] == "websocket.receive":
                 received.append(message)
 
-        conn = Connection(app)
+        conn = Connection(parser_class, app)
         conn.feed(WS_UPGRADE)
         await settle()
         assert conn.transport.output.startswith(b"HTTP/1.1 101 ")
@@ -804,7 +875,8 @@ def non_minimal(first: int, payload: bytes, mask: bytes = b"\x37\xfa\x21\x3d") -
 
 
 @pytest.mark.parametrize("size", [len(INVALID), 300, 70_000], ids=["7-bit", "16-bit", "64-bit"])
-def test_invalid_utf8_in_a_text_frame_fails_as_soon_as_its_piece_arrives(size: int) -> None:
+def test_invalid_utf8_in_a_text_frame_fails_as_soon_as_its_piece_arrives(
+        parser_class: type[ParserAdapter], size: int) -> None:
     """One text frame in pieces, the invalid bytes in the third: the close (1007) goes out
     after that piece, before the rest of the frame; the app gets nothing."""
     from ws_frames import TEXT, frame
@@ -813,33 +885,35 @@ def test_invalid_utf8_in_a_text_frame_fails_as_soon_as_its_piece_arrives(size: i
     data = frame(TEXT, payload)
     bad_end = len(data) - len(b"edited")
     # The header itself in two reads; then the valid text; then the invalid bytes; the rest.
-    seen = fed_in_pieces(chops(data, 4, bad_end - 4, bad_end))
+    seen = fed_in_pieces(parser_class, chops(data, 4, bad_end - 4, bad_end))
     assert [closed_1007(writes) for writes, _ in seen] == [False, False, True, True]
     assert all(got == [] for _, got in seen)
 
 
 @pytest.mark.parametrize("piece", [1, 3, 5, 7])
-def test_valid_text_in_pieces_of_any_size_is_delivered_whole(piece: int) -> None:
+def test_valid_text_in_pieces_of_any_size_is_delivered_whole(
+        parser_class: type[ParserAdapter], piece: int) -> None:
     """Valid text cut anywhere (inside a character, at any offset of the mask) is never
     failed, and reaches the app as one message."""
     from ws_frames import TEXT, frame
 
     data = frame(TEXT, VALID * 3)
-    seen = fed_in_pieces(chops(data, *range(piece, len(data), piece)))
+    seen = fed_in_pieces(parser_class, chops(data, *range(piece, len(data), piece)))
     writes, received = seen[-1]
     assert writes == [] and received == [{"type": "websocket.receive",
                                           "text": VALID.decode() * 3}]
 
 
-def test_binary_frame_in_pieces_is_not_checked_as_text() -> None:
+def test_binary_frame_in_pieces_is_not_checked_as_text(parser_class: type[ParserAdapter]) -> None:
     from ws_frames import BINARY, frame
 
     data = frame(BINARY, INVALID * 10)
-    writes, received = fed_in_pieces(chops(data, 10, 40, 90))[-1]
+    writes, received = fed_in_pieces(parser_class, chops(data, 10, 40, 90))[-1]
     assert writes == [] and received == [{"type": "websocket.receive", "bytes": INVALID * 10}]
 
 
-def test_invalid_utf8_in_a_continuation_arriving_in_pieces_fails_at_its_piece() -> None:
+def test_invalid_utf8_in_a_continuation_arriving_in_pieces_fails_at_its_piece(
+        parser_class: type[ParserAdapter]) -> None:
     """A fragmented text message: the first fragment ends inside a character, whose
     continuation frame brings an invalid byte in its second piece."""
     from ws_frames import CONT, TEXT, frame
@@ -847,21 +921,22 @@ def test_invalid_utf8_in_a_continuation_arriving_in_pieces_fails_at_its_piece() 
     first = frame(TEXT, "κό".encode() + b"\xcf", fin=False)  # σ's first byte
     cont = frame(CONT, b"\x83" + b"x" * 30 + b"\xff" + b"y" * 30)
     pieces = [first + cont[:12], cont[12:40], cont[40:]]
-    (w1, _), (w2, _), (_, got) = fed_in_pieces(pieces)
+    (w1, _), (w2, _), (_, got) = fed_in_pieces(parser_class, pieces)
     assert not closed_1007(w1) and closed_1007(w2), w2
     assert got == []
 
 
-def test_a_length_in_its_long_form_is_checked_or_delivered_alike() -> None:
+def test_a_length_in_its_long_form_is_checked_or_delivered_alike(
+        parser_class: type[ParserAdapter]) -> None:
     """A length written in 8 bytes though it is small (RFC 6455 asks for the shortest form,
     the library takes either): valid text in pieces is delivered, invalid is failed."""
     from ws_frames import TEXT
 
     good = non_minimal(0x80 | TEXT, VALID)
-    writes, received = fed_in_pieces(chops(good, 16, 20))[-1]
+    writes, received = fed_in_pieces(parser_class, chops(good, 16, 20))[-1]
     assert writes == [] and received == [{"type": "websocket.receive", "text": VALID.decode()}]
     bad = non_minimal(0x80 | TEXT, INVALID)
-    (_, _), (w2, _), (_, got) = fed_in_pieces(chops(bad, 16, len(bad) - 6))
+    (_, _), (w2, _), (_, got) = fed_in_pieces(parser_class, chops(bad, 16, len(bad) - 6))
     assert closed_1007(w2) and got == []
 
 
@@ -906,7 +981,7 @@ def server_frame(data: bytes) -> tuple[int, bytes]:
     pytest.param("permessage-deflate; client_max_window_bits", {"on": "false"}, None,
                  id="off"),
 ])
-def test_permessage_deflate_negotiation_and_windows(
+def test_permessage_deflate_negotiation_and_windows(parser_class: type[ParserAdapter],
         offer: str, options: dict[str, object], answer: str | None,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The 101 answers the offer per RFC 7692, and both sides keep to the negotiated windows:
@@ -929,7 +1004,7 @@ def test_permessage_deflate_negotiation_and_windows(
             await send({"type": "websocket.send", "bytes": message["bytes"]})
             await receive()
 
-        conn = Connection(app)
+        conn = Connection(parser_class, app)
         conn.feed(WS_UPGRADE[:-2] + f"Sec-WebSocket-Extensions: {offer}\r\n\r\n".encode())
         await settle()
         head = conn.transport.output.split(b"\r\n\r\n", 1)[0].decode()
@@ -965,9 +1040,10 @@ def test_permessage_deflate_negotiation_and_windows(
 
 
 # -- minimum rates and eviction at the cap ---------------------------------------------------
-def test_partial_head_below_min_rate_is_cut_after_grace_plus_credit() -> None:
+def test_partial_head_below_min_rate_is_cut_after_grace_plus_credit(
+        parser_class: type[ParserAdapter]) -> None:
     async def test() -> None:
-        conn = Connection(echo_app([]), keepalive=1)
+        conn = Connection(parser_class, echo_app([]), keepalive=1)
         head = b"GET /slow HTTP/1.1\r\nHo"
         conn.feed(head)
         protocol = conn.protocol
@@ -983,9 +1059,10 @@ def test_partial_head_below_min_rate_is_cut_after_grace_plus_credit() -> None:
     run(test)
 
 
-def test_body_below_min_rate_is_cut_after_grace_plus_credit() -> None:
+def test_body_below_min_rate_is_cut_after_grace_plus_credit(
+        parser_class: type[ParserAdapter]) -> None:
     async def test() -> None:
-        conn = Connection(echo_app([]))
+        conn = Connection(parser_class, echo_app([]))
         conn.feed(b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000000\r\n\r\n")
         await settle()
         protocol = conn.protocol
@@ -1004,11 +1081,11 @@ def test_body_below_min_rate_is_cut_after_grace_plus_credit() -> None:
     run(test)
 
 
-def test_honest_upload_at_64_kib_per_second_is_never_cut() -> None:
+def test_honest_upload_at_64_kib_per_second_is_never_cut(parser_class: type[ParserAdapter]) -> None:
     """Issue 19's honest client: 10 MiB at 64 KiB/s (160 s, on the protocol's clock as the
     once-a-second tick reads it) is never cut by `body_min_rate` or `body_timeout`."""
     async def test() -> None:
-        conn = Connection(echo_app([]))
+        conn = Connection(parser_class, echo_app([]))
         size = 160 * 65536
         conn.feed(b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % size)
         await settle()
@@ -1025,7 +1102,8 @@ def test_honest_upload_at_64_kib_per_second_is_never_cut() -> None:
     run(test)
 
 
-def test_eviction_rank_spares_running_apps_and_fresh_clients() -> None:
+def test_eviction_rank_spares_running_apps_and_fresh_clients(
+        parser_class: type[ParserAdapter]) -> None:
     async def test() -> None:
         blocked = asyncio.Event()
 
@@ -1035,7 +1113,7 @@ def test_eviction_rank_spares_running_apps_and_fresh_clients() -> None:
             await send({"type": "http.response.start", "status": 200, "headers": []})
             await send({"type": "http.response.body", "body": b"ok"})
 
-        fresh = Connection(app, keepalive=5)
+        fresh = Connection(parser_class, app, keepalive=5)
         now = fresh.protocol.idle_since
         assert fresh.protocol.eviction_rank(now + 0.5, 1.0) is None  # bytes may be coming
         assert fresh.protocol.eviction_rank(now + 1.0, 1.0) == (1, now)

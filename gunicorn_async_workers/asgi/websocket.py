@@ -24,7 +24,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from websockets.datastructures import Headers
-from websockets.exceptions import InvalidState
+from websockets.exceptions import InvalidState, NegotiationError
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Request
@@ -59,6 +59,18 @@ QUEUE_BYTES = 4 * 1024 * 1024
 FRAGMENT_COST = 6
 
 
+class DeflateFactory(ServerPerMessageDeflateFactory):
+    """The library's permessage-deflate negotiation, declining an offer of
+    `server_max_window_bits=8` (zlib cannot compress raw deflate with an 8-bit window), so that
+    the client's next offer is taken. websockets 17 declines it itself; 13-16 accept it and
+    fail building the compressor, which would answer the upgrade 500."""
+
+    def process_request_params(self, params: Any, accepted_extensions: Any) -> Any:
+        if any(name == "server_max_window_bits" and value == "8" for name, value in params):
+            raise NegotiationError("unsupported server_max_window_bits = 8, use 9")
+        return super().process_request_params(params, accepted_extensions)
+
+
 _deflate: tuple[dict[str, object], list[ServerPerMessageDeflateFactory] | None] | None = None
 
 
@@ -76,7 +88,7 @@ def deflate_extensions(options: dict[str, object]) -> list[ServerPerMessageDefla
             int(options[f"ws_deflate_{name}"])  # type: ignore[call-overload]
             for name in ("server_max_window_bits", "client_max_window_bits", "memory_level",
                          "compression_level"))
-        factories = [ServerPerMessageDeflateFactory(
+        factories = [DeflateFactory(
             server_max_window_bits=server_bits, client_max_window_bits=client_bits,
             compress_settings={"memLevel": memory, "level": level})]
     _deflate = (options, factories)

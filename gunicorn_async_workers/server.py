@@ -14,15 +14,17 @@ import asyncio
 import contextlib
 import select
 import socket
+import sys
+from collections.abc import Callable
 from typing import Any
 
 from .accesslog import RequestRecorder
-from .asgi.http import RequestCycle
-from .asgi.websocket import WebSocketSession
+from .asgi.bridge import AsgiBridge
 from .config import ServerConfig
 from .http.parsers import HeadPolicy, HttptoolsParser, ParserAdapter
 from .http.protocol import HttpProtocol, TlsHttpProtocol
 from .http.response import DateHeader
+from .http.seams import Log, RequestBridge
 from .tls import TlsInfo
 
 # Connections accepted per readiness callback before the loop attends to other work.
@@ -49,13 +51,15 @@ EVICT_RATE_SHARE = 0.25
 
 
 class Server:
-    """Everything one worker process serves, shared by all its connections."""
+    """Everything one worker process serves, shared by all its connections: the
+    `ConnectionHost` (`http/seams.py`) each connection is given. What is particular to the
+    app's interface lives in its `bridge` (ASGI by default, WSGI after `serve_wsgi`)."""
 
     def __init__(self, config: ServerConfig, app: Any, loop: asyncio.AbstractEventLoop,
-                 log: Any, worker: Any, *, parser_class: type[ParserAdapter] = HttptoolsParser,
-                 ssl_context: Any = None, on_max_requests: Any = None) -> None:
+                 log: Log, worker: Any, *, parser_class: type[ParserAdapter] = HttptoolsParser,
+                 ssl_context: Any = None, on_max_requests: Callable[[], None] | None = None,
+                 state: dict[str, Any] | None = None) -> None:
         self.config = config
-        self.app = app
         self.loop = loop
         self.log = log
         self.worker = worker
@@ -81,10 +85,6 @@ class Server:
             max_body_size=config.max_body_size,
             require_host=config.require_host,
         )
-        self.cycle_class = RequestCycle
-        self.websocket_class: Any = WebSocketSession
-        self.keep_alive_allowed = config.keepalive > 0
-        self.state: dict[str, Any] = {}
         self.date = DateHeader(config.server_header)
         self.connections: set[HttpProtocol] = set()
         # Accepted sockets whose connection is not made yet (a TLS handshake may be under
@@ -101,31 +101,39 @@ class Server:
         self.listeners: list[socket.socket] = []
         self.accepting = False
         self.draining = False
+        # `max_requests`: requests left before the worker restarts, counted only when set
+        # (Gunicorn's worker gives sys.maxsize when it is not).
+        self.counts_requests = 0 < config.max_requests < sys.maxsize
         self.requests_left = config.max_requests
-        # The WSGI bridge's pieces, set by `serve_wsgi`.
-        self.wsgi = False
-        self.executor: Any = None
-        self.environ_base: dict[str, Any] = {}
-        self.script_name = ""
-        self.sendfile_allowed = False
-        self.recorder = RequestRecorder(config, log, worker)
-        self.records_requests = self.recorder.enabled
+        recorder = RequestRecorder(config, log, worker)
+        self.recorder = recorder if recorder.enabled else None
+        self.app = app
+        self.bridge: RequestBridge = AsgiBridge(app, config, log, self.recorder,
+                                                state if state is not None else {})
 
     def serve_wsgi(self, environ_base: dict[str, Any], script_name: str) -> None:
-        """Serve a WSGI app: each request on a pool of `threads` threads."""
-        from .wsgi.bridge import WsgiCycle
-        from .wsgi.pool import ThreadPool
+        """Serve a WSGI app instead: each request on a pool of `threads` threads."""
+        from .wsgi.bridge import WsgiBridge
 
-        self.cycle_class = WsgiCycle  # type: ignore[assignment]
-        self.websocket_class = None  # a WSGI app sees an upgrade request as plain HTTP
-        self.wsgi = True
-        self.executor = ThreadPool(self.config.threads, self.loop)
-        self.environ_base = environ_base
-        self.script_name = script_name.rstrip("/")
-        # uvloop has no loop.sendfile (the stdlib loop has): file bodies are then read in
-        # the app's thread and streamed with backpressure like any other iterable.
-        native = type(self.loop).sendfile is not asyncio.AbstractEventLoop.sendfile
-        self.sendfile_allowed = self.config.sendfile and not self.config.is_ssl and native
+        self.bridge = WsgiBridge(self.app, self.config, self.log, self.recorder, self.loop,
+                                 environ_base, script_name)
+
+    # -- the connections' host (http/seams.py ConnectionHost) ----------------------------
+    def connection_made(self, connection: HttpProtocol) -> None:
+        self.connections.add(connection)
+
+    def tls_extensions(self, transport: asyncio.BaseTransport) -> dict[str, Any] | None:
+        """The scope's `extensions` for a TLS connection (read once, after its handshake)."""
+        if self.tls is None:
+            return None
+        ssl_object = transport.get_extra_info("ssl_object")
+        return None if ssl_object is None else {"tls": self.tls.extension(ssl_object)}
+
+    def request_received(self) -> None:
+        """One more request toward `max_requests` (called only when it is set)."""
+        self.requests_left -= 1
+        if not self.requests_left and self.on_max_requests is not None:
+            self.on_max_requests()
 
     # -- accepting -----------------------------------------------------------------------
     def listen(self, sockets: list[socket.socket]) -> None:
@@ -269,15 +277,10 @@ class Server:
             if not self.accepting and not self.draining and not self._at_capacity():
                 self.resume_accepting()
 
-    def connection_closed(self, protocol: HttpProtocol) -> None:
-        self.connections.discard(protocol)
+    def connection_closed(self, connection: HttpProtocol) -> None:
+        self.connections.discard(connection)
         if not self.accepting and not self.draining and not self._at_capacity():
             self.resume_accepting()
-
-    # -- per request ---------------------------------------------------------------------
-    def max_requests_reached(self) -> None:
-        if self.on_max_requests is not None:
-            self.on_max_requests()
 
     # -- once a second -------------------------------------------------------------------
     def tick(self) -> None:
@@ -293,13 +296,11 @@ class Server:
     async def shutdown_gracefully(self, timeout: float) -> None:
         """Stop accepting, finish requests in flight, close idle connections after a grace."""
         self.stop_listening()
-        self.draining = True
         loop = self.loop
         deadline = loop.time() + timeout
         grace = self.config.shutdown_idle_grace
         for conn in list(self.connections):
-            if conn.websocket is not None:
-                conn.websocket.going_away()  # 1001; the app finishes as the peer answers
+            conn.begin_drain(going_away=True)  # WebSockets: 1001, the app finishes after
         while self.connections and loop.time() < deadline:
             now = loop.time()
             for conn in list(self.connections):
@@ -313,7 +314,10 @@ class Server:
 
     def stop_listening(self) -> None:
         self.pause_accepting()
-        self.draining = True
+        if not self.draining:
+            self.draining = True
+            for conn in self.connections:  # responses from now on close their connection
+                conn.begin_drain(going_away=False)
         for sock in self.listeners:
             with contextlib.suppress(OSError):
                 sock.close()
@@ -322,5 +326,4 @@ class Server:
     def close_all(self) -> None:
         for conn in list(self.connections):
             conn.abort()
-        if self.executor is not None:
-            self.executor.shutdown()
+        self.bridge.close()

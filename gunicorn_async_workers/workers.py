@@ -298,8 +298,7 @@ class AsyncWorkerBase(Worker):
         server = self.server = Server(
             config, self.app_callable, loop, self.log, self,
             parser_class=type(self).parser_class, ssl_context=self._ssl_context(),
-            on_max_requests=self._on_max_requests)
-        server.state = state
+            on_max_requests=self._on_max_requests, state=state)
         if wsgi:
             from .wsgi.bridge import base_environ
 

@@ -1,7 +1,8 @@
 """One ASGI HTTP request-response cycle: `receive`, `send`, and running the app.
 
-The cycle knows nothing of sockets or parsers: the body-in, response-out half it shares with
-the WSGI bridge lives in `http/exchange.py`. The response head is held back until the first
+The cycle knows nothing of sockets or parsers: the ASGI bridge (`asgi/bridge.py`) builds it
+with its scope, and the body-in, response-out half it shares with the WSGI bridge lives in
+`http/exchange.py`. The response head is held back until the first
 body message so that a small response leaves in a single transport write, with a
 Content-Length the server computes itself when the app gave none.
 """
@@ -12,12 +13,10 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from ..http.exchange import CONTINUE, ClientDisconnected, Exchange
-from .scope import ASGI_VERSION, scope_path
 
 if TYPE_CHECKING:
-    from ..http.parsers import ParserAdapter
-    from ..http.protocol import HttpProtocol
     from .app import Message, Scope
+    from .bridge import AsgiBridge
 
 _DISCONNECT: dict[str, str] = {"type": "http.disconnect"}
 _EMPTY_BODY: dict[str, Any] = {"type": "http.request", "body": b"", "more_body": False}
@@ -28,43 +27,17 @@ _BODY = "http.response.body"
 class RequestCycle(Exchange):
     """One ASGI HTTP cycle: the scope, `receive` and `send`, and the app's task."""
 
-    __slots__ = ("scope",)
+    __slots__ = ("bridge", "scope")
 
-    def __init__(self, protocol: HttpProtocol, head: ParserAdapter) -> None:
-        """Build the HTTP scope for a parsed head; the app runs later, in `run`."""
-        server = protocol.server
-        method = head.method
-        target = head.target
-        raw_path, _, query = target.partition(b"?")
-        root_path = server.config.root_path
-        if root_path or raw_path[:1] != b"/" or b"%" in raw_path or b"#" in target:
-            path, raw_path, query = scope_path(target, method, root_path)
-        else:  # the usual case inline (one call fewer per request): the path as it is
-            try:
-                path = raw_path.decode("ascii")
-            except UnicodeDecodeError:
-                path, raw_path, query = scope_path(target, method, root_path)  # raises 400
-        http_version = head.http_version
-        self.scope: Scope = {
-            "type": "http",
-            "asgi": ASGI_VERSION,
-            "http_version": http_version,
-            "server": protocol.sockname,
-            "client": protocol.client,
-            "scheme": head.scheme,
-            "method": method,
-            "root_path": root_path,
-            "path": path,
-            "raw_path": raw_path,
-            "query_string": query,
-            "headers": head.headers,
-            "state": server.state.copy(),
-        }
-        if protocol.extensions is not None:  # TLS: the connection's ASGI `tls` extension
-            self.scope["extensions"] = protocol.extensions
-        self.start_exchange(protocol, head, http_version, method)
+    bridge: AsgiBridge
+    scope: Scope
 
-    # -- fed by the protocol -----------------------------------------------------------
+    def start(self) -> None:
+        recorder = self.bridge.recorder
+        if recorder is not None:
+            recorder.start(self)
+        self.protocol.loop.create_task(self.run())
+
     # -- the ASGI callables ------------------------------------------------------------
     async def receive(self) -> Message:
         protocol = self.protocol
@@ -128,27 +101,27 @@ class RequestCycle(Exchange):
         else:
             raise RuntimeError(f"unexpected ASGI message type {kind!r} in an HTTP cycle")
 
-    # -- response writing --------------------------------------------------------------
     # -- running the app ---------------------------------------------------------------
-    async def run(self, app: Any) -> None:
+    async def run(self) -> None:
         protocol = self.protocol
+        bridge = self.bridge
         if self.cancelled:
             return
         try:
-            await app(self.scope, self.receive, self.send)
+            await bridge.app(self.scope, self.receive, self.send)
         except BaseException as exc:
             if isinstance(exc, ClientDisconnected) or (protocol.lost and isinstance(exc, OSError)):
-                protocol.server.log.debug("client went away during the response")
+                bridge.log.debug("client went away during the response")
             elif isinstance(exc, asyncio.CancelledError):
                 protocol.abort()
                 raise
             elif self.cancelled:
                 # Its request was refused while it ran (its body read failed): the client's
                 # mistake, already answered.
-                protocol.server.log.debug("ASGI application raised %r after its request "
+                bridge.log.debug("ASGI application raised %r after its request "
                                           "was refused", exc)
             else:
-                protocol.server.log.exception(  # as Gunicorn: statsd counts log.exception
+                bridge.log.exception(  # as Gunicorn: statsd counts log.exception
                     "Exception in ASGI application serving %s %s",
                     self.scope["method"], self.scope["path"], exc_info=exc)
             if not self.cancelled:  # else the refusal is on its way: never abort it
@@ -159,14 +132,14 @@ class RequestCycle(Exchange):
             if not self.complete and (protocol.lost or self.cancelled):
                 # The client went away, or its body was refused (the app saw
                 # http.disconnect): no one to answer.
-                protocol.server.log.debug("client went away or was refused before the response")
+                bridge.log.debug("client went away or was refused before the response")
             elif not self.complete:
-                protocol.server.log.error(
+                bridge.log.error(
                     "ASGI application returned without %s response to %s %s",
                     "completing its" if self.started else "sending a",
                     self.scope["method"], self.scope["path"])
                 self.fail()
         finally:
-            if protocol.server.records_requests:
-                protocol.server.recorder.end(self)
+            if bridge.recorder is not None:
+                bridge.recorder.end(self)
 

@@ -38,8 +38,9 @@ from .scope import ASGI_VERSION, scope_path
 
 if TYPE_CHECKING:
     from ..http.parsers import ParserAdapter
-    from ..http.protocol import HttpProtocol
+    from ..http.seams import RequestConnection
     from .app import Message
+    from .bridge import AsgiBridge
 
 _EXTENSIONS = {"websocket.http.response": {}}
 _CONNECT = {"type": "websocket.connect"}
@@ -98,7 +99,7 @@ def deflate_extensions(options: dict[str, object]) -> list[ServerPerMessageDefla
 class WebSocketSession(Exchange):
     """One WebSocket connection, from the upgrade request to the closing handshake."""
 
-    __slots__ = ("accepted", "close_code", "close_sent", "closed", "flush_scheduled",
+    __slots__ = ("accepted", "bridge", "close_code", "close_sent", "closed", "flush_scheduled",
                  "decoder", "fragments", "fragments_size", "handshake", "held", "held_timer",
                  "inbox", "max_queue", "max_size", "options", "partial", "partial_checked",
                  "partial_decoder", "ping_handle", "pong_waiter", "queued", "reader",
@@ -106,9 +107,10 @@ class WebSocketSession(Exchange):
 
     is_websocket = True
 
-    def __init__(self, protocol: HttpProtocol, head: ParserAdapter) -> None:
-        server = protocol.server
-        config = server.config
+    def __init__(self, bridge: AsgiBridge, protocol: RequestConnection,
+                 head: ParserAdapter) -> None:
+        self.bridge = bridge
+        config = bridge.config
         target = head.target
         root_path = config.root_path
         path, raw_path, query = scope_path(target, head.method, root_path)
@@ -128,12 +130,12 @@ class WebSocketSession(Exchange):
             "query_string": query,
             "headers": head.headers,
             "subprotocols": subprotocols,
-            "state": server.state.copy(),
+            "state": bridge.state.copy(),
             "extensions": (_EXTENSIONS if protocol.extensions is None
                            else {**_EXTENSIONS, **protocol.extensions}),
         }
         self.request_method = head.method
-        self.start_exchange(protocol, head, head.http_version, head.method)
+        Exchange.__init__(self, protocol, head)
         self.keep_alive = False
         self.options = config.options
         self.max_queue = int(self.options["ws_max_queue"])  # type: ignore[call-overload]
@@ -546,7 +548,7 @@ class WebSocketSession(Exchange):
         self.accepted = True
         self.status = 101
         self._flush()
-        if self.protocol.server.draining:
+        if self.protocol.draining:
             self.going_away()  # accepted after graceful shutdown began: 1001 at once
             return
         self._start_pinging()
@@ -562,7 +564,7 @@ class WebSocketSession(Exchange):
         protocol = self.protocol
         if self.framing is None:
             framing = self.framing = Framing()
-            head = frame_head(self.status, self.headers, protocol.server.date, False,
+            head = frame_head(self.status, self.headers, protocol.date, False,
                               False, False, None if more else len(body), framing)
             protocol.write(head + body if not framing.chunked else head)
             if framing.chunked and body:
@@ -611,20 +613,30 @@ class WebSocketSession(Exchange):
         self.handshake = response
         return True
 
-    async def run(self, app: Any) -> None:
+    def start(self) -> None:
+        recorder = self.bridge.recorder
+        if recorder is not None:
+            recorder.start(self)
+        self.protocol.loop.create_task(self.run())
+
+    def tick(self) -> None:
+        """Once a second: a stalled peer's partial frame keeps only what it sent."""
+        self.reader.shrink_idle()
+
+    async def run(self) -> None:
         protocol = self.protocol
-        server = protocol.server
+        bridge = self.bridge
         try:
             if self.cancelled or not self.judge_handshake():
                 return
             protocol.start_websocket(self)
-            await app(self.scope, self.receive, self.send)
+            await bridge.app(self.scope, self.receive, self.send)
         except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError):
                 protocol.abort()
                 raise
             if not isinstance(exc, ClientDisconnected):
-                server.log.error("Exception in ASGI application serving WebSocket %s",
+                bridge.log.error("Exception in ASGI application serving WebSocket %s",
                                  self.scope["path"], exc_info=exc)
             self._end_after_app(CloseCode.INTERNAL_ERROR)
             if not isinstance(exc, Exception):
@@ -633,8 +645,8 @@ class WebSocketSession(Exchange):
             self._end_after_app(CloseCode.NORMAL_CLOSURE)
         finally:
             self._stop_pinging()
-            if server.records_requests:
-                server.recorder.end(self)
+            if bridge.recorder is not None:
+                bridge.recorder.end(self)
 
     def _end_after_app(self, code: int) -> None:
         """The app returned: finish the closing handshake, or refuse a handshake it ignored."""

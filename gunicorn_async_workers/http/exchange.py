@@ -4,10 +4,11 @@
 the request body as it arrives (with flow control), and the response as it is written
 (framing decided by `frame_head`, head and first body piece in one write, the body counted
 against its Content-Length). The ASGI cycle, the WSGI bridge and the WebSocket session are
-subclasses. The two HTTP cycles only differ in how the app is called and how it reads the
-body. The WebSocket session keeps the state the protocol and the access log read (waiter,
-status, framing, bytes sent, completion) but reads frames instead of a body and writes its
-denial response itself.
+subclasses, built by their interface's `RequestBridge` (`http/seams.py`); an exchange sees its
+connection only through `RequestConnection`. The two HTTP cycles only differ in how the app
+is called and how it reads the body. The WebSocket session keeps the state the protocol and
+the access log read (waiter, status, framing, bytes sent, completion) but reads frames
+instead of a body.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     import threading
 
     from .parsers import ParserAdapter
-    from .protocol import HttpProtocol
+    from .seams import RequestConnection
 
     # What an app waiting for request body (or a disconnect) waits on: the Future an ASGI
     # app awaits on the loop, or the Condition a WSGI app's pool thread waits on (the WSGI
@@ -57,6 +58,8 @@ class Exchange:
     """A request in flight: body in, response out."""
 
     HIGH_WATER = BODY_HIGH_WATER
+    # A WebSocket session takes its connection over once accepted.
+    is_websocket = False
 
     __slots__ = (
         "body",
@@ -80,15 +83,14 @@ class Exchange:
         "waiter",
     )
 
-    def start_exchange(self, protocol: HttpProtocol, head: ParserAdapter,
-                       http_version: str, method: str) -> None:
-        """Set the protocol-facing state; called by a subclass's __init__."""
+    def __init__(self, protocol: RequestConnection, head: ParserAdapter) -> None:
+        """The connection-facing state of a request just parsed (its bridge adds the rest)."""
         self.protocol = protocol
-        self.keep_alive = head.keep_alive and protocol.server.keep_alive_allowed
+        self.keep_alive = head.keep_alive and protocol.may_keep_alive
         self.expect_continue = head.expect_continue
         self.more_body = head.chunked or bool(head.content_length)
-        self.http10 = http_version == "1.0"
-        self.head_request = method == "HEAD"
+        self.http10 = head.http_version == "1.0"
+        self.head_request = head.method == "HEAD"
         self.body: list[bytes] = []
         self.body_read = 0  # bytes buffered and not yet handed to the app
         self.discard = False
@@ -102,6 +104,10 @@ class Exchange:
         self.remaining: int | None = None
         self.bytes_sent = 0
         self.record: Any = None  # access-log record, when the access log or hooks want one
+
+    def start(self) -> None:
+        """Run the app on this request (its interface's way: a task, or a pool thread)."""
+        raise NotImplementedError
 
     # -- fed by the protocol -----------------------------------------------------------
     def feed_body(self, data: bytes) -> None:
@@ -117,6 +123,12 @@ class Exchange:
             if not waiter.done():
                 waiter.set_result(None)
 
+    def discard_body(self) -> None:
+        """The response is complete before the body was read: read and drop the rest."""
+        self.discard = True
+        self.body = []
+        self.body_read = 0
+
     def wake(self) -> None:
         waiter = self.waiter
         if waiter is not None:
@@ -128,10 +140,9 @@ class Exchange:
     def write_head(self, body: bytes, more: bool) -> None:
         protocol = self.protocol
         framing = Framing()
-        server = protocol.server
         head = frame_head(
-            self.status, self.headers, server.date, self.head_request, self.http10,
-            self.keep_alive and not server.draining, None if more else len(body), framing)
+            self.status, self.headers, protocol.date, self.head_request, self.http10,
+            self.keep_alive and protocol.may_keep_alive, None if more else len(body), framing)
         self.framing = framing
         self.keep_alive = framing.keep_alive
         if framing.no_body:
@@ -151,7 +162,7 @@ class Exchange:
                 protocol.writelines([head, *chunk(body)])
         elif len(body) < _JOIN_LIMIT:
             if not protocol.closing:
-                protocol.transport.write(head + body)
+                protocol.transport_write(head + body)
         else:
             protocol.writelines([head, body])
 

@@ -2,11 +2,12 @@
 
 One `HttpProtocol` per connection. It owns keep-alive, pipelining, flow control in both
 directions, timeouts and error answers, for any parser behind the `ParserAdapter`
-interface. Per request it builds the server's `cycle_class` from the parsed head (the ASGI
-cycle, or the WSGI bridge's cycle), or its `websocket_class` for a WebSocket upgrade, and
-starts it: an ASGI app as a task, a WSGI app on the thread pool. The cycle writes through
-the protocol and reports back with `on_response_complete`; a WebSocket session takes over
-the connection's reading (`start_websocket`).
+interface. It is given a `ConnectionHost` (`http/seams.py`): per request, the host's
+`RequestBridge` turns the parsed head into a request object (an `Exchange`) or the error
+that refuses it, which the connection answers from one place (`reject`); the request is
+started once the bytes at hand are parsed. The request writes through the connection (its
+`RequestConnection` side) and reports back with `on_response_complete`; a WebSocket session
+takes over the connection's reading (`start_websocket`).
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..proxy import NO_HEADER, ProxyHeader, proxy_signature, read_proxy_header
 from .errors import BadRequest, Forbidden, RequestError, error_response
+from .exchange import Exchange
+from .proxy_protocol import NO_HEADER, ProxyHeader, proxy_signature, read_proxy_header
 from .stdlib_transport import high_water_check
 
 if TYPE_CHECKING:
-    from ..server import Server
     from .parsers import ParserAdapter
+    from .seams import ConnectionHost, RequestBridge, UpgradedStream
 
 # Requests parsed ahead of the one being answered before the protocol stops reading.
 MAX_PIPELINE = 16
@@ -38,6 +40,10 @@ FLUSHING = math.inf
 # acknowledged (Linux's SIOCOUTQ); None where the platform has none.
 _OUTQ: int | None = getattr(termios, "TIOCOUTQ", None)
 _INT = struct.Struct("i")
+
+
+def _not_connected(data: bytes) -> None:
+    raise RuntimeError("write before the connection was made")
 
 
 def unread(transport: Any) -> int:
@@ -69,10 +75,14 @@ class HttpProtocol(asyncio.Protocol):
 
     __slots__ = (
         "body_watch",
+        "bridge",
         "client",
         "closing",
+        "counts_requests",
         "cycle",
+        "date",
         "delivered",
+        "draining",
         "undelivered",
         "drain_waiter",
         "eof",
@@ -82,6 +92,7 @@ class HttpProtocol(asyncio.Protocol):
         "kept_alive",
         "loop",
         "lost",
+        "may_keep_alive",
         "parser",
         "parsing",
         "pending_error",
@@ -94,20 +105,27 @@ class HttpProtocol(asyncio.Protocol):
         "sockname",
         "starting",
         "transport",
+        "transport_write",
         "websocket",
         "write_paused",
         "writelines_check",
     )
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: ConnectionHost) -> None:
         self.server = server
         self.loop = server.loop
+        self.bridge: RequestBridge = server.bridge
+        self.date = server.date
+        self.counts_requests = server.counts_requests
+        self.draining = server.draining
+        self.may_keep_alive = server.config.keepalive > 0 and not server.draining
         self.transport: Any = None
+        self.transport_write: Callable[[bytes], object] = _not_connected
         self.parser: ParserAdapter | None = None
-        self.cycle: Any = None  # the cycle whose response is being sent
-        self.parsing: Any = None  # the cycle whose request body is being received
-        self.starting: Any = None  # the cycle to start once the bytes at hand are parsed
-        self.pipeline: deque[Any] = deque()
+        self.cycle: Exchange | None = None  # the request whose response is being sent
+        self.parsing: Exchange | None = None  # the request whose body is being received
+        self.starting: Exchange | None = None  # to start after the bytes at hand
+        self.pipeline: deque[Exchange] = deque()
         self.pending_error: RequestError | None = None
         self.lost = False
         self.eof = False
@@ -132,10 +150,10 @@ class HttpProtocol(asyncio.Protocol):
         self.proxy_buffer: bytes | None = None
         # The PROXY header that named this connection's client, if one did.
         self.proxy: ProxyHeader | None = None
-        self.websocket: Any = None  # the WebSocket session this connection became
-        # (cycle, since, received): the request body being timed by check_timeouts, from
+        self.websocket: UpgradedStream | None = None  # the session this connection became
+        # (request, since, received): the request body being timed by check_timeouts, from
         # when, and `received` then (what arrives after it counts toward body_min_rate).
-        self.body_watch: tuple[Any, float, int] | None = None
+        self.body_watch: tuple[Exchange, float, int] | None = None
         # Bytes received on this connection, and their count when the wait for the current
         # request head began (what arrives after it counts toward header_min_rate).
         self.received = 0
@@ -149,9 +167,10 @@ class HttpProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         server = self.server
         self.transport = transport
+        self.transport_write = transport.write  # type: ignore[attr-defined]  # a Transport
         self.writelines_check = high_water_check(transport)
         self.idle_since = self.loop.time()
-        server.connections.add(self)
+        server.connection_made(self)
         peer = transport.get_extra_info("peername")
         sock = transport.get_extra_info("sockname")
         if isinstance(peer, tuple) and len(peer) >= 2:
@@ -160,10 +179,7 @@ class HttpProtocol(asyncio.Protocol):
             self.sockname = (sock[0], sock[1])
         elif sock:
             self.sockname = (sock if isinstance(sock, str) else sock.decode(), None)
-        if server.tls is not None:  # read once per connection, after the handshake
-            ssl_object = transport.get_extra_info("ssl_object")
-            if ssl_object is not None:
-                self.extensions = {"tls": server.tls.extension(ssl_object)}
+        self.extensions = server.tls_extensions(transport)
         config = server.config
         self.parser = server.parser_class(
             self, server.policy, trusted=config.trusted_peers.allows(peer),
@@ -184,7 +200,8 @@ class HttpProtocol(asyncio.Protocol):
         except RequestError as exc:
             self.reject(exc)
         else:
-            if parser.upgraded and not getattr(self.cycle, "is_websocket", False):
+            cycle = self.cycle
+            if parser.upgraded and (cycle is None or not cycle.is_websocket):
                 # An upgrade nobody serves: the request is answered as plain HTTP with
                 # `connection: close`; what follows the upgrade request is not HTTP/1.1.
                 self.pause_reading()
@@ -198,13 +215,7 @@ class HttpProtocol(asyncio.Protocol):
             if self.parsing is cycle:
                 self.loop.call_soon(self.loop.call_soon, self.start, cycle)
             elif not cycle.cancelled:  # start() inlined: one Python call fewer per request
-                server = self.server
-                if server.records_requests:
-                    server.recorder.start(cycle)
-                if server.wsgi:
-                    cycle.submit(server.app)
-                else:
-                    self.loop.create_task(cycle.run(server.app))
+                cycle.start()
 
     def _read_proxy_header(self, data: bytes) -> bytes:
         """Consume a PROXY header, if any, and return the bytes that follow it."""
@@ -234,7 +245,7 @@ class HttpProtocol(asyncio.Protocol):
             self.proxy = header
         return buffer[header.length:]
 
-    def start_websocket(self, session: Any) -> None:
+    def start_websocket(self, session: UpgradedStream) -> None:
         """From now on the bytes on this connection are WebSocket frames, which the transport
         reads straight into the session's buffer (its protocol becomes the session's
         reader; this protocol keeps the connection's state, writes and flow control)."""
@@ -271,8 +282,8 @@ class HttpProtocol(asyncio.Protocol):
             return True
         if self.cycle is None and self.pending_error is None and not self.pipeline:
             self.close()
-        elif self.cycle is not None and self.cycle.waiter is not None and not self.cycle.more_body:
-            self.cycle.wake()  # an app waiting for a disconnect gets one
+        elif (cycle := self.cycle) is not None and cycle.waiter is not None and not cycle.more_body:
+            cycle.wake()  # an app waiting for a disconnect gets one
         return True
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -305,19 +316,14 @@ class HttpProtocol(asyncio.Protocol):
 
     # -- called by the parser adapter ----------------------------------------------------
     def on_request_head(self, head: ParserAdapter) -> None:
-        server = self.server
-        upgrade = head.upgrade
-        if (upgrade is not None and server.websocket_class is not None
-                and upgrade.lower() == b"websocket" and self.cycle is None):
-            cycle = server.websocket_class(self, head)
-        else:
-            cycle = server.cycle_class(self, head)
-        if upgrade is not None or head.method == "CONNECT":
+        cycle = self.bridge.open_request(self, head, self.cycle is None)
+        if not isinstance(cycle, Exchange):
+            raise cycle  # refused before any request object exists: answered by reject
+        if head.upgrade is not None or head.method == "CONNECT":
             cycle.keep_alive = False  # no tunnel or other protocol follows on this connection
         self.parsing = cycle
-        server.requests_left -= 1
-        if not server.requests_left:
-            server.max_requests_reached()
+        if self.counts_requests:
+            self.server.request_received()
         if self.cycle is None:
             self.cycle = self.starting = cycle  # started by data_received, after the feed
         else:
@@ -326,29 +332,24 @@ class HttpProtocol(asyncio.Protocol):
                 self.pause_reading()
 
     def on_body(self, data: bytes) -> None:
-        self.parsing.feed_body(data)
+        self.parsing.feed_body(data)  # type: ignore[union-attr]  # a body follows a head
 
     def on_request_end(self) -> None:
         cycle = self.parsing
+        assert cycle is not None
         self.parsing = None
         cycle.more_body = False
         if cycle.waiter is not None:
             cycle.wake()
 
     # -- request cycles ------------------------------------------------------------------
-    def start(self, cycle: Any) -> None:
+    def start(self, cycle: Exchange) -> None:
         if cycle.cancelled:  # refused before its app ran: the app is never called
             return
         self.cycle = cycle
-        server = self.server
-        if server.records_requests:
-            server.recorder.start(cycle)
-        if server.wsgi:
-            cycle.submit(server.app)
-        else:
-            self.loop.create_task(cycle.run(server.app))
+        cycle.start()
 
-    def on_response_complete(self, cycle: Any) -> None:
+    def on_response_complete(self, cycle: Exchange) -> None:
         """The cycle's response is fully written: close, or move on to the next request."""
         if cycle is not self.cycle:
             return
@@ -362,9 +363,7 @@ class HttpProtocol(asyncio.Protocol):
                 self.cycle = None
                 self.close()
                 return
-            cycle.discard = True  # read and drop the rest of the unread body
-            cycle.body = []
-            cycle.body_read = 0
+            cycle.discard_body()
         self.cycle = None
         # Keep-alive time is counted from when the response's last byte has left the write
         # buffer: now, or (FLUSHING) at the first tick that finds the buffer empty.
@@ -447,6 +446,10 @@ class HttpProtocol(asyncio.Protocol):
             if self.writelines_check is not None:  # the stdlib loop's missing pause check
                 self.writelines_check()
 
+    async def sendfile(self, file: Any, offset: int, count: int) -> int:
+        """Send `count` bytes of a file from `offset` with the loop's sendfile."""
+        return await self.loop.sendfile(self.transport, file, offset, count)
+
     async def drain(self) -> None:
         if self.lost or not self.write_paused:
             return
@@ -510,7 +513,7 @@ class HttpProtocol(asyncio.Protocol):
         Each limit is a minimum: the tick closes a connection in [limit, limit + tick].
         """
         if self.websocket is not None:
-            self.websocket.reader.shrink_idle()
+            self.websocket.tick()
         parsing = self.parsing
         if parsing is not None and not self.closing and self.websocket is None:
             self._check_body_time(parsing, now)
@@ -540,7 +543,7 @@ class HttpProtocol(asyncio.Protocol):
         return min(config.header_timeout,
                    config.min_rate_grace + (self.received - self.head_mark) / rate)
 
-    def _check_body_time(self, parsing: Any, now: float) -> None:
+    def _check_body_time(self, parsing: Exchange, now: float) -> None:
         """A request body must arrive within `body_timeout` seconds, counted from its head,
         or from the last time it was not the client's turn: while reading is held back for
         the app, and before the client has had its `100 Continue`."""
@@ -592,7 +595,8 @@ class HttpProtocol(asyncio.Protocol):
             return (2, self.idle_since)
         return None
 
-    def _body_rank(self, parsing: Any, now: float, grace: float) -> tuple[int, float] | None:
+    def _body_rank(self, parsing: Exchange, now: float,
+                   grace: float) -> tuple[int, float] | None:
         rate = self.server.config.body_min_rate
         watch = self.body_watch
         if (rate <= 0 or self.read_paused or parsing.expect_continue
@@ -605,6 +609,15 @@ class HttpProtocol(asyncio.Protocol):
         if elapsed >= grace and self.received - watch[2] < rate * elapsed:
             return (3, watch[1])
         return None
+
+    def begin_drain(self, *, going_away: bool) -> None:
+        """The server drains: responses from now on close the connection; with
+        `going_away`, a WebSocket session says so (1001; the app finishes as the peer
+        answers)."""
+        self.draining = True
+        self.may_keep_alive = False
+        if going_away and self.websocket is not None:
+            self.websocket.going_away()
 
     def evict(self) -> None:
         """Closed to admit a new client: an idle keep-alive connection as a keep-alive

@@ -25,10 +25,13 @@ from ..http.errors import RequestError
 from ..http.exchange import ClientDisconnected, Exchange, split_target
 from ..http.response import ResponseError
 from .input import WsgiInput
+from .pool import ThreadPool
 
 if TYPE_CHECKING:
+    from ..accesslog import RequestRecorder
+    from ..config import ServerConfig
     from ..http.parsers import ParserAdapter
-    from ..http.protocol import HttpProtocol
+    from ..http.seams import Log, RequestConnection
 
 # RFC 9110 5.6.2 token, and the hop-by-hop fields a WSGI app must not set (PEP 3333).
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -73,13 +76,31 @@ class ForwardedScriptNameMismatch(RequestError):
     reason = "Internal Server Error"
 
 
-class WsgiCycle(Exchange):
-    """One WSGI request: its environ, its streaming input, and its response."""
+class WsgiBridge:
+    """Builds the request objects of one WSGI app (a `RequestBridge`, `http/seams.py`) and
+    holds what they share: the app, the thread pool, the environ's fixed keys."""
 
-    __slots__ = ("cond", "environ", "scope", "wrote")
+    __slots__ = ("app", "config", "environ_base", "executor", "log", "recorder",
+                 "script_name", "sendfile_allowed")
 
-    def __init__(self, protocol: HttpProtocol, head: ParserAdapter) -> None:
-        server = protocol.server
+    def __init__(self, app: Callable[..., Iterable[bytes]], config: ServerConfig, log: Log,
+                 recorder: RequestRecorder | None, loop: asyncio.AbstractEventLoop,
+                 environ_base: dict[str, Any], script_name: str) -> None:
+        self.app = app
+        self.config = config
+        self.log = log
+        self.recorder = recorder  # None when no access log or request hook wants records
+        self.executor = ThreadPool(config.threads, loop)
+        self.environ_base = environ_base
+        self.script_name = script_name.rstrip("/")
+        # uvloop has no loop.sendfile (the stdlib loop has): file bodies are then read in
+        # the app's thread and streamed with backpressure like any other iterable.
+        native = type(loop).sendfile is not asyncio.AbstractEventLoop.sendfile
+        self.sendfile_allowed = config.sendfile and not config.is_ssl and native
+
+    def open_request(self, connection: RequestConnection, head: ParserAdapter,
+                     upgrade_allowed: bool) -> Exchange | RequestError:
+        """A WSGI app sees an upgrade request as plain HTTP (`upgrade_allowed` is moot)."""
         method = head.method
         http_version = head.http_version
         raw_path, query = split_target(head.target, method)
@@ -88,10 +109,12 @@ class WsgiCycle(Exchange):
         else:
             path = raw_path.decode("latin-1")
         full_path = path
-        script_name = server.script_name
+        script_name = self.script_name
         if script_name and (path == script_name or path.startswith(script_name + "/")):
             path = path[len(script_name):]
-        environ = dict(server.environ_base)
+        cycle = WsgiCycle(connection, head)
+        cycle.bridge = self
+        environ = dict(self.environ_base)
         environ["REQUEST_METHOD"] = method
         environ["SCRIPT_NAME"] = script_name
         environ["PATH_INFO"] = path
@@ -99,8 +122,8 @@ class WsgiCycle(Exchange):
         environ["RAW_URI"] = head.target.decode("latin-1")
         environ["SERVER_PROTOCOL"] = "HTTP/" + http_version
         environ["wsgi.url_scheme"] = head.scheme
-        environ["wsgi.input"] = WsgiInput(self)
-        client = protocol.client
+        environ["wsgi.input"] = WsgiInput(cycle)
+        client = connection.client
         if client is not None:
             environ["REMOTE_ADDR"] = client[0]
             environ["REMOTE_PORT"] = str(client[1])
@@ -117,20 +140,20 @@ class WsgiCycle(Exchange):
                 text = environ[key] + "," + text
             environ[key] = text
         forwarded = environ.get("HTTP_SCRIPT_NAME")
-        if forwarded is not None and (head.trusted or server.config.header_map == "dangerous"):
+        if forwarded is not None and (head.trusted or self.config.header_map == "dangerous"):
             # A trusted proxy's SCRIPT_NAME (forwarder_headers), applied as Gunicorn does.
             if not full_path.startswith(forwarded):
-                raise ForwardedScriptNameMismatch(
+                return ForwardedScriptNameMismatch(
                     f"request path {full_path[:100]!r} does not start with the forwarded "
                     f"SCRIPT_NAME {forwarded[:100]!r}")
             environ["SCRIPT_NAME"] = forwarded
             environ["PATH_INFO"] = path = full_path[len(forwarded):]
-        proxy = protocol.proxy
+        proxy = connection.proxy
         if proxy is not None and proxy.server is not None:  # as Gunicorn's proxy_environ
             environ["PROXY_PROTOCOL"] = proxy.family
             environ["PROXY_ADDR"] = proxy.server[0]
             environ["PROXY_PORT"] = str(proxy.server[1])
-        sockname = protocol.sockname
+        sockname = connection.sockname
         if sockname is not None and sockname[1] is not None:
             environ["SERVER_NAME"], environ["SERVER_PORT"] = sockname[0], str(sockname[1])
         else:  # a unix socket: the Host header names the server, as in Gunicorn
@@ -138,16 +161,33 @@ class WsgiCycle(Exchange):
             name, _, port = host.partition(":")
             environ["SERVER_NAME"] = name
             environ["SERVER_PORT"] = port or ("443" if head.scheme == "https" else "80")
-        self.environ = environ
+        cycle.environ = environ
         # Only a request with a body has a loop feeding a reading thread.
-        self.cond = threading.Condition() if (head.chunked or head.content_length) else None
+        cycle.cond = threading.Condition() if (head.chunked or head.content_length) else None
+        if self.recorder is not None:
+            cycle.scope = {"method": method, "path": path, "query_string": query,
+                           "raw_path": raw_path, "http_version": http_version,
+                           "scheme": head.scheme, "headers": head.headers, "client": client}
+        return cycle
+
+    def close(self) -> None:
+        """Stop the thread pool (threads still running an app finish their call)."""
+        self.executor.shutdown()
+
+
+class WsgiCycle(Exchange):
+    """One WSGI request: its environ, its streaming input, and its response."""
+
+    __slots__ = ("bridge", "cond", "environ", "scope", "wrote")
+
+    bridge: WsgiBridge
+    environ: dict[str, Any]
+    cond: threading.Condition | None
+
+    def __init__(self, protocol: RequestConnection, head: ParserAdapter) -> None:
+        super().__init__(protocol, head)
         self.wrote = False
         self.scope: dict[str, Any] | None = None
-        if server.records_requests:
-            self.scope = {"method": method, "path": path, "query_string": query,
-                          "raw_path": raw_path, "http_version": http_version,
-                          "scheme": head.scheme, "headers": head.headers, "client": client}
-        self.start_exchange(protocol, head, http_version, method)
 
     # -- fed by the protocol (loop thread) ---------------------------------------------
     def feed_body(self, data: bytes) -> None:
@@ -262,7 +302,7 @@ class WsgiCycle(Exchange):
         if self.framing is not None and not self.framing.no_body:
             if self.remaining is not None:
                 size = min(size, self.remaining)  # never past the app's Content-Length
-            await protocol.loop.sendfile(protocol.transport, filelike, offset, size)
+            await protocol.sendfile(filelike, offset, size)
             self.bytes_sent += size
             if self.remaining is not None:
                 self.remaining -= size
@@ -279,7 +319,7 @@ class WsgiCycle(Exchange):
                     raise AssertionError("the app returned before calling start_response()")
                 return b"".join(result)
             if (isinstance(result, FileWrapper) and not self.wrote
-                    and self.protocol.server.sendfile_allowed):
+                    and self.bridge.sendfile_allowed):
                 sent = asyncio.run_coroutine_threadsafe(
                     self._sendfile_on_loop(result), self.protocol.loop).result()
                 if sent:
@@ -301,26 +341,28 @@ class WsgiCycle(Exchange):
                 close()
 
     # -- the loop's side ---------------------------------------------------------------
-    def submit(self, app: Any) -> None:
+    def start(self) -> None:
         """Queue the app's call on the pool; `_done` finishes the response on the loop."""
-        if not self.cancelled:
-            self.protocol.server.executor.submit(partial(self.call_app, app), self._done)
+        bridge = self.bridge
+        if bridge.recorder is not None:
+            bridge.recorder.start(self)
+        bridge.executor.submit(partial(self.call_app, bridge.app), self._done)
 
     def _done(self, body: bytes | None, exc: BaseException | None) -> None:
         protocol = self.protocol
-        server = protocol.server
+        bridge = self.bridge
         if exc is not None:
             if isinstance(exc, ClientDisconnected) or (protocol.closing
                                                        and isinstance(exc, OSError)):
-                server.log.debug("client went away during the response")
+                bridge.log.debug("client went away during the response")
             elif self.cancelled:
                 # Its request was refused while it ran (its body read failed): the client's
                 # mistake, already answered.
-                server.log.debug("WSGI application raised %r after its request was refused",
+                bridge.log.debug("WSGI application raised %r after its request was refused",
                                  exc)
             else:
                 # exception(), as Gunicorn's workers: its statsd logger counts log.exception
-                server.log.exception("Error handling request %s %s",
+                bridge.log.exception("Error handling request %s %s",
                                      self.environ["REQUEST_METHOD"], self.environ["RAW_URI"],
                                      exc_info=exc)
             if not self.cancelled:  # else the refusal is on its way: never abort it
@@ -333,9 +375,9 @@ class WsgiCycle(Exchange):
                     self.write_head(body, False)
                     self.finish()
                 except ResponseError as error:
-                    server.log.error("Error handling request %s %s: %s",
+                    bridge.log.error("Error handling request %s %s: %s",
                                      self.environ["REQUEST_METHOD"], self.environ["RAW_URI"],
                                      error)
                     self.fail()
-        if server.records_requests:
-            server.recorder.end(self)
+        if bridge.recorder is not None:
+            bridge.recorder.end(self)

@@ -24,7 +24,7 @@ from benchmarks.hot_path import REQUEST, build
 # on_request_head, RequestCycle.__init__, Exchange.start_exchange, on_request_end,
 # RequestCycle.run, Exchange.write_head, frame_head, Exchange.finish,
 # on_response_complete). `count_calls` lists them by name when the budget fails.
-CALL_BUDGET = 17
+CALL_BUDGET = 18
 PACKAGE = "gunicorn_async_workers"
 
 

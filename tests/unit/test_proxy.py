@@ -8,7 +8,7 @@ import struct
 import pytest
 
 from gunicorn_async_workers.http.errors import BadRequest
-from gunicorn_async_workers.proxy import NO_HEADER, V2_SIGNATURE, read_proxy_header
+from gunicorn_async_workers.http.proxy_protocol import NO_HEADER, V2_SIGNATURE, read_proxy_header
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
 

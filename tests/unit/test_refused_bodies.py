@@ -138,8 +138,7 @@ class Connection:
         raise AssertionError(f"{what}: not within 5 s")
 
     def shutdown(self) -> None:
-        if self.server.executor is not None:
-            self.server.executor.shutdown()
+        self.server.close_all()
 
 
 def status_of(output: bytes) -> int:

@@ -30,7 +30,7 @@ def test_sendfile_allowed(loop_factory: object, sendfile: bool | None, expected:
         server = Server(ServerConfig.from_gunicorn(cfg, Logger(cfg), {}, sys.maxsize),
                         None, loop, Logger(cfg), None)
         server.serve_wsgi({}, "")
-        assert server.sendfile_allowed is expected
-        server.executor.shutdown()
+        assert server.bridge.sendfile_allowed is expected  # type: ignore[attr-defined]
+        server.close_all()
     finally:
         loop.close()

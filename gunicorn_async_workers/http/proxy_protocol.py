@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 
-from .http.errors import BadRequest
+from .errors import BadRequest
 
 V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 V1_PREFIX = b"PROXY "

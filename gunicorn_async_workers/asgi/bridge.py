@@ -1,0 +1,88 @@
+"""The ASGI bridge: turns parsed request heads into the ASGI request objects of one app.
+
+A `RequestBridge` (`http/seams.py`) for ASGI apps: per request it judges what only ASGI
+refuses (a path that does not decode), builds the HTTP scope, and returns a `RequestCycle`,
+or a `WebSocketSession` for a WebSocket upgrade; each runs the app as a task when the
+connection starts it. It holds what those objects share: the app, the lifespan state,
+the access-log recorder.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..http.errors import BadRequest, RequestError
+from .http import RequestCycle
+from .scope import ASGI_VERSION, scope_path
+from .websocket import WebSocketSession
+
+if TYPE_CHECKING:
+    from ..accesslog import RequestRecorder
+    from ..config import ServerConfig
+    from ..http.exchange import Exchange
+    from ..http.parsers import ParserAdapter
+    from ..http.seams import Log, RequestConnection
+    from .app import ASGIApp
+
+
+class AsgiBridge:
+    """Builds the request objects of one ASGI app (a `RequestBridge`)."""
+
+    __slots__ = ("app", "config", "log", "recorder", "root_path", "state")
+
+    def __init__(self, app: ASGIApp, config: ServerConfig, log: Log,
+                 recorder: RequestRecorder | None, state: dict[str, Any]) -> None:
+        self.app = app
+        self.config = config
+        self.log = log
+        # The access log and the request hooks' recorder; None when nothing wants records.
+        self.recorder = recorder
+        self.state = state  # the lifespan state, copied into every scope
+        self.root_path = config.root_path
+
+    def open_request(self, connection: RequestConnection, head: ParserAdapter,
+                     upgrade_allowed: bool) -> Exchange | RequestError:
+        upgrade = head.upgrade
+        if upgrade is not None and upgrade_allowed and upgrade.lower() == b"websocket":
+            try:
+                return WebSocketSession(self, connection, head)
+            except RequestError as exc:  # its path: judged as an HTTP request's below
+                return exc
+        method = head.method
+        target = head.target
+        raw_path, _, query = target.partition(b"?")
+        root_path = self.root_path
+        if root_path or raw_path[:1] != b"/" or b"%" in raw_path or b"#" in target:
+            try:
+                path, raw_path, query = scope_path(target, method, root_path)
+            except RequestError as exc:
+                return exc
+        else:  # the usual case inline (one call fewer per request): the path as it is
+            try:
+                path = raw_path.decode("ascii")
+            except UnicodeDecodeError:
+                return BadRequest(f"non-ASCII byte in request target {raw_path[:100]!r}")
+        cycle = RequestCycle(connection, head)
+        cycle.bridge = self
+        scope: dict[str, Any] = {
+            "type": "http",
+            "asgi": ASGI_VERSION,
+            "http_version": head.http_version,
+            "server": connection.sockname,
+            "client": connection.client,
+            "scheme": head.scheme,
+            "method": method,
+            "root_path": root_path,
+            "path": path,
+            "raw_path": raw_path,
+            "query_string": query,
+            "headers": head.headers,
+            "state": self.state.copy(),
+        }
+        if connection.extensions is not None:  # TLS: the connection's ASGI `tls` extension
+            scope["extensions"] = connection.extensions
+        cycle.scope = scope
+        return cycle
+
+    def close(self) -> None:
+        """Nothing to release: the app's tasks end with their connections."""

@@ -1,0 +1,119 @@
+"""The connection's two typed seams, and nothing else.
+
+`ConnectionHost` is what a connection (`http/protocol.py`) is given by the server that
+accepted it: the settings it needs, the hooks it calls, and the `RequestBridge` that turns a
+parsed request head into a request object of the app's interface (ASGI or WSGI).
+`RequestConnection` is all a request object sees of its connection: writing, flow control,
+closing, and telling that its response is complete. The layers above (server, asgi, wsgi)
+talk to http/ through these two and the `Exchange` base class; http/ imports nothing above it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from ..config import ServerConfig
+    from .errors import RequestError
+    from .exchange import Exchange
+    from .parsers import HeadPolicy, ParserAdapter
+    from .protocol import HttpProtocol
+    from .proxy_protocol import ProxyHeader
+    from .response import DateHeader
+
+
+class Log(Protocol):
+    """The logger a worker is given (Gunicorn's `glogging.Logger` or a stand-in)."""
+
+    def debug(self, msg: str, *args: Any, **kwargs: Any) -> None: ...
+    def info(self, msg: str, *args: Any, **kwargs: Any) -> None: ...
+    def warning(self, msg: str, *args: Any, **kwargs: Any) -> None: ...
+    def error(self, msg: str, *args: Any, **kwargs: Any) -> None: ...
+    def exception(self, msg: str, *args: Any, **kwargs: Any) -> None: ...
+
+
+class UpgradedStream(Protocol):
+    """A protocol a connection became after an upgrade (a WebSocket session): it reads the
+    connection's bytes from then on, and hears of its end."""
+
+    def transport_protocol(self) -> asyncio.BaseProtocol: ...
+    def feed(self, data: bytes) -> None: ...
+    def eof(self) -> None: ...
+    def connection_lost(self) -> None: ...
+    def going_away(self) -> None: ...
+    def tick(self) -> None: ...
+
+
+class RequestConnection(Protocol):
+    """What a request object sees of the connection it arrived on."""
+
+    loop: asyncio.AbstractEventLoop
+    # Who and where: the client (the PROXY header's, when one named it), the address this
+    # worker listens on, the PROXY header, the scope's `extensions` on a TLS connection.
+    client: tuple[str, int] | None
+    sockname: tuple[str, int | None] | None
+    proxy: ProxyHeader | None
+    extensions: dict[str, Any] | None
+    date: DateHeader
+    # Whether the server drains (graceful shutdown), and whether responses may keep the
+    # connection open (not while draining, nor when `keepalive` is 0).
+    draining: bool
+    may_keep_alive: bool
+    closing: bool
+    lost: bool
+    eof: bool
+    read_paused: bool
+    write_paused: bool
+    # The transport's own write, for a request that checked `closing` itself (one Python
+    # call fewer than `write` on the path every response takes).
+    transport_write: Callable[[bytes], object]
+
+    def write(self, data: bytes) -> None: ...
+    def writelines(self, pieces: list[bytes]) -> None: ...
+    async def drain(self) -> None: ...
+    async def sendfile(self, file: Any, offset: int, count: int) -> int: ...
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+    def close(self) -> None: ...
+    def abort(self) -> None: ...
+    def on_response_complete(self, exchange: Exchange) -> None: ...
+    def start_websocket(self, session: UpgradedStream) -> None: ...
+
+
+class RequestBridge(Protocol):
+    """One app interface (ASGI or WSGI): builds the request objects of its app."""
+
+    def open_request(self, connection: RequestConnection, head: ParserAdapter,
+                     upgrade_allowed: bool) -> Exchange | RequestError:
+        """The request object for a parsed head, not started yet; or the error that
+        refuses the request (the connection answers it). Never raises for a client's
+        mistake. `upgrade_allowed`: no earlier request on the connection is unanswered, so
+        an upgrade may take the connection over."""
+        ...
+
+    def close(self) -> None:
+        """The worker is stopping: release what the bridge holds (a thread pool)."""
+        ...
+
+
+class ConnectionHost(Protocol):
+    """What a connection is given by the server that accepted it."""
+
+    config: ServerConfig
+    loop: asyncio.AbstractEventLoop
+    log: Log
+    parser_class: type[ParserAdapter]
+    policy: HeadPolicy
+    date: DateHeader
+    draining: bool
+    bridge: RequestBridge
+    # Whether `request_received` must be called for each request (`max_requests` is set).
+    counts_requests: bool
+
+    def request_received(self) -> None: ...
+    def tls_extensions(self, transport: asyncio.BaseTransport) -> dict[str, Any] | None: ...
+    def connection_made(self, connection: HttpProtocol) -> None: ...
+    def connection_closed(self, connection: HttpProtocol) -> None: ...

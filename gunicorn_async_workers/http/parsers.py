@@ -583,9 +583,10 @@ class HttptoolsParser(ParserAdapter):
     raw field sizes with obsolete folding) run at every message, and chunked bodies go to
     our own `ChunkedDecoder`, whose grammar follows RFC 9112 where llhttp's is narrower.
 
-    Its callbacks are `on_header` and `on_headers_complete` only, and body pieces go
-    straight to the listener's `on_body`: the request target is read from the request line
-    the framing has already judged, and the framing knows where each message ends.
+    Its callbacks are `on_header` and `on_headers_complete` only (both record a
+    RequestError before it stops llhttp), and body pieces go straight to the listener's
+    `on_body`, which raises none: the request target is read from the request line the
+    framing has already judged, and the framing knows where each message ends.
     """
 
     upgrade_exception = httptools.HttpParserUpgrade

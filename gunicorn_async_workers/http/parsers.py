@@ -6,12 +6,24 @@ itself carries the parsed head, so no object is built per request), `on_body(dat
 body piece, and `on_request_end()` when the message is complete. Errors are raised from
 `feed` as `RequestError`s carrying their status. The rules every parser shares (limits and
 Gunicorn's header policy) live once, in `HeadPolicy`.
+
+`feed` is a dispatch: the byte stream is always in one `Stage`, and each stage has its reader
+(`ParserAdapter._READERS`), which consumes what it can and hands the rest back.
+
+Errors: the listener never raises; judged errors are recorded, then feed raises them. A rule
+broken inside an llhttp callback is recorded in `ParserAdapter.error` before llhttp is
+stopped (by raising it: httptools has no other way to stop), and `feed` raises the recorded
+error, or `BadRequest` for llhttp's own parse errors; nothing is dug out of an exception's
+`__context__`. Until the protocol's listener calls are guaranteed not to raise, a
+`RequestError` raised by the listener inside a callback is recorded the same way.
 """
 
 from __future__ import annotations
 
+import enum
 import re
-from typing import Protocol
+from collections.abc import Callable
+from typing import ClassVar, Protocol
 
 import h11
 import httptools
@@ -22,6 +34,7 @@ from .errors import (
     ContentTooLarge,
     ExpectationFailed,
     HeadersTooLarge,
+    RequestError,
     RequestLineTooLong,
     UnsupportedTransferCoding,
 )
@@ -60,12 +73,22 @@ _METHOD_NAMES = {m: m.decode("ascii") for m in (
     b"GET", b"POST", b"PUT", b"DELETE", b"HEAD", b"OPTIONS", b"PATCH", b"CONNECT", b"TRACE")}
 
 
-def _request_error(exc: Exception) -> BaseException:
-    """The RequestError behind an llhttp error: ours raised in a callback, or a parse error."""
-    cause = exc.__context__
-    if isinstance(exc, httptools.HttpParserCallbackError):
-        return cause if cause is not None else exc
-    return BadRequest(f"malformed request: {exc}")
+class Stage(enum.IntEnum):
+    """Where the byte stream is, between one message and the next; each has its reader.
+
+    An IntEnum: its hash is int's, so looking up the reader costs no Python call (Enum's
+    own `__hash__` is one).
+    """
+
+    LINE = 0  # between messages: a request line starts here (its start may be held)
+    FIELDS = 1  # the request line is judged; the head goes to the parser up to its blank line
+    BODY = 2  # Content-Length bytes still to come (`body_left`)
+    CHUNKED = 3  # a chunked body, through `decoder`
+    UPGRADED = 4  # the request left HTTP/1.1: what follows is kept in `upgrade_data`
+    CLOSED = 5  # the last request closes the connection: more bytes are refused
+
+
+_LINE, _FIELDS, _BODY, _CHUNKED, _UPGRADED, _CLOSED = Stage
 
 
 class NotRaised(Exception):
@@ -142,17 +165,35 @@ class HeadPolicy:
 
 
 class ParserAdapter:
-    """The parsed head of the current request, and the shared per-header policy.
+    """The parsed head of the current request, the shared per-header policy, and the framing
+    of the byte stream into messages (`feed`), the same for every parser.
 
     Attributes read by the protocol in `on_request_head`: `method` (str), `target` (bytes),
     `http_version` (str), `headers` (list of (lower-cased name, value)), `keep_alive`,
     `expect_continue`, `upgrade` (the Upgrade header's value or None), `scheme` ("http" or
-    "https", after trusted scheme headers), `chunked`, `content_length`.
+    "https", after trusted scheme headers), `chunked`, `content_length`. After a feed: `upgraded`
+    (the request left HTTP/1.1) and `upgrade_data` (the bytes after it).
     """
+
+    # What each parser supplies: the head in pieces before its blank line arrived
+    # (`feed_head_piece`) and up to it (`feed_head`, which ends in `on_request_head` and
+    # sets the stage the body needs), Content-Length body pieces (`feed_body`), and the end
+    # of a chunked body the shared decoder read (`end_chunked`).
+    feed_head_piece: Callable[[bytes], None]
+    feed_head: Callable[[bytes], None]
+    feed_body: Callable[[bytes], None]
+    end_chunked: Callable[[], None]
+    # What `feed_head` raises when a head asks to leave HTTP/1.1, and on a malformed head.
+    upgrade_exception: type[Exception] = NotRaised
+    parse_exception: type[Exception] = NotRaised
 
     def __init__(self, listener: RequestListener, policy: HeadPolicy, *,
                  trusted: bool, scheme: str) -> None:
         self.listener = listener
+        # The listener's calls, looked up once (httptools also looks `on_body` up here).
+        self.on_request_head = listener.on_request_head
+        self.on_body = listener.on_body
+        self.on_request_end = listener.on_request_end
         self.policy = policy
         self.trusted = trusted
         self.base_scheme = scheme
@@ -172,25 +213,34 @@ class ParserAdapter:
         self._seen: set[bytes] | None = None
         self._scheme_set = False
         self._policed = False  # whether `police` changed anything since the last reset
-        self.held = b""  # the start of a request line, held until its CRLF has come
         self.raw_head = b""  # the head as received, kept only for lenient field sizes
-        self.leading_crlf = False
         self.method_override: str | None = None  # a method the parser was shown as GET
+        # The framing of the byte stream (see `Stage`).
+        self.state = _LINE
+        self.held = b""  # LINE: the start of a request line, held until its CRLF has come
+        self.tail = b""  # FIELDS: the last bytes fed of a head (a CRLFCRLF may straddle)
+        self.head_bytes = 0  # FIELDS: the bytes fed of a head whose blank line has not come
+        self.body_left = 0  # BODY: Content-Length bytes still to come
+        self.decoder: ChunkedDecoder | None = None  # CHUNKED
+        # UPGRADED: a plain attribute too, for the protocol reads it after every feed.
+        self.upgraded = False
+        self.upgrade_data = b""
+        # The RequestError that refused the request: recorded by a parser callback before
+        # the parser is stopped (then `feed` raises it), or by `feed` as it raises one judged
+        # elsewhere. The connection ends with it.
+        self.error: RequestError | None = None
 
-    def reset_head(self) -> None:
-        self.target = b""
-        self.headers = []
-        self.host = None
-        if self._policed:  # the rarely-set fields, reset only when set
-            self._policed = False
-            self.expect_continue = False
-            self.upgrade = None
-            self.scheme = self.base_scheme
-            self.chunked = False
-            self.content_length = None
-            self.codings = None
-            self._seen = None
-            self._scheme_set = False
+    def reset_policed(self) -> None:
+        """The rarely-set fields of a head, reset before the next head once `police` set one."""
+        self._policed = False
+        self.expect_continue = False
+        self.upgrade = None
+        self.scheme = self.base_scheme
+        self.chunked = False
+        self.content_length = None
+        self.codings = None
+        self._seen = None
+        self._scheme_set = False
 
     def police(self, name: bytes, value: bytes) -> bool:
         """Apply the header rules to a watched or underscored name; False drops the field."""
@@ -284,28 +334,33 @@ class ParserAdapter:
 
     # -- shared by every adapter -------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
+        """One header field (an llhttp callback; h11's adapter calls it for each field)."""
         policy = self.policy
         headers = self.headers
-        if len(headers) >= policy.limit_fields:
-            raise HeadersTooLarge(
-                f"more than {policy.limit_fields} header fields (limit_request_fields)")
-        if policy.lenient_headers:
-            name = name.rstrip(b" \t")
-            if not _TOKEN.fullmatch(name):
-                raise BadRequest(f"invalid header name {name[:40]!r}")
-        elif len(name) + len(value) + 4 > policy.limit_field_size:
-            raise HeadersTooLarge(
-                f"header {name[:40]!r} is {len(name) + len(value) + 4} bytes, "
-                f"limit_request_field_size is {policy.limit_field_size}")
-        name = name.lower()
-        if value[-1:] in _WHITESPACE:
-            value = value.rstrip(b" \t")  # RFC 9110 5.5: llhttp keeps trailing whitespace
-        if name == _HOST:
-            if self.host is not None:
-                raise BadRequest("repeated host header")
-            self.host = value
-        elif (name in self.watch or b"_" in name) and not self.police(name, value):
-            return
+        try:
+            if len(headers) >= policy.limit_fields:
+                raise HeadersTooLarge(
+                    f"more than {policy.limit_fields} header fields (limit_request_fields)")
+            if policy.lenient_headers:
+                name = name.rstrip(b" \t")
+                if not _TOKEN.fullmatch(name):
+                    raise BadRequest(f"invalid header name {name[:40]!r}")
+            elif len(name) + len(value) + 4 > policy.limit_field_size:
+                raise HeadersTooLarge(
+                    f"header {name[:40]!r} is {len(name) + len(value) + 4} bytes, "
+                    f"limit_request_field_size is {policy.limit_field_size}")
+            name = name.lower()
+            if value[-1:] in _WHITESPACE:
+                value = value.rstrip(b" \t")  # RFC 9110 5.5: llhttp keeps trailing whitespace
+            if name == _HOST:
+                if self.host is not None:
+                    raise BadRequest("repeated host header")
+                self.host = value
+            elif (name in self.watch or b"_" in name) and not self.police(name, value):
+                return
+        except RequestError as error:
+            self.error = error  # recorded; raised to stop llhttp, then raised again by feed
+            raise
         headers.append((name, value))
 
     def _check_raw_field_sizes(self) -> None:
@@ -324,17 +379,20 @@ class ParserAdapter:
                     f"a header field is {size} bytes, limit_request_field_size is {limit}")
 
     def _check_request_line(self, data: bytes, end: int) -> bytes:
-        """What llhttp cannot judge at the start of a message, as Gunicorn judges it:
-        extra empty lines (RFC 9112 2.2 allows one), extra spaces in the request line (3),
-        and methods llhttp does not know. `end` is where the first CRLF is. Returns the
-        bytes to feed llhttp (empty when more must arrive first)."""
+        """A request line off the usual path, judged as Gunicorn judges it: one whose CRLF
+        has not come (`end` < 0: held), extra empty lines (RFC 9112 2.2 allows one), extra
+        spaces in the request line (3), and methods llhttp does not know. `end` is where the
+        first CRLF is. Returns the bytes from the request line on, as llhttp can parse them
+        (empty when more must arrive first)."""
+        if end < 0:
+            self._hold_request_line(data)
+            return b""
         if end == 0:
-            if data[2:4] == b"\r\n" or self.leading_crlf:
+            if data[2:4] == b"\r\n":
                 raise BadRequest("more than one empty line before the request line")
-            if b"\n" in data[2:4] and data[2:4] != b"\r\n":
+            if b"\n" in data[2:4]:
                 raise BadRequest("bare LF before the request line")
             if len(data) > 2:
-                self.leading_crlf = True
                 return self.feed_after_crlf(data[2:])
             self.held = data  # judged once the next bytes come
             return b""
@@ -370,142 +428,150 @@ class ParserAdapter:
         end = data.find(b"\r\n", 0, self.policy.limit_line + 2)
         if end < 0:
             self._hold_request_line(data)
-            self.held = b"\r\n" + data
-            self.leading_crlf = False
+            self.held = b"\r\n" + data  # judged again, CRLF included, with the next bytes
             return b""
         if end == 0:
             raise BadRequest("more than one empty line before the request line")
         return self._check_request_line(data, end)
 
     # -- framing: one message at a time, the same for every parser ----------------------
-    # Set when a request left HTTP/1.1 (an upgrade, CONNECT): what follows is not parsed
-    # but kept in `upgrade_data` for the protocol to hand on or refuse.
-    upgraded = False
-    # What `feed_head` raises when a head asks to leave HTTP/1.1, and on a malformed head.
-    upgrade_exception: type[Exception] = NotRaised
-    parse_exception: type[Exception] = NotRaised
-
-    def init_framing(self) -> None:
-        self.in_message = False  # from the first byte of a request line to its end
-        self.in_head = False  # from the first byte of a request line to its blank line
-        self.head_bytes = 0
-        self.tail = b""  # the last bytes of a head fed so far (a CRLFCRLF may straddle)
-        self.body_left = 0  # Content-Length bytes still to come
-        self.decoder: ChunkedDecoder | None = None
-        self.upgrade_data = b""
-
     def partial(self) -> bool:
         """Whether part of a request head has arrived and the rest has not."""
-        return (self.in_message and self.in_head) or bool(self.held) or bool(self.tail)
+        return self.state is _FIELDS or bool(self.held)
 
     def feed(self, data: bytes) -> None:
-        """Split `data` into heads and bodies: a head goes to the parser in pieces
-        (`feed_head_piece`) and up to its blank line (`feed_head`, which ends in
-        `on_request_head`); a Content-Length body goes to `feed_body`, a chunked one through
-        the shared `ChunkedDecoder`, then `end_chunked`; every message ends in
-        `on_message_complete`."""
-        while data:
-            if self.upgraded:
-                self.upgrade_data += data
-                return
-            decoder = self.decoder
-            if decoder is not None:
-                rest = decoder.feed(data)
-                if rest is None:
-                    return
-                self.decoder = None
-                self.end_chunked()
-                data = rest
-                continue
-            left = self.body_left
-            if left:
-                if len(data) <= left:
-                    self.body_left = left - len(data)
-                    self.feed_body(data)
-                    return
-                self.body_left = 0
-                self.feed_body(data[:left])
-                data = data[left:]
-                continue
-            if not self.in_message:
-                if not self.keep_alive:  # the last request closes the connection
-                    raise BadRequest("bytes after a request that closes the connection")
-                # A request line starts here: held until its CRLF has arrived, so that it
-                # is judged the same however the bytes were split. The usual line (a method
-                # llhttp knows, single spaces) is checked inline, anything else in
-                # _check_request_line.
-                if self.held:
-                    data = self.held + data
-                    self.held = b""
-                end = data.find(b"\r\n", 0, self.policy.limit_line + 2)
-                if end < 0:
-                    self._hold_request_line(data)
-                    return
-                space = data.find(b" ", 0, end)
-                if not (space > 0 and data[:space] in _LLHTTP_METHODS
-                        and data.count(b" ", 0, end) == 2):
-                    data = self._check_request_line(data, end)
-                    if not data:
-                        return
-                self.in_message = self.in_head = True
-            tail = self.tail
-            if tail:
-                end = (tail + data).find(b"\r\n\r\n")
-                cut = end + 4 - len(tail) if end >= 0 else -1
-            else:
-                end = data.find(b"\r\n\r\n")
-                cut = end + 4 if end >= 0 else -1
-            if cut < 0:
-                if self.policy.lenient_headers:
-                    self.raw_head += data
-                self.feed_head_piece(data)  # a parser may refuse bad bytes as they come
-                self.tail = (tail + data)[-3:]
-                self.head_bytes += len(data)
-                if self.head_bytes > self.policy.max_head_bytes:
-                    raise HeadersTooLarge(
-                        f"request head exceeds {self.policy.max_head_bytes} bytes "
-                        "(limit_request_fields x limit_request_field_size)")
-                return
+        """Hand `data` to the reader of each stage it goes through (see `Stage`); a
+        RequestError refuses the request, and is kept in `error`."""
+        readers = self._READERS
+        try:
+            while data:
+                data = readers[self.state](self, data)
+        except RequestError as error:
+            self.error = error
+            raise
+
+    def refusal(self, exc: Exception) -> RequestError:
+        """What refuses the request once the parser stopped with `exc`: the error recorded
+        by a callback, else the parser's own complaint, as BadRequest."""
+        if self.error is None:
+            self.error = BadRequest(f"malformed request: {exc}")
+        return self.error
+
+    def read_head(self, data: bytes) -> bytes:
+        """LINE and FIELDS: a request line, judged once whole, then its head up to the blank
+        line, fed to the parser; the body's stage follows, or the end of a bodiless message.
+
+        One reader for both stages, so that a head that comes whole (the usual case) costs
+        one call: the request line's checks are inline when it is the usual line (a method
+        llhttp knows, single spaces), and message ends are too (no llhttp callback)."""
+        if self.state is _LINE:
+            held = self.held
+            if held:
+                data = held + data
+                self.held = b""
+            end = data.find(b"\r\n", 0, self.policy.limit_line + 2)
+            space = data.find(b" ", 0, end)
+            if not (0 < space < end and data[:space] in _LLHTTP_METHODS
+                    and data.count(b" ", 0, end) == 2):
+                data = self._check_request_line(data, end)
+                if not data:
+                    return b""  # held until more bytes come
+                end = data.find(b"\r\n")
+                space = data.find(b" ")
+            self.target = data[space + 1:data.find(b" ", space + 1, end)]
+            self.headers = []  # a new list: the listener may keep the last one
+            self.host = None
+            if self._policed:
+                self.reset_policed()
+            self.state = _FIELDS
+        tail = self.tail
+        if tail:
+            end = (tail + data).find(b"\r\n\r\n")
+            cut = end + 4 - len(tail) if end >= 0 else -1
+        else:
+            cut = data.find(b"\r\n\r\n")
+            cut = cut + 4 if cut >= 0 else -1
+        if cut < 0:
+            self._feed_head_part(data, tail)
+            return b""
+        if tail:
             self.tail = b""
-            head = data[:cut]
-            data = data[cut:]
-            if self.policy.lenient_headers:
-                self.raw_head += head
-            try:
-                self.feed_head(head)
-            except self.upgrade_exception:
-                self.upgraded = True
-            except self.parse_exception as exc:
-                raise _request_error(exc) from None
-            if self.upgraded:
-                self.upgrade_data = data
-                return
+            self.head_bytes = 0
+        head = data[:cut]
+        if self.policy.lenient_headers:
+            self.raw_head += head
+        try:
+            self.feed_head(head)
+        except self.upgrade_exception:  # llhttp stops after a head that leaves HTTP/1.1
+            self.state = _UPGRADED
+        except self.parse_exception as exc:
+            raise self.refusal(exc) from None
+        state = self.state
+        if state is _FIELDS:  # no body: the message ends with its head
+            self.state = _LINE if self.keep_alive else _CLOSED
+            self.on_request_end()
+        elif state is _UPGRADED:
+            self.upgraded = True
+            self.on_request_end()
+        return data[cut:]
 
-    def on_message_complete(self) -> None:
-        # The listener read the head in on_request_head; reset it for the next message here
-        # rather than when the next one begins (one call fewer per request).
-        self.in_message = False  # the next bytes start a request line
-        self.head_bytes = 0
-        self.leading_crlf = False
-        self.target = b""
-        self.headers = []
-        self.host = None
-        if self._policed:
-            self.reset_head()
+    def _feed_head_part(self, data: bytes, tail: bytes) -> None:
+        """Part of a head whose blank line has not come: to the parser, which may refuse bad
+        bytes as they come, and counted against the whole head's limit."""
+        if self.policy.lenient_headers:
+            self.raw_head += data
+        self.feed_head_piece(data)
+        self.tail = (tail + data)[-3:]
+        self.head_bytes += len(data)
+        if self.head_bytes > self.policy.max_head_bytes:
+            raise HeadersTooLarge(
+                f"request head exceeds {self.policy.max_head_bytes} bytes "
+                "(limit_request_fields x limit_request_field_size)")
+
+    def read_body(self, data: bytes) -> bytes:
+        """BODY: Content-Length bytes to the parser; the message ends with the last."""
+        left = self.body_left
+        if len(data) < left:
+            self.body_left = left - len(data)
+            self.feed_body(data)
+            return b""
+        self.body_left = 0
+        # Set before the last piece: llhttp may leave HTTP/1.1 after it (an upgrade's body).
+        self.state = _LINE if self.keep_alive else _CLOSED
+        self.feed_body(data[:left])
         self.on_request_end()
+        return data[left:]
 
-    # -- what each parser supplies -------------------------------------------------------
-    def feed_head_piece(self, data: bytes) -> None:  # pragma: no cover - per parser
-        raise NotImplementedError
+    def read_chunked(self, data: bytes) -> bytes:
+        """CHUNKED: the body through the shared decoder; the message ends with it."""
+        decoder = self.decoder
+        assert decoder is not None  # set with the stage
+        rest = decoder.feed(data)
+        if rest is None:
+            return b""
+        self.decoder = None
+        self.state = _LINE if self.keep_alive else _CLOSED
+        self.end_chunked()
+        self.on_request_end()
+        return rest
 
-    def feed_head(self, data: bytes) -> None:  # pragma: no cover - per parser
-        raise NotImplementedError
+    def read_upgraded(self, data: bytes) -> bytes:
+        """UPGRADED: what follows is not HTTP/1.1; kept for the protocol to hand on or refuse."""
+        self.upgrade_data += data
+        return b""
 
-    def feed_body(self, data: bytes) -> None:  # pragma: no cover - per parser
-        raise NotImplementedError
+    def read_closed(self, data: bytes) -> bytes:
+        """CLOSED: the last request closes the connection; nothing may follow it."""
+        raise BadRequest("bytes after a request that closes the connection")
 
-    def end_chunked(self) -> None:  # pragma: no cover - per parser
-        raise NotImplementedError
+    _READERS: ClassVar[dict[Stage, Callable[[ParserAdapter, bytes], bytes]]] = {
+        Stage.LINE: read_head,
+        Stage.FIELDS: read_head,
+        Stage.BODY: read_body,
+        Stage.CHUNKED: read_chunked,
+        Stage.UPGRADED: read_upgraded,
+        Stage.CLOSED: read_closed,
+    }
 
 
 class HttptoolsParser(ParserAdapter):
@@ -516,89 +582,88 @@ class HttptoolsParser(ParserAdapter):
     not make (methods it does not know, extra spaces or empty lines before a request line,
     raw field sizes with obsolete folding) run at every message, and chunked bodies go to
     our own `ChunkedDecoder`, whose grammar follows RFC 9112 where llhttp's is narrower.
+
+    Its callbacks are `on_header` and `on_headers_complete` only (both record a
+    RequestError before it stops llhttp), and body pieces go straight to the listener's
+    `on_body`, which raises none: the request target is read from the request line the
+    framing has already judged, and the framing knows where each message ends.
     """
+
+    upgrade_exception = httptools.HttpParserUpgrade
+    parse_exception = httptools.HttpParserError
 
     def __init__(self, listener: RequestListener, policy: HeadPolicy, *,
                  trusted: bool, scheme: str) -> None:
         super().__init__(listener, policy, trusted=trusted, scheme=scheme)
-        self.init_framing()
-        self.on_request_end = listener.on_request_end
-        self.on_request_head = listener.on_request_head
-        # httptools looks its callbacks up once, when the parser is made: body pieces go
-        # straight to the listener, with no call in between.
-        self.on_body = listener.on_body
+        # httptools looks its callbacks up once, here.
         self.parser = httptools.HttpRequestParser(self)
         if policy.lenient_headers:
             # strip_header_spaces / permit_obsolete_folding: llhttp's lenient header mode;
             # field names and raw field sizes are then checked here instead.
             self.parser.set_dangerous_leniencies(lenient_headers=True)
-        # The framing loop calls llhttp directly: no Python call in between.
+        # A whole head goes to llhttp with no Python call in between (`read_head` handles
+        # its exceptions); pieces and bodies through `_llhttp`.
         self.feed_head = self.parser.feed_data
-
-    # -- httptools callbacks -----------------------------------------------------------
-    def on_url(self, url: bytes) -> None:
-        target = self.target + url if self.target else url
-        if len(target) > self.policy.limit_line:
-            raise RequestLineTooLong(
-                f"request target is {len(target)} bytes, limit_request_line is "
-                f"{self.policy.limit_line}")
-        self.target = target
+        self.feed_head_piece = self.feed_body = self._llhttp
 
     def on_headers_complete(self) -> None:
+        """The llhttp callback after the last field: the head is judged, then listened to."""
         parser = self.parser
         policy = self.policy
-        self.in_head = False
-        override = self.method_override
-        if override is None:
-            method = parser.get_method()
-            self.method = _METHOD_NAMES.get(method) or method.decode("ascii")
-        else:
-            self.method = override
-            self.method_override = None
-        self.http_version = parser.get_http_version()
-        line = len(self.method) + len(self.target) + 10
-        if line > policy.limit_line:
-            raise RequestLineTooLong(
-                f"request line is {line} bytes, limit_request_line is {policy.limit_line}")
-        if policy.lenient_headers:
-            self._check_raw_field_sizes()
-        self.keep_alive = parser.should_keep_alive()
-        if parser.should_upgrade():
-            self._policed = True
-            for name, value in self.headers:
-                if name == _UPGRADE:
-                    self.upgrade = value
-        if (self._policed or self.target[:1] != b"/" or self.http_version != "1.1"
-                or self.host is None):
-            self.finish_head()  # the common GET with Host and an origin-form target needs none
-        if self.chunked:
-            self.decoder = ChunkedDecoder(self.on_body, policy.limit_fields, policy.max_body_size,
-                                          policy.limit_field_size)
-        elif self.content_length:
-            self.body_left = self.content_length
-        self.on_request_head(self)
-
-    # -- the framing loop's sinks --------------------------------------------------------
-    upgrade_exception = httptools.HttpParserUpgrade
-    parse_exception = httptools.HttpParserError
-
-    def feed_head_piece(self, data: bytes) -> None:
-        self._llhttp(data)
-
-    def feed_body(self, data: bytes) -> None:
-        self._llhttp(data)  # llhttp calls on_body, and on_message_complete at the end
+        try:
+            override = self.method_override
+            if override is None:
+                method = parser.get_method()
+                self.method = _METHOD_NAMES.get(method) or method.decode("ascii")
+            else:
+                self.method = override
+                self.method_override = None
+            self.http_version = parser.get_http_version()
+            line = len(self.method) + len(self.target) + 10
+            if line > policy.limit_line:
+                raise RequestLineTooLong(
+                    f"request line is {line} bytes, limit_request_line is {policy.limit_line}")
+            if policy.lenient_headers:
+                self._check_raw_field_sizes()
+            self.keep_alive = parser.should_keep_alive()
+            if parser.should_upgrade():
+                self._policed = True
+                for name, value in self.headers:
+                    if name == _UPGRADE:
+                        self.upgrade = value
+            if (self._policed or self.target[:1] != b"/" or self.http_version != "1.1"
+                    or self.host is None):
+                self.finish_head()  # the usual GET with Host and an origin-form target needs none
+            if self.chunked:
+                self.decoder = ChunkedDecoder(self.on_body, policy.limit_fields,
+                                              policy.max_body_size, policy.limit_field_size)
+                self.state = _CHUNKED
+            elif self.content_length:
+                self.body_left = self.content_length
+                self.state = _BODY
+            self.on_request_head(self)  # the listener's RequestError is recorded too, for now
+        except RequestError as error:
+            self.error = error  # recorded; raised to stop llhttp, then raised again by feed
+            raise
 
     def end_chunked(self) -> None:
         self._llhttp(b"0\r\n\r\n")  # the decoder had the body: this ends llhttp's message
 
     def _llhttp(self, data: bytes) -> None:
+        """Part of a head or a body to llhttp."""
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             # llhttp stops after an upgrade request; the protocol decides what follows.
+            self.state = _UPGRADED
             self.upgraded = True
         except httptools.HttpParserError as exc:
-            raise _request_error(exc) from None
+            raise self.refusal(exc) from None
+
+    def refusal(self, exc: Exception) -> RequestError:
+        if self.error is None and isinstance(exc, httptools.HttpParserCallbackError):
+            raise exc  # a callback failed with no RequestError: a bug, with its cause chained
+        return super().refusal(exc)
 
 
 # `Name : value` as `Name: value`, for strip_header_spaces with a parser that refuses it.
@@ -625,11 +690,8 @@ class H11Parser(ParserAdapter):
     def __init__(self, listener: RequestListener, policy: HeadPolicy, *,
                  trusted: bool, scheme: str) -> None:
         super().__init__(listener, policy, trusted=trusted, scheme=scheme)
-        self.init_framing()
-        self.on_request_head = listener.on_request_head
-        self.on_body = listener.on_body
-        self.on_request_end = listener.on_request_end
         self.head = b""  # the pieces of a head whose blank line has not arrived
+        self.feed_body = listener.on_body  # counted by the framing: straight to the listener
 
     def feed_head_piece(self, data: bytes) -> None:
         # Every CR and LF in a head is part of a CRLF (RFC 9112 2.2 lets a server accept a
@@ -645,13 +707,8 @@ class H11Parser(ParserAdapter):
             raise BadRequest("bare CR or LF in the request head")
         self.head += data
 
-    def feed_body(self, data: bytes) -> None:
-        self.on_body(data)
-        if not self.body_left:
-            self.on_message_complete()
-
     def end_chunked(self) -> None:
-        self.on_message_complete()
+        pass  # the shared decoder read the whole body; h11 never saw it
 
     def feed_head(self, data: bytes) -> None:
         """The rest of a head: its grammar judged by h11, its meaning by the shared policy.
@@ -664,7 +721,6 @@ class H11Parser(ParserAdapter):
         policy = self.policy
         head = self.head + data if self.head else data
         self.head = b""
-        self.in_head = False
         pairs = head.count(b"\r\n")
         if head.count(b"\n") != pairs or head.count(b"\r") != pairs:
             raise BadRequest("bare CR or LF in the request head")
@@ -728,15 +784,12 @@ class H11Parser(ParserAdapter):
             self.upgrade = upgrade
         self.finish_head()
         if upgrading:
-            self.on_request_head(self)
-            self.on_message_complete()
-            self.upgraded = True  # what follows is not HTTP/1.1: the protocol decides
-            return
-        if self.chunked:
+            self.state = _UPGRADED  # what follows is not HTTP/1.1: the protocol decides
+        elif self.chunked:
             self.decoder = ChunkedDecoder(self.on_body, policy.limit_fields, policy.max_body_size,
                                           policy.limit_field_size)
+            self.state = _CHUNKED
         elif self.content_length:
             self.body_left = self.content_length
+            self.state = _BODY
         self.on_request_head(self)
-        if self.decoder is None and not self.body_left:
-            self.on_message_complete()

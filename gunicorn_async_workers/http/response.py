@@ -1,6 +1,6 @@
 """Response framing, sans-I/O: status lines, the cached Date/Server block, head and chunks.
 
-Nothing here touches a socket. `frame_head` validates what the application sent and decides
+Nothing here touches a socket. `frame_response_head` validates what the application sent and decides
 how the body is delimited (Content-Length, chunked, or close-delimited); the bytes it returns
 go to the transport in one write together with the first body piece.
 """
@@ -8,6 +8,7 @@ go to the transport in one write together with the first body piece.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from email.utils import formatdate
 from http import HTTPStatus
 
@@ -91,9 +92,9 @@ def _name_kind(name: bytes) -> int:
 
 
 class Framing:
-    """How one response body is delimited, as decided by `frame_head`.
+    """How one response body is delimited, as decided by `frame_response_head`.
 
-    The class attributes are the defaults; `frame_head` sets only what differs.
+    The class attributes are the defaults; `frame_response_head` sets only what differs.
     """
 
     content_length: int | None = None
@@ -102,95 +103,96 @@ class Framing:
     no_body = False
 
 
-def frame_head(status: int, headers: object, date: DateHeader, head_request: bool,
-               http10: bool, keep_alive: bool, body_length: int | None,
-               framing: Framing) -> bytes:
-    """Build the response head and fill `framing`.
+def frame_response_head(status: int, headers: Iterable[tuple[bytes, bytes]], date: DateHeader,
+                        framing: Framing, *, head_request: bool, http10: bool,
+                        keep_alive: bool, body_length: int | None) -> bytes:
+    """The response head; how its body is delimited goes into `framing`.
 
-    `body_length` is the whole body's length when the server already holds all of it
-    (a single final body message), else None. `keep_alive` is what the request allows;
-    the result, after the app's own `connection` header, is left in `framing.keep_alive`.
-    The app's header order is kept; the server states its own `connection` decision.
-    Raises ResponseError for a status or header that must not be sent.
+    The request side: `head_request` (no body), `http10` (no chunked coding; a kept
+    connection is announced), `keep_alive` (what the request and server allow; the result,
+    after the app's `connection`, is `framing.keep_alive`). `body_length`: the whole body's
+    length when all of it is at hand, else None. Raises ResponseError for a status or header
+    that must not be sent. Its steps are inline: it runs once per response.
     """
     line = STATUS_LINES.get(status)
     parts = [line if line is not None else status_line(status), date.value]
-    content_length: bytes | None = None
-    no_body = status == 204 or status == 304
     lines = 2 + date.lines  # the status line, the date block and the final empty line
+    app_length: bytes | None = None
     own_date = own_server = False
-    try:
-        for name, value in headers:  # type: ignore[attr-defined]
+    try:  # TypeError, ValueError, AttributeError: the headers are not pairs of bytes
+        # 1. The app's fields, in its order, less those the server frames itself.
+        for name, value in headers:
             kind = _NAME_KINDS.get(name)
             if kind is None:
                 kind = _name_kind(name)
-            if kind:
+            if kind:  # a field the server frames or states itself
                 if kind == _CONTENT_LENGTH:
-                    if content_length is not None:
+                    if app_length is not None:
                         raise ResponseError("more than one content-length header")
-                    content_length = value
+                    app_length = value
                     if status == 204:
                         continue  # RFC 9110 8.6: never on 204
-                elif kind == _TRANSFER_ENCODING:
-                    continue  # the server frames the body itself
-                elif kind == _DATE:
-                    own_date = True  # RFC 9110 6.6.1: one Date; the app's wins
-                elif kind == _SERVER:
-                    own_server = True
-                else:
+                elif kind == _CONNECTION:  # the server states its own, after the app's close
                     if b"\r" in value or b"\n" in value or b"\0" in value:
                         raise ResponseError("response header value contains CR, LF or NUL")
-                    if b"close" in value.lower():
-                        keep_alive = False
+                    keep_alive = keep_alive and b"close" not in value.lower()
                     continue
+                elif kind == _TRANSFER_ENCODING:
+                    continue  # the server frames the body itself
+                else:  # RFC 9110 6.6.1: one Date (and one Server); the app's win
+                    own_date = own_date or kind == _DATE
+                    own_server = own_server or kind == _SERVER
             parts += (name, b": ", value, CRLF)
             lines += 1
-    except (TypeError, ValueError, AttributeError) as exc:
-        raise ResponseError(f"response headers must be (bytes, bytes) pairs: {exc}") from None
-    if own_date or own_server:
-        parts[1], kept = date.without(own_date, own_server)
-        lines -= date.lines - kept
-    if no_body or head_request:
-        framing.no_body = True
-    if content_length is not None:
-        if not content_length.isdigit():
-            raise ResponseError(f"invalid content-length {content_length!r}")
-        framing.content_length = int(content_length)
-    elif no_body:
-        pass
-    elif body_length is not None:  # for HEAD too: the length a GET would have had
-        if head_request and not body_length:
-            pass  # an app answering HEAD with an empty body states no length
-        else:
+        if own_date or own_server:
+            parts[1], kept = date.without(own_date, own_server)
+            lines -= date.lines - kept
+        # 2. The body's delimiting: the app's length, the length at hand, chunked, or close.
+        bodiless = status == 204 or status == 304 or head_request
+        if bodiless:
+            framing.no_body = True
+        if app_length is not None:
+            if not app_length.isdigit():
+                raise ResponseError(f"invalid content-length {app_length!r}")
+            framing.content_length = int(app_length)
+        elif body_length is not None and status != 204 and status != 304 and (
+                body_length or not head_request):  # HEAD: the length a GET would have
             framing.content_length = body_length
             parts += (b"content-length: ", b"%d" % body_length, CRLF)
             lines += 1
-    elif head_request:
-        pass
-    elif http10:
-        keep_alive = False  # close-delimited: the end of the body is the end of the connection
-    else:
-        framing.chunked = True
-        parts.append(b"transfer-encoding: chunked\r\n")
-        lines += 1
-    if not keep_alive:
-        parts.append(b"connection: close\r\n")
-        lines += 1
-    elif http10:
-        parts.append(b"connection: keep-alive\r\n")
-        lines += 1
-    if not keep_alive:
-        framing.keep_alive = False
-    parts.append(CRLF)
-    try:
+        elif bodiless:
+            pass
+        elif http10:
+            keep_alive = False  # close-delimited: the body ends with the connection
+        else:
+            framing.chunked = True
+            parts.append(b"transfer-encoding: chunked\r\n")
+            lines += 1
+        # 3. The server's own connection decision, and the head in one piece.
+        if not keep_alive:
+            framing.keep_alive = False
+            parts.append(b"connection: close\r\n")
+            lines += 1
+        elif http10:
+            parts.append(b"connection: keep-alive\r\n")
+            lines += 1
+        parts.append(CRLF)
         head = b"".join(parts)
-    except TypeError as exc:
+    except (TypeError, ValueError, AttributeError) as exc:
         raise ResponseError(f"response headers must be (bytes, bytes) pairs: {exc}") from None
     # One scan of the whole head instead of one per value: a value carrying CR, LF or NUL
     # adds line breaks beyond the `lines` framed here (response splitting).
     if head.count(b"\n") != lines or head.count(b"\r") != lines or b"\0" in head:
         raise ResponseError("response header value contains CR, LF or NUL")
     return head
+
+
+def frame_head(status: int, headers: Iterable[tuple[bytes, bytes]], date: DateHeader,
+               head_request: bool, http10: bool, keep_alive: bool, body_length: int | None,
+               framing: Framing) -> bytes:
+    """The former positional form of `frame_response_head`, kept until its callers move."""
+    return frame_response_head(status, headers, date, framing, head_request=head_request,
+                               http10=http10, keep_alive=keep_alive, body_length=body_length)
 
 
 def chunk(data: bytes) -> list[bytes]:

@@ -20,9 +20,10 @@ from benchmarks.hot_path import REQUEST, build
 
 # Python-level calls in gunicorn_async_workers per plaintext request: 17 measured on
 # 2026-12-05 (RequestCycle.send x2, HttpProtocol.data_received, HttptoolsParser.feed, its
-# callbacks on_url, on_header, on_headers_complete and on_message_complete,
+# reader read_head, llhttp's callbacks on_header and on_headers_complete,
 # on_request_head, RequestCycle.__init__, Exchange.start_exchange, on_request_end,
-# RequestCycle.run, Exchange.write_head, frame_head, Exchange.finish,
+# RequestCycle.run, Exchange.write_head, frame_head and the frame_response_head it calls
+# (16 once write_head calls frame_response_head itself), Exchange.finish,
 # on_response_complete). `count_calls` lists them by name when the budget fails.
 CALL_BUDGET = 18
 PACKAGE = "gunicorn_async_workers"

@@ -2,7 +2,7 @@
 
 `Exchange` holds what the protocol needs of a request in flight, whatever the app interface:
 the request body as it arrives (with flow control), and the response as it is written
-(framing decided by `frame_head`, head and first body piece in one write, the body counted
+(framing decided by `frame_response_head`, head and first body piece in one write, the body counted
 against its Content-Length). The ASGI cycle, the WSGI bridge and the WebSocket session are
 subclasses, built by their interface's `RequestBridge` (`http/seams.py`); an exchange sees its
 connection only through `RequestConnection`. The two HTTP cycles only differ in how the app
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .response import LAST_CHUNK, Framing, ResponseError, chunk, frame_head
+from .response import LAST_CHUNK, Framing, ResponseError, chunk, frame_response_head
 
 if TYPE_CHECKING:
     import asyncio
@@ -140,9 +140,10 @@ class Exchange:
     def write_head(self, body: bytes, more: bool) -> None:
         protocol = self.protocol
         framing = Framing()
-        head = frame_head(
-            self.status, self.headers, protocol.date, self.head_request, self.http10,
-            self.keep_alive and protocol.may_keep_alive, None if more else len(body), framing)
+        head = frame_response_head(
+            self.status, self.headers, protocol.date, framing, head_request=self.head_request,
+            http10=self.http10, keep_alive=self.keep_alive and protocol.may_keep_alive,
+            body_length=None if more else len(body))
         self.framing = framing
         self.keep_alive = framing.keep_alive
         if framing.no_body:
@@ -188,7 +189,7 @@ class Exchange:
     def finish(self) -> None:
         framing = self.framing
         assert framing is not None
-        if framing.chunked:  # never with no_body (frame_head decides)
+        if framing.chunked:  # never with no_body (frame_response_head decides)
             self.protocol.write(LAST_CHUNK)
         if self.remaining:
             # Shorter than announced: the client can only tell by the connection closing.

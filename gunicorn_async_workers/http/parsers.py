@@ -98,7 +98,10 @@ class NotRaised(Exception):
 class RequestListener(Protocol):
     """What a parser adapter calls; implemented by `HttpProtocol`."""
 
-    def on_request_head(self, head: ParserAdapter) -> None: ...
+    def on_request_head(self, head: ParserAdapter) -> RequestError | None:
+        """The head is complete: None, or the error that refuses the request (the adapter
+        records it in `error` and stops; the listener answers it from `feed`'s raise)."""
+        ...
     def on_body(self, data: bytes) -> None: ...
     def on_request_end(self) -> None: ...
 
@@ -641,7 +644,9 @@ class HttptoolsParser(ParserAdapter):
             elif self.content_length:
                 self.body_left = self.content_length
                 self.state = _BODY
-            self.on_request_head(self)  # the listener's RequestError is recorded too, for now
+            refused = self.on_request_head(self)
+            if refused is not None:
+                raise refused  # stops llhttp; recorded just below
         except RequestError as error:
             self.error = error  # recorded; raised to stop llhttp, then raised again by feed
             raise
@@ -792,4 +797,6 @@ class H11Parser(ParserAdapter):
         elif self.content_length:
             self.body_left = self.content_length
             self.state = _BODY
-        self.on_request_head(self)
+        refused = self.on_request_head(self)
+        if refused is not None:
+            raise refused  # recorded by feed

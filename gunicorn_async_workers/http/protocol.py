@@ -315,10 +315,10 @@ class HttpProtocol(asyncio.Protocol):
             self._next()  # a response finished while the client was not reading
 
     # -- called by the parser adapter ----------------------------------------------------
-    def on_request_head(self, head: ParserAdapter) -> None:
+    def on_request_head(self, head: ParserAdapter) -> RequestError | None:
         cycle = self.bridge.open_request(self, head, self.cycle is None)
         if not isinstance(cycle, Exchange):
-            raise cycle  # refused before any request object exists: answered by reject
+            return cycle  # refused before any request object exists: `reject` answers it
         if head.upgrade is not None or head.method == "CONNECT":
             cycle.keep_alive = False  # no tunnel or other protocol follows on this connection
         self.parsing = cycle
@@ -330,6 +330,7 @@ class HttpProtocol(asyncio.Protocol):
             self.pipeline.append(cycle)
             if len(self.pipeline) >= MAX_PIPELINE:
                 self.pause_reading()
+        return None
 
     def on_body(self, data: bytes) -> None:
         self.parsing.feed_body(data)  # type: ignore[union-attr]  # a body follows a head

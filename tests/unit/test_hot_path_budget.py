@@ -19,13 +19,13 @@ from typing import Any
 from benchmarks.hot_path import REQUEST, build
 
 # Python-level calls in gunicorn_async_workers per plaintext request: 17 measured on
-# 2026-12-05 (RequestCycle.send x2, HttpProtocol.data_received, HttptoolsParser.feed, its
-# reader read_head, llhttp's callbacks on_header and on_headers_complete,
-# on_request_head, RequestCycle.__init__, Exchange.start_exchange, on_request_end,
-# RequestCycle.run, Exchange.write_head, frame_head and the frame_response_head it calls
-# (16 once write_head calls frame_response_head itself), Exchange.finish,
+# 2026-12-06 (RequestCycle.send x2, HttpProtocol.data_received, ParserAdapter.feed, its
+# head reader read_head, the httptools callbacks on_header and on_headers_complete,
+# on_request_head, AsgiBridge.open_request, Exchange.__init__, on_request_end,
+# RequestCycle.start (the seam's one call: the bridge's way of starting a request),
+# RequestCycle.run, Exchange.write_head, frame_response_head, Exchange.finish,
 # on_response_complete). `count_calls` lists them by name when the budget fails.
-CALL_BUDGET = 18
+CALL_BUDGET = 17
 PACKAGE = "gunicorn_async_workers"
 
 

@@ -8,19 +8,42 @@ otherwise the protocol never calls in here.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Protocol, TypedDict
 
 from .config import ServerConfig
+
+if TYPE_CHECKING:
+    from gunicorn.glogging import Logger
+    from gunicorn.workers.base import Worker
+
+    from .asgi.types import Address, Headers, HTTPScope, WebSocketScope
+    from .http.response import Framing
+
+
+class WsgiRecordScope(TypedDict):
+    """What a WSGI exchange records of its request for the access log and the hooks (the
+    keys of an ASGI HTTP scope that they read)."""
+
+    method: str
+    path: str
+    query_string: bytes
+    raw_path: bytes
+    http_version: str
+    scheme: str
+    headers: Headers
+    client: Address | None
 
 
 class RequestInfo:
     """What Gunicorn's hooks and log atoms read from a request."""
 
-    def __init__(self, scope: dict[str, Any]) -> None:
+    def __init__(self, scope: HTTPScope | WebSocketScope | WsgiRecordScope) -> None:
         # A WebSocket scope has no method: its handshake is a GET (any other is refused).
-        self.method: str = scope.get("method", "GET")
+        # (`in`, not `get`: the type checker tells the scopes apart by it.)
+        self.method: str = scope["method"] if "method" in scope else "GET"  # noqa: SIM401
         self.path: str = scope["path"]
         self.query: str = scope["query_string"].decode("latin-1")
         raw = scope.get("raw_path", b"").decode("latin-1")
@@ -41,7 +64,8 @@ _STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in H
 class ResponseInfo:
     """What Gunicorn's log atoms and `post_request` read from a response."""
 
-    def __init__(self, status: int, headers: Any, sent: int) -> None:
+    def __init__(self, status: int, headers: Iterable[tuple[bytes, bytes]] | None,
+                 sent: int) -> None:
         self.status = _STATUS_LINES.get(status) or str(status)
         self.status_code = status
         self.headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers or ()]
@@ -49,9 +73,35 @@ class ResponseInfo:
         self.response_length = sent
 
 
-def make_environ(req: RequestInfo) -> dict[str, Any]:
+# The hooks as we call them (Gunicorn's own workers pass their Request and Response objects;
+# ours pass these, which have what Gunicorn's hooks and log atoms read).
+PreRequestHook = Callable[["Worker", RequestInfo], object]
+PostRequestHook = Callable[["Worker", RequestInfo, Mapping[str, object], ResponseInfo], object]
+# The request's own record: what it was, and when it began.
+Record = tuple[RequestInfo, datetime]
+
+
+class Recorded(Protocol):
+    """What the recorder reads of an exchange: the ASGI cycle, the WSGI cycle or the
+    WebSocket session (a WSGI cycle's scope is None unless requests are recorded)."""
+
+    record: Record | None
+
+    @property
+    def scope(self) -> HTTPScope | WebSocketScope | WsgiRecordScope | None: ...
+    @property
+    def status(self) -> int: ...
+    @property
+    def headers(self) -> Iterable[tuple[bytes, bytes]]: ...
+    @property
+    def framing(self) -> Framing | None: ...
+    @property
+    def bytes_sent(self) -> int: ...
+
+
+def make_environ(req: RequestInfo) -> dict[str, str]:
     """The environ keys Gunicorn's access-log atoms use."""
-    environ: dict[str, Any] = {
+    environ: dict[str, str] = {
         "REQUEST_METHOD": req.method,
         "RAW_URI": req.uri,
         "PATH_INFO": req.path,
@@ -76,7 +126,7 @@ def make_environ(req: RequestInfo) -> dict[str, Any]:
 class RequestRecorder:
     """Calls the request hooks and writes the access log line, when any is configured."""
 
-    def __init__(self, config: ServerConfig, log: Any, worker: Any) -> None:
+    def __init__(self, config: ServerConfig, log: Logger, worker: Worker) -> None:
         self.log = log
         self.worker = worker
         self.access_log = config.access_log
@@ -84,8 +134,10 @@ class RequestRecorder:
         self.post_request = config.post_request
         self.enabled = bool(self.access_log or self.pre_request or self.post_request)
 
-    def start(self, cycle: Any) -> None:
-        req = RequestInfo(cycle.scope)
+    def start(self, cycle: Recorded) -> None:
+        scope = cycle.scope
+        assert scope is not None  # a WSGI cycle has its scope whenever requests are recorded
+        req = RequestInfo(scope)
         cycle.record = (req, datetime.now())
         if self.pre_request is not None:
             try:
@@ -93,7 +145,7 @@ class RequestRecorder:
             except Exception:
                 self.log.exception("pre_request hook failed")
 
-    def end(self, cycle: Any) -> None:
+    def end(self, cycle: Recorded) -> None:
         record = cycle.record
         if record is None:
             return
@@ -101,7 +153,7 @@ class RequestRecorder:
         headers = cycle.headers
         # A WSGI request's own environ, as Gunicorn's workers log it; for ASGI, one made
         # of the scope.
-        environ = getattr(cycle, "environ", None)
+        environ: Mapping[str, object] | None = getattr(cycle, "environ", None)
         if environ is None:
             environ = make_environ(req)
             framing = cycle.framing
@@ -116,4 +168,6 @@ class RequestRecorder:
             except Exception:
                 self.log.exception("post_request hook failed")
         if self.access_log:
-            self.log.access(resp, req, environ, datetime.now() - started)
+            # Gunicorn's logger reads our records as its atoms read its own Request and
+            # Response (its stubs name those classes).
+            self.log.access(resp, req, environ, datetime.now() - started)  # type: ignore[arg-type]

@@ -11,9 +11,12 @@ import difflib
 import inspect
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .config import OPTIONS, OPTIONS_BY_NAME, ConfigError, Resolved, resolve_sources, source_name
+
+if TYPE_CHECKING:
+    from gunicorn.config import Config
 
 
 def _undo(name: str, origin: str, env: str) -> str:
@@ -22,7 +25,7 @@ def _undo(name: str, origin: str, env: str) -> str:
             "env": f"unset {env}"}[origin]
 
 
-def shadowed_settings(resolved: Mapping[str, Resolved], cfg: Any) -> list[str]:
+def shadowed_settings(resolved: Mapping[str, Resolved], cfg: Config) -> list[str]:
     """One line per option of ours, set by the user, that overrides a Gunicorn setting the
     user set too (away from its default) to a different value: which wins, what to change."""
     lines = []
@@ -48,7 +51,7 @@ def shadowed_settings(resolved: Mapping[str, Resolved], cfg: Any) -> list[str]:
     return lines
 
 
-def misspelt_names(config_file: Mapping[str, object], cfg: Any) -> list[str]:
+def misspelt_names(config_file: Mapping[str, object], cfg: Config) -> list[str]:
     """One line per top-level value in the config file that neither Gunicorn nor we know
     but that is spelt like one of our options (Gunicorn ignores unknown names silently)."""
     settings = getattr(cfg, "settings", {})
@@ -64,7 +67,7 @@ def misspelt_names(config_file: Mapping[str, object], cfg: Any) -> list[str]:
     return lines
 
 
-def check_at_boot(explicit: Mapping[str, object], cfg: Any,
+def check_at_boot(explicit: Mapping[str, object], cfg: Config,
                   config_file: Mapping[str, object],
                   environ: Mapping[str, str] = os.environ) -> list[str]:
     """The warnings to log once; raises ConfigError for an option no worker could boot with."""

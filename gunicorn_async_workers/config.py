@@ -13,9 +13,20 @@ import ipaddress
 import math
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, cast
+
+if TYPE_CHECKING:
+    from _typeshed import ConvertibleToFloat
+    from gunicorn.config import Config
+    from gunicorn.glogging import Logger
+
+    from .accesslog import PostRequestHook, PreRequestHook
+
+# The value of one of our options, as its type makes it (`Choice` and `Text`: str, `Number`:
+# int or float, `Boolean`: bool).
+OptionValue = str | int | float | bool
 
 
 class ConfigError(Exception):
@@ -65,8 +76,8 @@ class Number:
         return f"of at least {self.minimum:g}"
 
     def __call__(self, source: str, value: object) -> float | int:
-        try:
-            number = float(value)  # type: ignore[arg-type]
+        try:  # float() decides what it takes: anything else is a TypeError, so a bad value
+            number = float(cast("ConvertibleToFloat", value))
         except (TypeError, ValueError):
             number = float("nan")
         if (not math.isfinite(number) or not self.minimum <= number <= self.maximum
@@ -138,7 +149,7 @@ class Option:
 
     name: str
     type: ValueType
-    default: object
+    default: OptionValue
     doc: str
     gunicorn_setting: str | None = None  # a Gunicorn setting that provides the default
 
@@ -241,7 +252,7 @@ class Resolved(NamedTuple):
     the config file), `env` (its `GAW_*` variable), `gunicorn` (the Gunicorn setting it
     follows) or `default`."""
 
-    value: object
+    value: OptionValue
     origin: str
 
     @property
@@ -258,7 +269,7 @@ def source_name(option: Option, origin: str) -> str:
             "gunicorn": str(option.gunicorn_setting)}.get(origin, option.name)
 
 
-def config_file_names(cfg: Any) -> Mapping[str, object]:
+def config_file_names(cfg: Config) -> Mapping[str, object]:
     """The top-level names of the config file Gunicorn ran, or {} when it ran none.
 
     Gunicorn runs a file (`-c path`, or ./gunicorn.conf.py) as the module `__config__` and
@@ -279,7 +290,7 @@ def _unknown(names: set[str], known: Mapping[str, object]) -> str:
     return ", ".join(parts)
 
 
-def resolve_sources(explicit: Mapping[str, object], cfg: Any,
+def resolve_sources(explicit: Mapping[str, object], cfg: Config | None,
                     environ: Mapping[str, str] = os.environ,
                     config_file: Mapping[str, object] | None = None) -> dict[str, Resolved]:
     """Each option's value and origin. In order of precedence: `configure(...)` or the same
@@ -327,9 +338,9 @@ def resolve_sources(explicit: Mapping[str, object], cfg: Any,
     return resolved
 
 
-def resolve_options(explicit: Mapping[str, object], cfg: Any,
+def resolve_options(explicit: Mapping[str, object], cfg: Config | None,
                     environ: Mapping[str, str] = os.environ,
-                    config_file: Mapping[str, object] | None = None) -> dict[str, object]:
+                    config_file: Mapping[str, object] | None = None) -> dict[str, OptionValue]:
     """Our options' values, as `resolve_sources` finds them."""
     return {name: r.value
             for name, r in resolve_sources(explicit, cfg, environ, config_file).items()}
@@ -340,12 +351,12 @@ class TrustedPeers:
 
     __slots__ = ("_any", "_cache", "_networks")
 
-    def __init__(self, allow: object) -> None:
+    def __init__(self, allow: str | Iterable[str] | None) -> None:
         if isinstance(allow, str):
             allow = [a.strip() for a in allow.split(",") if a.strip()]
-        items = list(allow or [])  # type: ignore[call-overload]
+        items = list(allow or [])
         self._any = "*" in items
-        self._networks = []
+        self._networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
         for item in items:
             if item == "*":
                 continue
@@ -361,7 +372,7 @@ class TrustedPeers:
         """Unix-socket peers (no address tuple) are trusted, as in Gunicorn's own workers."""
         if self._any or not isinstance(peer, tuple):
             return True
-        host = peer[0]
+        host: str = peer[0]
         known = self._cache.get(host)
         if known is None:
             try:
@@ -374,12 +385,12 @@ class TrustedPeers:
         return known
 
 
-def _hook(cfg: Any, name: str) -> Callable[..., Any] | None:
+def _hook(cfg: Config, name: str) -> Callable[..., object] | None:
     """A server hook the user set, or None when it is Gunicorn's default (skipped per request)."""
     setting = cfg.settings.get(name)
     if setting is None:
         return None
-    value = setting.get()
+    value: Callable[..., object] = setting.get()
     default = setting.default
     default = getattr(default, "__func__", default)
     return None if value is default else value
@@ -419,26 +430,26 @@ class ServerConfig:
     access_log: bool
     proxy_protocol: str
     proxy_peers: TrustedPeers
-    pre_request: Callable[..., Any] | None
-    post_request: Callable[..., Any] | None
+    pre_request: PreRequestHook | None
+    post_request: PostRequestHook | None
     tls_handshake_timeout: float = 10.0
     header_min_rate: float = 500.0
     body_min_rate: float = 500.0
     min_rate_grace: float = 10.0
-    options: dict[str, object] = field(default_factory=dict)
+    options: dict[str, OptionValue] = field(default_factory=dict)
 
     @classmethod
-    def from_gunicorn(cls, cfg: Any, log: Any, options: Mapping[str, object],
+    def from_gunicorn(cls, cfg: Config, log: Logger, options: Mapping[str, object],
                       max_requests: int,
                       config_file: Mapping[str, object] | None = None) -> ServerConfig:
         values = resolve_options(options, cfg, config_file=config_file)
-        line = cfg.limit_request_line
+        line: int = cfg.limit_request_line
         # As Gunicorn: 0 is unlimited (capped at 1 MiB, as its fast parser caps it), a
         # negative or larger value is 8190.
         line = 1 << 20 if line == 0 else 8190 if line < 0 or line > 8190 else line
-        fields = cfg.limit_request_fields
+        fields: int = cfg.limit_request_fields
         fields = 32768 if fields <= 0 or fields > 32768 else fields
-        field_size = cfg.limit_request_field_size
+        field_size: int = cfg.limit_request_field_size
         field_size = 8190 if field_size <= 0 else field_size
         access = getattr(log, "access_log_enabled", None)
         if access is None:  # Gunicorn before 24 has no such property
@@ -479,29 +490,29 @@ class ServerConfig:
             root_path=str(values["root_path"]),
             lifespan=str(values["lifespan"]),
             interface=str(values["interface"]),
-            header_timeout=float(values["header_timeout"]),  # type: ignore[arg-type]
-            body_timeout=float(values["body_timeout"]),  # type: ignore[arg-type]
-            max_body_size=int(values["max_body_size"]),  # type: ignore[call-overload]
+            header_timeout=float(values["header_timeout"]),
+            body_timeout=float(values["body_timeout"]),
+            max_body_size=int(values["max_body_size"]),
             require_host=bool(values["require_host"]),
-            shutdown_idle_grace=float(values["shutdown_idle_grace"]),  # type: ignore[arg-type]
+            shutdown_idle_grace=float(values["shutdown_idle_grace"]),
             server_header=str(values["server_header"]).encode("latin-1"),
             access_log=bool(access),
             proxy_protocol=_proxy_mode(getattr(cfg, "proxy_protocol", False)),
             proxy_peers=TrustedPeers(getattr(cfg, "proxy_allow_ips", "127.0.0.1")),
             pre_request=_hook(cfg, "pre_request"),
             post_request=_hook(cfg, "post_request"),
-            tls_handshake_timeout=float(values["tls_handshake_timeout"]),  # type: ignore[arg-type]
-            header_min_rate=float(values["header_min_rate"]),  # type: ignore[arg-type]
-            body_min_rate=float(values["body_min_rate"]),  # type: ignore[arg-type]
-            min_rate_grace=float(values["min_rate_grace"]),  # type: ignore[arg-type]
+            tls_handshake_timeout=float(values["tls_handshake_timeout"]),
+            header_min_rate=float(values["header_min_rate"]),
+            body_min_rate=float(values["body_min_rate"]),
+            min_rate_grace=float(values["min_rate_grace"]),
             options=values,
         )
 
 
-def _as_list(value: object) -> list[str]:
+def _as_list(value: str | Iterable[str] | None) -> list[str]:
     if isinstance(value, str):
         return [v for v in value.split(",") if v.strip()]
-    return list(value or [])  # type: ignore[call-overload]
+    return list(value or [])
 
 
 def _proxy_mode(value: object) -> str:

@@ -11,7 +11,12 @@ from __future__ import annotations
 
 import re
 import ssl
-from typing import Any
+from typing import TYPE_CHECKING, cast
+
+if TYPE_CHECKING:
+    from gunicorn.config import Config
+
+    from .asgi.types import TLSExtension
 
 # TLS protocol version numbers as the TLS RFCs define them (ASGI's `tls_version`).
 _TLS_VERSIONS = {"SSLv3": 0x0300, "TLSv1": 0x0301, "TLSv1.1": 0x0302, "TLSv1.2": 0x0303,
@@ -31,9 +36,12 @@ _OIDS = {"emailAddress": "1.2.840.113549.1.9.1", "serialNumber": "2.5.4.5",
 _PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL)
 # RFC 4514 section 2.4: characters escaped with a backslash anywhere in a value.
 _SPECIAL = re.compile(r'([\\"+,;<>])')
+# A certificate's `subject` as `getpeercert()` gives it: its RDNs, each a tuple of (attribute
+# type, value) pairs (typeshed types every value of that dict as any of its value shapes).
+Subject = tuple[tuple[tuple[str, str], ...], ...]
 
 
-def server_context(cfg: Any) -> ssl.SSLContext:
+def server_context(cfg: Config) -> ssl.SSLContext:
     """Gunicorn's SSL context for `cfg` (its `ssl_context` hook included), HTTP/1.1 only."""
     from gunicorn import sock
 
@@ -53,7 +61,7 @@ def escape_rfc4514(value: str) -> str:
     return escaped
 
 
-def rfc4514_name(subject: Any) -> str:
+def rfc4514_name(subject: Subject) -> str:
     """The `subject` of `SSLObject.getpeercert()` (RDNs in certificate order) as an RFC 4514
     string: the last RDN first, multi-valued RDNs joined with '+'."""
     rdns = []
@@ -92,7 +100,7 @@ class TlsInfo:
         # OpenSSL's cipher id carries the two-byte TLS cipher suite in its low 16 bits.
         self.cipher_ids = {c["name"]: c["id"] & 0xFFFF for c in context.get_ciphers()}
 
-    def extension(self, ssl_object: Any) -> dict[str, Any]:
+    def extension(self, ssl_object: ssl.SSLObject) -> TLSExtension:
         """The ASGI `tls` extension for one connection (after its handshake)."""
         chain: list[str] = []
         name = None
@@ -104,7 +112,7 @@ class TlsInfo:
             if unverified is not None:
                 chain.extend(ssl.DER_cert_to_PEM_cert(der) for der in unverified() or ()
                              if der != leaf)
-            subject = (ssl_object.getpeercert() or {}).get("subject")
+            subject = cast("Subject | None", (ssl_object.getpeercert() or {}).get("subject"))
             if subject:
                 name = rfc4514_name(subject)
         cipher = ssl_object.cipher()

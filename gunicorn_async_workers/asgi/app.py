@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal
 
 from ..config import ConfigError
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+# The ASGI types (defined in asgi/types.py), under the names first given them here.
+from .types import ASGIApp as ASGIApp
+from .types import Message as Message
+from .types import Receive as Receive
+from .types import Scope as Scope
+from .types import Send as Send
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
 
 
 def _is_asgi3(app: object) -> bool:
@@ -25,9 +29,9 @@ def _is_asgi3(app: object) -> bool:
     return asyncio.iscoroutinefunction(call) or inspect.iscoroutinefunction(call)
 
 
-def _positional_count(app: object) -> int | None:
+def _positional_count(app: Callable[..., object]) -> int | None:
     try:
-        params = inspect.signature(app).parameters.values()  # type: ignore[arg-type]
+        params = inspect.signature(app).parameters.values()
     except (TypeError, ValueError):
         return None
     kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
@@ -60,7 +64,8 @@ def detect_interface(app: object) -> str:
         "interface='asgi3', 'asgi2' or 'wsgi' (GAW_INTERFACE)")
 
 
-def load_app(app: object, interface: str) -> tuple[str, Any]:
+def load_app(app: object, interface: str
+             ) -> tuple[Literal["asgi"], ASGIApp] | tuple[Literal["wsgi"], WSGIApplication]:
     """(`asgi` or `wsgi`, the callable to serve) for `interface` auto/asgi3/asgi2/wsgi.
 
     An explicit interface that contradicts what the app clearly is stops the worker.
@@ -94,10 +99,10 @@ def as_asgi3(app: object, interface: str) -> ASGIApp:
     if kind == "wsgi":
         raise ConfigError(f"{app!r} is a WSGI application, not ASGI")
     if kind == "asgi3":
-        return app  # type: ignore[return-value]
+        return app
 
     async def asgi2_adapter(scope: Scope, receive: Receive, send: Send) -> None:
-        instance = app(scope)  # type: ignore[operator]
+        instance = app(scope)
         await instance(receive, send)
 
     return asgi2_adapter

@@ -3,15 +3,30 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Literal, TypedDict
 
-from .app import ASGIApp, Message
 from .scope import ASGI_VERSION
+
+if TYPE_CHECKING:
+    from gunicorn.glogging import Logger
+
+    from .types import ASGIApp, ASGISendEvent, LifespanReceiveEvents, LifespanScope
 
 # An app that reports `lifespan.*.failed` may go on to raise (Starlette re-raises the
 # exception whose traceback it sent as the message): it gets this long to end, so that its
 # exception, with the full traceback, is what gets printed, once.
 FAILED_APP_EXIT_WAIT = 1.0
+
+
+class AppExited(TypedDict):
+    """What a startup or shutdown awaiting the app's answer gets when the app ended instead."""
+
+    type: Literal["lifespan.app.exited"]
+
+
+if TYPE_CHECKING:
+    # What the app answered (any event: `_send` refuses the wrong ones), or that it ended.
+    Answer = ASGISendEvent | AppExited
 
 
 class LifespanFailed(Exception):
@@ -32,7 +47,7 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def failure_reason(message: Message, error: BaseException | None) -> str:
+def failure_reason(message: Answer, error: BaseException | None) -> str:
     """What a `lifespan.*.failed` message and the exception the app raised say, in one line
     where they allow it: a message that is a whole traceback (Starlette's) yields to the
     exception, whose traceback is printed in full beside it."""
@@ -51,23 +66,23 @@ class Lifespan:
     failure is a failed startup, as under `on`.
     """
 
-    def __init__(self, app: ASGIApp, mode: str, state: dict[str, Any], log: Any) -> None:
+    def __init__(self, app: ASGIApp, mode: str, state: dict[str, object], log: Logger) -> None:
         self.app = app
         self.mode = mode
         self.state = state
         self.log = log
         self.supported = True
         self.task: asyncio.Task[None] | None = None
-        self.inbox: asyncio.Queue[Message] = asyncio.Queue()
-        self.startup_done: asyncio.Future[Message] | None = None
-        self.shutdown_done: asyncio.Future[Message] | None = None
+        self.inbox: asyncio.Queue[LifespanReceiveEvents] = asyncio.Queue()
+        self.startup_done: asyncio.Future[Answer] | None = None
+        self.shutdown_done: asyncio.Future[Answer] | None = None
         self.startup_received = False
         self.shutdown_sent = False
         self.app_error: BaseException | None = None
 
     async def _run(self) -> None:
-        scope = {"type": "lifespan", "asgi": dict(ASGI_VERSION),
-                 "state": self.state}
+        scope: LifespanScope = {"type": "lifespan", "asgi": ASGI_VERSION.copy(),
+                                "state": self.state}
         try:
             await self.app(scope, self._receive, self._send)
         except asyncio.CancelledError:
@@ -87,13 +102,13 @@ class Lifespan:
         return (done is not None and done.done() and not self.shutdown_sent
                 and done.result()["type"] == "lifespan.startup.complete")
 
-    async def _receive(self) -> Message:
+    async def _receive(self) -> LifespanReceiveEvents:
         message = await self.inbox.get()
         if message["type"] == "lifespan.startup":
             self.startup_received = True
         return message
 
-    async def _send(self, message: Message) -> None:
+    async def _send(self, message: ASGISendEvent) -> None:
         kind = message.get("type")
         if kind in ("lifespan.startup.complete", "lifespan.startup.failed"):
             fut = self.startup_done

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from ..http.errors import BadRequest
 from ..http.exchange import split_target
 
+if TYPE_CHECKING:
+    from .types import ASGIVersions
+
 # The scope's `asgi` key: the ASGI version apps are called with and the spec version served.
-ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
+ASGI_VERSION: ASGIVersions = {"version": "3.0", "spec_version": "2.4"}
 
 
 def scope_path(target: bytes, method: str, root_path: str) -> tuple[str, bytes, bytes]:

@@ -119,6 +119,8 @@ def _read_v2(data: bytes) -> ProxyHeader | None:
         return ProxyHeader(total, None, None)
     family, transport = fam_proto >> 4, fam_proto & 0x0F
     body = data[16:total]
+    src: ipaddress.IPv4Address | ipaddress.IPv6Address
+    dst: ipaddress.IPv4Address | ipaddress.IPv6Address
     if family == 0:
         return ProxyHeader(total, None, None)
     if transport != 1:

@@ -14,10 +14,13 @@ test_websocket and test_hostile_clients) show it on every Python version CI runs
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import asyncio
 
 
-def high_water_check(transport: Any) -> Callable[[], None] | None:
+def high_water_check(transport: asyncio.BaseTransport) -> Callable[[], None] | None:
     """The check to call after `transport.writelines`, or None where none is needed."""
     if type(transport).__name__ != "_SelectorSocketTransport":
         return None

@@ -94,7 +94,7 @@ class WsgiInput:
             self.buffer += data
 
     def readlines(self, hint: int | None = -1) -> list[bytes]:
-        lines = []
+        lines: list[bytes] = []
         total = 0
         while True:
             line = self.readline()

@@ -12,23 +12,28 @@ import asyncio
 import threading
 from collections.abc import Callable
 from queue import SimpleQueue
-from typing import Any
+from typing import Generic, TypeVar
 
-Done = Callable[[Any, BaseException | None], None]
+Result = TypeVar("Result")
 
 
-class ThreadPool:
-    """`size` threads running submitted calls; each result is handed back on the loop."""
+class ThreadPool(Generic[Result]):
+    """`size` threads running submitted calls; each result is handed back on the loop.
+
+    Every call of a pool returns a `Result` (the WSGI bridge's: `bytes | None`)."""
 
     def __init__(self, size: int, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.queue: SimpleQueue[tuple[Callable[[], Any], Done] | None] = SimpleQueue()
+        self.queue: SimpleQueue[
+            tuple[Callable[[], Result],
+                  Callable[[Result | None, BaseException | None], None]] | None] = SimpleQueue()
         self.threads = [threading.Thread(target=self._work, name=f"gaw-wsgi-{i}", daemon=True)
                         for i in range(size)]
         for thread in self.threads:
             thread.start()
 
-    def submit(self, call: Callable[[], Any], done: Done) -> None:
+    def submit(self, call: Callable[[], Result],
+               done: Callable[[Result | None, BaseException | None], None]) -> None:
         """Run `call()` in a thread; then `done(result, None)` or `done(None, exc)` on the loop."""
         self.queue.put((call, done))
 

@@ -164,6 +164,8 @@ def test_wheel_contents(dists: dict[str, Path]) -> None:
     assert "gaw/__init__.py" in names
     for module in ("__init__", "workers", "config", "server"):
         assert f"gunicorn_async_workers/{module}.py" in names
+    # PEP 561: type checkers read the installed packages' own annotations.
+    assert {"gunicorn_async_workers/py.typed", "gaw/py.typed"} <= set(names)
     assert not [n for n in names if n.startswith(("tests/", "examples/", "benchmarks/"))]
     assert "[gunicorn.workers]" in entry_points
     for name, target in PYPROJECT["project"]["entry-points"]["gunicorn.workers"].items():

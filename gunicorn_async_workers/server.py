@@ -16,7 +16,7 @@ import select
 import socket
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .accesslog import RequestRecorder
 from .asgi.bridge import AsgiBridge
@@ -24,8 +24,11 @@ from .config import ServerConfig
 from .http.parsers import HeadPolicy, HttptoolsParser, ParserAdapter
 from .http.protocol import HttpProtocol, TlsHttpProtocol
 from .http.response import DateHeader
-from .http.seams import Log, RequestBridge
+from .http.seams import RequestBridge
 from .tls import TlsInfo
+
+if TYPE_CHECKING:
+    from gunicorn.glogging import Logger
 
 # Connections accepted per readiness callback before the loop attends to other work.
 ACCEPT_BATCH = 64
@@ -56,7 +59,7 @@ class Server:
     app's interface lives in its `bridge` (ASGI by default, WSGI after `serve_wsgi`)."""
 
     def __init__(self, config: ServerConfig, app: Any, loop: asyncio.AbstractEventLoop,
-                 log: Log, worker: Any, *, parser_class: type[ParserAdapter] = HttptoolsParser,
+                 log: Logger, worker: Any, *, parser_class: type[ParserAdapter] = HttptoolsParser,
                  ssl_context: Any = None, on_max_requests: Callable[[], None] | None = None,
                  state: dict[str, Any] | None = None) -> None:
         self.config = config

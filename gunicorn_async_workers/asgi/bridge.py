@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ..http.parsers import ParserAdapter
     from ..http.seams import Log, RequestConnection
     from .app import ASGIApp
+    from .types import HTTPScope
 
 
 class AsgiBridge:
@@ -64,7 +65,7 @@ class AsgiBridge:
                 return BadRequest(f"non-ASCII byte in request target {raw_path[:100]!r}")
         cycle = RequestCycle(connection, head)
         cycle.bridge = self
-        scope: dict[str, Any] = {
+        scope: HTTPScope = {
             "type": "http",
             "asgi": ASGI_VERSION,
             "http_version": head.http_version,

@@ -104,7 +104,6 @@ class ConnectionHost(Protocol):
 
     config: ServerConfig
     loop: asyncio.AbstractEventLoop
-    log: Log
     parser_class: type[ParserAdapter]
     policy: HeadPolicy
     date: DateHeader
@@ -112,6 +111,9 @@ class ConnectionHost(Protocol):
     bridge: RequestBridge
     # Whether `request_received` must be called for each request (`max_requests` is set).
     counts_requests: bool
+
+    @property
+    def log(self) -> Log: ...
 
     def request_received(self) -> None: ...
     def tls_extensions(self, transport: asyncio.BaseTransport) -> dict[str, Any] | None: ...

@@ -107,9 +107,9 @@ class WebSocketConnection:
     """A WebSocket's frames, messages and closing handshake over one HTTP connection.
 
     `protocol` is the HTTP connection it came on, used as the transport of this one exchange:
-    `write`, `writelines`, `close`, `pause_reading`, `resume_reading`, their flags
-    (`write_paused`, `read_paused`, `closing`) and its `loop`. `wake` wakes the app waiting in
-    `take`'s caller."""
+    `write`, `writelines`, `close`, `pause_reading`, `resume_reading`, the flags
+    `write_paused` and `read_paused`, and its `loop` (and, through `WebSocketReader`, the
+    transport's other events). `wake` wakes the app waiting in `take`'s caller."""
 
     __slots__ = ("buffer", "close_code", "decoder", "encode", "fast", "flush_scheduled",
                  "fragments", "fragments_size", "frames", "held", "held_timer", "inbox",

@@ -1,11 +1,13 @@
-"""The byte stream that the `websockets` frame parser reads: one buffer the socket is read into.
+"""The buffer the socket is read into once a connection is a WebSocket.
 
-Once a connection is a WebSocket, the transport reads straight into a `FrameBuffer`
-(`asyncio.BufferedProtocol`'s `get_buffer`/`buffer_updated`), and the library's frame parser
-reads from that same buffer. The library's own `StreamReader` would take a fresh `bytes` per
-read from the transport, append it to a `bytearray` and slice each payload out as another
-one: three copies of every byte before the unmasking, the payload's own. Here the kernel's
-copy into the buffer is the only one; a payload reaches the unmasking as a view of it.
+The transport reads straight into a `FrameBuffer` (`asyncio.BufferedProtocol`'s
+`get_buffer`/`buffer_updated`). On the fast path the `websockets` frame parser reads from that
+same buffer (`websockets_library.ParserInput`): the library's own `StreamReader` would take a
+fresh `bytes` per read from the transport, append it to a `bytearray` and slice each payload
+out as another one: three copies of every byte before the unmasking, the payload's own. Here
+the kernel's copy into the buffer is the only one; a payload reaches the unmasking as a view of
+it. (Through the library's public API, `websocket_public.PublicApiInput`, a read is copied out
+once and the buffer is emptied at once.)
 
 Frame parsing, unmasking and every check stay the library's: this is only where its parser
 gets its bytes from (the `read_exact`, `at_eof`, `discard`, `feed_data`, `feed_eof` and `eof`
@@ -14,24 +16,17 @@ handed out is copied by the unmasking at once and never kept; the buffer may the
 
 While the parser waits for the rest of a frame's payload, `pending` names that frame (its
 first header byte and mask) and `pending_payload` gives what has arrived of it, so that the
-session can check a text frame's UTF-8 as it comes in (`unmask` unmasks such a piece).
+session can check a text frame's UTF-8 as it comes in.
 
 Idle connections hold no buffer: a buffer with nothing unread goes back to a small pool; one
 that has received only a few bytes (the start of a frame) gives them a copy of their own and
 goes back too; and one that has held more of a frame for a second untouched keeps only those
-bytes.
+bytes. This module imports nothing of the library.
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator, Iterable
-
-from websockets.protocol import Protocol
-
-try:  # what the library itself unmasks with: its C speedup, else pure Python
-    from websockets.speedups import apply_mask
-except ImportError:  # pragma: no cover - a build without the extension
-    from websockets.utils import apply_mask
 
 # What one read may fill, and the most a connection holds while frames are small.
 BUFFER_SIZE = 128 * 1024
@@ -230,16 +225,11 @@ class FrameBuffer:
                 return buffer[head], bytes(buffer[at:start])
         return None
 
-    def pending_payload(self) -> memoryview:
-        """What has arrived of the payload the parser waits for (see `pending`), masked."""
+    def pending_payload(self) -> tuple[int, memoryview]:
+        """What has arrived of the payload the parser waits for (see `pending`), masked, and
+        where in the payload it starts (here always 0: all of it)."""
         assert self.buffer is not None
-        return memoryview(self.buffer)[self.start:self.end]
-
-
-def unmask(data: memoryview, mask: bytes, offset: int) -> bytes:
-    """`data`, the bytes of a masked payload from `offset` on, unmasked."""
-    turn = offset % 4
-    return apply_mask(data, mask[turn:] + mask[:turn])
+        return 0, memoryview(self.buffer)[self.start:self.end]
 
 
 def _give_back(buffer: bytearray) -> None:
@@ -247,14 +237,3 @@ def _give_back(buffer: bytearray) -> None:
     if len(buffer) == BUFFER_SIZE and len(_POOL) < _POOL_MAX:
         _POOL.append(buffer)
 
-
-def parse_frames_from_buffer(ws: Protocol) -> FrameBuffer:
-    """Start `ws`'s frame parser over a `FrameBuffer`, before any byte is received.
-
-    A server protocol's parser would first read the upgrade request; the HTTP protocol has
-    parsed it already (and `ServerProtocol.accept` judges it), so frames are parsed at once.
-    """
-    reader = ws.reader = FrameBuffer()  # type: ignore[assignment]
-    ws.parser = Protocol.parse(ws)
-    next(ws.parser)
-    return reader

@@ -17,7 +17,8 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from gunicorn_async_workers.asgi import frame_reader
-from gunicorn_async_workers.asgi.frame_reader import FrameBuffer, parse_frames_from_buffer
+from gunicorn_async_workers.asgi.frame_reader import FrameBuffer
+from gunicorn_async_workers.asgi.websockets_internals import parse_frames_from_buffer
 
 
 def _run(step: Iterable[Any]) -> tuple[bool, Any]:

@@ -20,6 +20,7 @@ from gunicorn.workers.base import Worker
 
 from .asgi.app import load_app
 from .asgi.lifespan import Lifespan, LifespanFailed
+from .asgi.websockets_internals import fast_path_problem
 from .boot_check import check_at_boot
 from .config import ConfigError, ServerConfig, config_file_names, resolve_options
 from .http.parsers import H11Parser, HttptoolsParser, ParserAdapter
@@ -127,6 +128,9 @@ class AsyncWorkerBase(Worker):
             raise SystemExit(WORKER_BOOT_ERROR) from None
         for line in warnings:
             log.warning("gunicorn-async-workers: %s", line)
+        problem = fast_path_problem()  # WebSockets on the library's public API only
+        if problem is not None:
+            log.warning("gunicorn-async-workers: %s", problem)
 
     # -- boot ----------------------------------------------------------------------------
     def init_process(self) -> None:

@@ -50,8 +50,6 @@ def test_a_close_between_fragments_closes_1000(server: GunicornProcess) -> None:
         assert raw.closed_by_server()
 
 
-@pytest.mark.xfail(reason="workers.py does not log websockets_internals.fast_path_problem() "
-                          "at boot yet (the coordinator wires it)", strict=True)
 def test_why_is_logged_once_at_boot(server: GunicornProcess) -> None:
     """One warning line for the whole server (the arbiter's check, before it forks), not
     one per worker."""

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from benchmarks import corestat, machine, report, suite
-from benchmarks.servers import CONFIGS, CONFIGS_BY_NAME, ServerConfig
+from benchmarks import corestat, machine, report, revision, suite
+from benchmarks.servers import CONFIGS, CONFIGS_BY_NAME, ServerConfig, revision_config
 from benchmarks.summary import summarise_workload
 from benchmarks.workloads import WORKLOADS, WORKLOADS_BY_NAME, Workload
 
@@ -51,10 +54,21 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--smoke",
         action="store_true",
-        help="one ~2 s run of one configuration and one workload (for CI); "
-        "results go to results/raw/smoke/",
+        help="one ~2 s run of one configuration (and gaw@REV with --baseline-rev) and one "
+        "workload; results go to results/raw/smoke/",
     )
-    p.add_argument("--out", type=Path, help="directory for the result files (default results/)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="directory for the result files (default results/); raw output and server logs "
+        "go to its raw/ folder",
+    )
+    p.add_argument(
+        "--baseline-rev",
+        metavar="REV",
+        help="also run gaw as of git revision REV of this repo, as configuration gaw@REV, "
+        "and make it every workload's baseline (the report's ratios are then ÷ gaw@REV)",
+    )
     p.add_argument("--no-pin", action="store_true", help="do not pin server and wrk to cores")
     p.add_argument(
         "--contended",
@@ -96,16 +110,31 @@ def select(
 def smoke_selection(
     configs: tuple[ServerConfig, ...], workloads: tuple[Workload, ...]
 ) -> tuple[tuple[ServerConfig, ...], tuple[Workload, ...]]:
-    """The first available configuration (gaw first) and the first workload it serves."""
+    """The first available configuration (gaw first) and the first workload it serves; with
+    another revision of gaw among the configurations, that one too, as the baseline."""
+    other_revision = [c for c in configs if c.source is not None]
     for config in configs:
+        if config.source is not None:
+            continue
         reason = config.unavailable_reason()
         if reason is None:
             for workload in workloads:
-                if workload.serves(config):
-                    return (config,), (workload,)
+                if workload.serves(config) and all(workload.serves(c) for c in other_revision):
+                    return (config, *other_revision), (workload,)
         else:
             print(f"smoke: {config.name} unavailable ({reason})", flush=True)
     raise SystemExit("smoke: no available configuration serves the selected workloads")
+
+
+def with_revision(
+    configs: tuple[ServerConfig, ...], workloads: tuple[Workload, ...], other: ServerConfig
+) -> tuple[tuple[ServerConfig, ...], tuple[Workload, ...]]:
+    """`other` (gaw as of another revision) beside gaw, or last, and as every workload's
+    baseline."""
+    names = [c.name for c in configs]
+    at = names.index("gaw") + 1 if "gaw" in names else len(configs)
+    configs = (*configs[:at], other, *configs[at:])
+    return configs, tuple(dataclasses.replace(w, baseline=other.name) for w in workloads)
 
 
 def pinning(no_pin: bool) -> tuple[int | None, int | None, str]:
@@ -151,8 +180,9 @@ def build_result(
     started: dt.datetime,
     pin_text: str,
     loadavg_start: str,
+    baseline_rev: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The JSON document of a run."""
+    """The JSON document of a run (`baseline_rev`: the other revision of gaw, when one ran)."""
     finished = dt.datetime.now().astimezone()
     workloads = []
     for workload in settings.workloads:
@@ -194,6 +224,7 @@ def build_result(
             "loadavg_start": loadavg_start,
             "loadavg_end": corestat.loadavg(),
             "raw_dir": _shown(settings.raw_dir),
+            **({"baseline_rev": baseline_rev} if baseline_rev else {}),
         },
         "machine": facts,
         "configurations": {
@@ -229,6 +260,33 @@ def main(argv: list[str]) -> int:
         raise SystemExit("--rounds, --duration and --warmup must be at least 1")
     signal.signal(signal.SIGTERM, _interrupt)
     configs, workloads = select(args.only)
+    export_dir: Path | None = None
+    baseline_rev: dict[str, str] | None = None
+    try:
+        if args.baseline_rev:
+            try:
+                commit, short = revision.resolve(args.baseline_rev)
+                export_dir = Path(tempfile.mkdtemp(prefix=f"gaw-baseline-rev-{short}-"))
+                revision.export(commit, export_dir)
+            except revision.RevisionError as error:
+                raise SystemExit(f"--baseline-rev {args.baseline_rev}: {error}") from None
+            other = revision_config(short, export_dir)
+            configs, workloads = with_revision(configs, workloads, other)
+            baseline_rev = {"rev": args.baseline_rev, "commit": commit, "name": other.name}
+            log(f"{other.name}: gaw as of {commit}, exported to {export_dir}")
+        return _run(args, configs, workloads, baseline_rev)
+    finally:
+        if export_dir is not None:
+            shutil.rmtree(export_dir, ignore_errors=True)
+
+
+def _run(
+    args: argparse.Namespace,
+    configs: tuple[ServerConfig, ...],
+    workloads: tuple[Workload, ...],
+    baseline_rev: dict[str, str] | None,
+) -> int:
+    """Preflight, the rounds and the report; 0 when at least one measurement succeeded."""
     rounds, duration = args.rounds, args.duration
     out_dir = args.out or RESULTS
     if args.smoke:
@@ -241,6 +299,8 @@ def main(argv: list[str]) -> int:
     server_cpu, client_cpu, pin_text = pinning(args.no_pin)
     if client_cpu is not None:
         os.sched_setaffinity(0, {client_cpu})
+    # raw output beside the results when they go elsewhere; by default in results/raw/
+    raw_root = out_dir / "raw" if args.out else RESULTS / "raw"
     settings = suite.Settings(
         configs=configs,
         workloads=workloads,
@@ -249,7 +309,7 @@ def main(argv: list[str]) -> int:
         warmup_s=args.warmup,
         server_cpu=server_cpu,
         client_cpu=client_cpu,
-        raw_dir=RESULTS / "raw" / started.strftime("%Y-%m-%d_%H%M%S"),
+        raw_dir=raw_root / started.strftime("%Y-%m-%d_%H%M%S"),
         contended=args.contended,
     )
     log(f"machine: {facts['nproc']} CPUs, {facts['cpu_model']}, Python {facts['python']}")
@@ -266,7 +326,8 @@ def main(argv: list[str]) -> int:
     except KeyboardInterrupt:
         log("interrupted; servers stopped")
         return 130
-    result = build_result(settings, records, skipped, facts, started, pin_text, loadavg_start)
+    result = build_result(settings, records, skipped, facts, started, pin_text, loadavg_start,
+                          baseline_rev)
     chart_path = None
     try:
         from benchmarks import chart

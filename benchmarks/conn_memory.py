@@ -281,7 +281,9 @@ def main(argv: list[str]) -> int:
         configs=configs, kinds=kinds, connections=args.connections, rounds=args.rounds,
         rate=args.rate, concurrency=args.concurrency,
         server_cpu=SERVER_CPU if pinned else None,
-        raw_dir=BENCH_DIR / "results" / "raw" / "conn-memory" / stamp,
+        # server logs beside the results when they go elsewhere; by default in results/raw/
+        raw_dir=(args.out / "raw" if args.out else BENCH_DIR / "results" / "raw" / "conn-memory")
+        / stamp,
     )
     facts = machine.describe(REPO_ROOT)
     print(f"machine: {facts['nproc']} CPUs, {facts['cpu_model']}, Python {facts['python']}; "
@@ -305,7 +307,8 @@ def main(argv: list[str]) -> int:
             "pinning": (f"server on CPU {SERVER_CPU} ({' '.join(taskset(SERVER_CPU))}), "
                         f"client on CPU {CLIENT_CPU}") if pinned else "off",
             "baseline": BASELINE,
-            "raw_dir": str(settings.raw_dir.relative_to(REPO_ROOT)),
+            "raw_dir": str(settings.raw_dir.relative_to(REPO_ROOT)
+                           if settings.raw_dir.is_relative_to(REPO_ROOT) else settings.raw_dir),
         },
         "machine": facts,
         "commands": {c.name: _shown_command(c, args.connections) for c in configs},

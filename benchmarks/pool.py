@@ -6,7 +6,7 @@ is what keeps the answer honest, so this prints which runs went in (time, revisi
 mode), and refuses a run given twice. Runs one after another and contended runs measure
 different things (a core of its own, a shared core) and are never pooled together.
 
-    python -m benchmarks.pool benchmarks/results/ws/2026-11-23-2001.json ... [--out FILE]
+    python -m benchmarks.pool RUN1.json RUN2.json ... [--out FILE]
 """
 
 from __future__ import annotations
@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.paired import PairedRatios, median_interval, round_ratios
-from benchmarks.report import TARGETS, Target, interval_cell, labels, target_rounds, target_verdict
+from benchmarks.report import (
+    TARGETS,
+    Target,
+    interval_cell,
+    labels,
+    target_rounds,
+    target_verdict,
+    target_versus,
+)
 
 
 def pooled_ratios(results: list[dict[str, Any]], target: Target) -> PairedRatios | None:
@@ -56,7 +64,7 @@ def pooled_report(results: list[dict[str, Any]], names: list[str]) -> list[str]:
             continue
         workload = next(w for r in results for w in r["workloads"]
                         if w["name"] == target.workload)
-        versus = target.versus or workload["baseline"]
+        versus = target_versus(workload, target)
         kind = "stretch" if target.stretch else "target"
         lines.append(
             f"| {target.workload} | {target.config} | {labels(workload)[target.metric]} ÷ "

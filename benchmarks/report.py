@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.paired import PairedRatios, paired
+from benchmarks.paired import PairedRatios, median_range, paired, round_ratios
 from benchmarks.summary import IDLE_METRICS, METRICS
+from benchmarks.workloads import WORKLOADS_BY_NAME
 
 _FORMATS = {
     "rps": "{:,.0f}",
@@ -54,7 +55,8 @@ def labels(workload: dict[str, Any]) -> dict[str, str]:
 class Target:
     """A goal for one configuration on one workload: median ratio `relation` threshold.
 
-    The ratio is to the workload's baseline, or to the configuration named in `versus`.
+    The ratio is to the workload's peer baseline (uvicorn-worker, gthread: `Workload.baseline`
+    in workloads.py, whatever baseline a run chose), or to the configuration named in `versus`.
     """
 
     workload: str
@@ -80,15 +82,25 @@ TARGETS: tuple[Target, ...] = (
 )
 
 
+def target_versus(workload: dict[str, Any], target: Target) -> str:
+    """The configuration a target's ratio divides by: `versus`, else the workload's peer
+    baseline (a run against another revision of gaw has that revision as its baseline)."""
+    if target.versus:
+        return target.versus
+    known = WORKLOADS_BY_NAME.get(workload["name"])
+    return known.baseline if known else workload["baseline"]
+
+
 def _target_ratio(workload: dict[str, Any], target: Target) -> float | None:
     """The median ratio a target is about, or None when either side was not measured."""
     configs = workload["configs"]
     mine = configs.get(target.config)
     if mine is None:
         return None
-    if target.versus is None:
+    versus = target_versus(workload, target)
+    if versus == workload["baseline"]:
         return mine["ratios"].get(target.metric)
-    theirs = configs.get(target.versus)
+    theirs = configs.get(versus)
     a = mine["figures"].get(target.metric)
     b = theirs["figures"].get(target.metric) if theirs else None
     return a["median"] / b["median"] if a and b and b["median"] else None
@@ -99,7 +111,7 @@ def target_rounds(workload: dict[str, Any], target: Target
     """The round records of a target's two sides (its configuration, then the baseline or
     `versus`), or None when either side has none in this workload."""
     rounds = workload.get("rounds") or {}
-    versus = target.versus or workload["baseline"]
+    versus = target_versus(workload, target)
     if target.config not in rounds or versus not in rounds:
         return None
     return rounds[target.config], rounds[versus]
@@ -151,9 +163,9 @@ def targets_table(result: dict[str, Any]) -> list[str]:
     lines = []
     for target in TARGETS:
         workload = by_name.get(target.workload)
-        if workload is None:
-            continue
-        versus = target.versus or workload["baseline"]
+        versus = target_versus(workload, target) if workload else ""
+        if workload is None or not {target.config, versus} <= set(workload["configs"]):
+            continue  # the run left out the workload or a side of the target
         ratio = _target_ratio(workload, target)
         rounds = _target_paired(workload, target)
         kind = "stretch" if target.stretch else "target"
@@ -174,6 +186,52 @@ def targets_table(result: dict[str, Any]) -> list[str]:
 
 
 GLANCE_METRICS = ("rps", "cpu_us_per_req", "p99_ms")
+
+
+def per_round(workload: dict[str, Any], name: str) -> dict[str, PairedRatios | None]:
+    """For each glance metric: the ratios of `name` to the workload's baseline within each
+    round, their median and its interval (`median_range`: 95 % from 6 rounds on, below that
+    the range of the ratios with the coverage it has)."""
+    rounds = workload.get("rounds") or {}
+    mine, theirs = rounds.get(name, []), rounds.get(workload["baseline"], [])
+    return {key: median_range(round_ratios(mine, theirs, key)) for key in GLANCE_METRICS}
+
+
+def range_cell(rounds: PairedRatios | None) -> str:
+    """`median× [low–high]` of per-round ratios; the median alone without an interval."""
+    if rounds is None:
+        return "n/a"
+    if rounds.interval is None:
+        return _ratio(rounds.median)
+    return f"{_ratio(rounds.median)} [{rounds.interval.low:.2f}–{rounds.interval.high:.2f}]"
+
+
+def coverage_cell(rounds: PairedRatios | None) -> str:
+    """How many rounds were paired and how sure the interval is."""
+    if rounds is None:
+        return "n/a"
+    if rounds.interval is None:
+        return f"{len(rounds.ratios)} (no interval)"
+    return f"{len(rounds.ratios)} ({100 * rounds.interval.coverage:.0f} %)"
+
+
+def per_round_table(result: dict[str, Any]) -> list[str]:
+    """Every configuration's per-round ratios to its workload's baseline, with intervals."""
+    lines = [
+        "| workload | configuration | ÷ | req/s | CPU µs/req | p99 | rounds (coverage) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for workload in result["workloads"]:
+        baseline = workload["baseline"]
+        for name in workload["configs"]:
+            if name == baseline:
+                continue
+            ratios = per_round(workload, name)
+            cells = [range_cell(ratios[key]) for key in GLANCE_METRICS]
+            lines.append(f"| {workload['name']} | {name} | {baseline} | " + " | ".join(cells)
+                         + f" | {coverage_cell(ratios['rps'])} |")
+    return lines if len(lines) > 2 else []
+
 
 
 def glance_tables(result: dict[str, Any]) -> list[str]:
@@ -266,6 +324,28 @@ def _ws_settings(result: dict[str, Any]) -> list[str]:
     ]
 
 
+def _baseline_words(result: dict[str, Any]) -> str:
+    """Which configuration the run's ratios divide by."""
+    other = result["settings"].get("baseline_rev")
+    if other:
+        return f"{other['name']}, gaw as of the other revision, for every workload"
+    return ("uvicorn-worker for the ASGI workloads, gthread for the WSGI ones, since "
+            "uvicorn-worker serves no WSGI")
+
+
+def _revision_settings(result: dict[str, Any]) -> list[str]:
+    """What the other revision of gaw was, when the run had one (`--baseline-rev`)."""
+    other = result["settings"].get("baseline_rev")
+    if not other:
+        return []
+    return [
+        f"- **{other['name']}** (`--baseline-rev {other['rev']}`): gaw as of commit "
+        f"`{other['commit']}`, its packages exported with `git archive` and first on that "
+        "server's import path; the apps, the suite and every installed dependency are this "
+        f"checkout's. It is every workload's baseline: the ratios are ÷ {other['name']}",
+    ]
+
+
 def markdown(result: dict[str, Any], chart_name: str | None) -> str:
     """The whole Markdown report."""
     machine = result["machine"]
@@ -304,6 +384,7 @@ def markdown(result: dict[str, Any], chart_name: str | None) -> str:
             if settings.get("contended")
             else []
         ),
+        *_revision_settings(result),
         "- wrk: `wrk -t1 -c<connections> -d<duration> --latency` (keep-alive), "
         "64 connections unless stated",
         *_ws_settings(result),
@@ -315,8 +396,7 @@ def markdown(result: dict[str, Any], chart_name: str | None) -> str:
         "",
         "Each cell is the median over the rounds with the spread (min–max) in brackets. "
         "`×base` is the ratio of that median to the baseline's median from this same run "
-        "(the bold row: uvicorn-worker for the ASGI workloads, gthread for the WSGI ones, "
-        "since uvicorn-worker serves no WSGI). For req/s a ratio "
+        f"(the bold row: {_baseline_words(result)}). For req/s a ratio "
         "above 1 is better; for CPU µs/req, latency and RSS a ratio below 1 is better. "
         "CPU µs/req is the server tree's utime+stime during the measured run divided by the "
         "requests wrk completed; RSS is the sum of VmRSS over the server's process tree "
@@ -338,6 +418,22 @@ def markdown(result: dict[str, Any], chart_name: str | None) -> str:
     glance = glance_tables(result)
     if glance:
         lines += ["## Ratios at a glance", "", *glance]
+    paired_lines = per_round_table(result)
+    if paired_lines:
+        lines += [
+            "## Per-round ratios",
+            "",
+            "Each configuration's figures divided by the baseline's of the same round (the two "
+            "runs of a round are close in time, so a slow spell of the machine moves both), "
+            "the median of those ratios and, in brackets, the interval that holds the true "
+            "median with the coverage given in the last column whatever the ratios' "
+            "distribution (order statistics, as in the sign test): at least 95 % from 6 rounds "
+            "on; with fewer rounds the whole range of the ratios, which holds it with "
+            "1 − 2/2ⁿ (75 % for 3 rounds). In the ws-* rows a request is one echoed message.",
+            "",
+            *paired_lines,
+            "",
+        ]
     targets = targets_table(result)
     if targets:
         lines += [

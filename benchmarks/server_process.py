@@ -16,7 +16,6 @@ from benchmarks.servers import HOST, ServerConfig
 
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class ServerStartError(RuntimeError):
@@ -33,14 +32,6 @@ def free_port() -> int:
 def taskset(cpu: int | None) -> list[str]:
     """The `taskset -c CPU` prefix, or nothing when pinning is off."""
     return [] if cpu is None else ["taskset", "-c", str(cpu)]
-
-
-def _server_env() -> dict[str, str]:
-    env = dict(os.environ)
-    for name in ("WEB_CONCURRENCY", "GUNICORN_CMD_ARGS", "PYTHONDEVMODE", "PYTHONASYNCIODEBUG"):
-        env.pop(name, None)
-    env["PYTHONPATH"] = str(REPO_ROOT)
-    return env
 
 
 def _answers(port: int, path: str, timeout: float) -> bool:
@@ -74,8 +65,8 @@ class RunningServer:
             log.flush()
             self.process = subprocess.Popen(
                 self.command,
-                cwd=REPO_ROOT,
-                env=_server_env(),
+                cwd=config.cwd(),
+                env=config.env(),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 KEEPALIVE_S = 120  # long, so the idle-connection workload's sockets stay open
 BACKLOG = 2048
@@ -99,23 +101,48 @@ def _hypercorn(kind: str, port: int) -> list[str]:
 
 @dataclass(frozen=True)
 class ServerConfig:
-    """One server configuration: how to start it and how to tell whether it is installed."""
+    """One server configuration: how to start it and how to tell whether it is installed.
+
+    `source`, when set, is a directory holding another revision of our packages (see
+    `revision.py`): the server runs from there, with it first on the import path, and counts
+    as `variant_of` wherever a workload names the configurations that run it.
+    """
 
     name: str
     description: str
     kinds: tuple[str, ...]
     build: CommandBuilder
     import_check: str
+    source: Path | None = None
+    variant_of: str | None = None
 
     def command(self, kind: str, port: int) -> list[str]:
         """The server's command line (without the taskset prefix)."""
         return self.build(kind, port)
+
+    def cwd(self) -> Path:
+        """Where the server starts: the repo root, or the other revision's directory."""
+        return self.source or REPO_ROOT
+
+    def env(self) -> dict[str, str]:
+        """The server's environment: ours without settings that would change what it runs,
+        and the import path that finds the benchmark apps (and, first, `source`)."""
+        env = dict(os.environ)
+        for name in ("WEB_CONCURRENCY", "GUNICORN_CMD_ARGS", "PYTHONDEVMODE",
+                     "PYTHONASYNCIODEBUG"):
+            env.pop(name, None)
+        paths = [str(self.source)] if self.source else []
+        env["PYTHONPATH"] = os.pathsep.join([*paths, str(REPO_ROOT)])
+        env["PWD"] = str(self.cwd())
+        return env
 
     def unavailable_reason(self) -> str | None:
         """None when the import check passes in the benchmark venv, else why not."""
         try:
             done = subprocess.run(
                 [sys.executable, "-c", self.import_check],
+                cwd=self.cwd(),
+                env=self.env(),
                 capture_output=True,
                 text=True,
                 timeout=60,
@@ -207,3 +234,23 @@ CONFIGS: tuple[ServerConfig, ...] = (
 )
 
 CONFIGS_BY_NAME = {config.name: config for config in CONFIGS}
+
+
+def revision_config(short: str, source: Path) -> ServerConfig:
+    """gaw (`-k gaw.UvloopWorker`, as the `gaw` configuration) as of another revision, whose
+    packages are in `source`; the import check fails unless gaw loads from there."""
+    check = (
+        "import pathlib, gaw, gunicorn_async_workers as p; gaw.UvloopWorker; "
+        f"assert pathlib.Path(p.__file__).resolve().is_relative_to({str(source.resolve())!r}), "
+        "'gaw loads from ' + p.__file__"
+    )
+    return ServerConfig(
+        name=f"gaw@{short}",
+        description=f"gunicorn -w 1 -k gaw.UvloopWorker as of revision {short} "
+        "(WSGI: --threads 4)",
+        kinds=("asgi", "wsgi"),
+        build=_gunicorn("gaw.UvloopWorker", wsgi_extra=("--threads", str(WSGI_THREADS))),
+        import_check=check,
+        source=source,
+        variant_of="gaw",
+    )

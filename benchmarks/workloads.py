@@ -64,7 +64,8 @@ class Workload:
 
     def serves(self, config: ServerConfig) -> bool:
         """True when the configuration runs this workload."""
-        return self.kind in config.kinds and (not self.configs or config.name in self.configs)
+        name = config.variant_of or config.name
+        return self.kind in config.kinds and (not self.configs or name in self.configs)
 
     def wrk_script(self) -> str | None:
         """Lua for wrk when the request is not a plain GET."""

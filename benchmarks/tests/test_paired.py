@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.paired import COVERAGE, median_interval, paired, round_ratios
+from benchmarks.paired import COVERAGE, median_interval, median_range, paired, round_ratios
 from benchmarks.pool import main as pool_main
 from benchmarks.pool import pooled_ratios, pooled_report
-from benchmarks.report import Target, target_verdict, targets_table
+from benchmarks.report import Target, per_round_table, target_verdict, targets_table
 
 
 def record(round_no: int, rps: float, ok: bool = True) -> dict:
@@ -46,6 +46,38 @@ def test_fewer_than_six_rounds_give_a_median_but_no_interval() -> None:
     assert result.median == 3.0
     assert result.interval is None
     assert median_interval([]) is None
+
+
+def test_below_six_rounds_the_range_is_the_interval_with_the_coverage_it_has() -> None:
+    result = median_range([1.3, 1.2, 1.4])
+    assert result is not None and result.interval is not None
+    assert (result.median, result.interval.low, result.interval.high) == (1.3, 1.2, 1.4)
+    assert result.interval.coverage == 0.75  # misses the median when all 3 fall on one side
+    assert median_range([1.0, 2.0]).interval.coverage == 0.5  # type: ignore[union-attr]
+    one = median_range([1.3])
+    assert one is not None and one.interval is None
+    assert median_range([]) is None
+    # from 6 rounds on it is median_interval's 95 % interval
+    values = [1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.7, 1.8]
+    assert median_range(values) == median_interval(values)
+
+
+def test_the_per_round_table_divides_each_round_by_the_baseline_s_same_round() -> None:
+    workload = {
+        "name": "plaintext", "baseline": "gaw@abc1234",
+        "configs": {"gaw": {}, "gaw@abc1234": {}},
+        "rounds": {
+            "gaw": [{"round": r, "ok": True, "rps": rps, "cpu_us_per_req": cpu, "p99_ms": 1.0}
+                    for r, rps, cpu in ((1, 110, 9.0), (2, 50, 20.0), (3, 210, 4.5))],
+            "gaw@abc1234": [{"round": r, "ok": True, "rps": rps, "cpu_us_per_req": cpu,
+                             "p99_ms": 2.0}
+                            for r, rps, cpu in ((1, 100, 10.0), (2, 50, 20.0), (3, 200, 5.0))],
+        },
+    }
+    rows = per_round_table({"workloads": [workload]})
+    assert rows[2] == ("| plaintext | gaw | gaw@abc1234 | 1.05× [1.00–1.10] | 0.90× [0.90–1.00] "
+                       "| 0.50× [0.50–0.50] | 3 (75 %) |")
+    assert len(rows) == 3  # the baseline has no row of its own
 
 
 def test_the_interval_holds_the_true_median_as_often_as_it_claims() -> None:

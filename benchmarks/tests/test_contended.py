@@ -4,36 +4,21 @@ the benchmarks' own venv), two short rounds of WebSocket echo."""
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
-from gunicorn.config import KNOWN_SETTINGS
-from gunicorn_process import REPO
-
-RUN = ("import sys\n"
-       "from benchmarks import cli\n"
-       "sys.exit(cli.main(sys.argv[1:]))\n")
+from benchmarks.tests.running import needs_control_socket_flag, run_module, tail, written
 
 
-# The suite's Gunicorn commands pass --no-control-socket; its own venv pins a Gunicorn that has it.
-@pytest.mark.skipif(not any(s.name == "control_socket_disable" for s in KNOWN_SETTINGS),
-                    reason="the benchmark suite's Gunicorn commands need --no-control-socket")
+@needs_control_socket_flag
 def test_contended_rounds_measure_every_server_at_once_and_say_so(tmp_path: Path) -> None:
     out = tmp_path / "results"
-    done = subprocess.run(
-        [sys.executable, "-c", RUN, "--only", "gaw,gaw-asyncio,ws-echo-64", "--contended",
-         "--rounds", "2", "--duration", "1", "--warmup", "1", "--out", str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=180, check=False,
-    )
-    result = json.loads((out / "latest.json").read_text()) if done.returncode == 0 else {}
-    raw = result.get("settings", {}).get("raw_dir")
-    if raw:  # the suite's raw files (wsload output, server logs) go under benchmarks/results
-        shutil.rmtree(REPO / raw, ignore_errors=True)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    done = run_module("benchmarks.cli", [
+        "--only", "gaw,gaw-asyncio,ws-echo-64", "--contended", "--rounds", "2",
+        "--duration", "1", "--warmup", "1", "--out", str(out)], timeout=180)
+    result = written(out)
+    assert done.returncode == 0, tail(done)
+    # the raw files (wsload output, server logs) went beside the results, not into the tree
+    assert Path(result["settings"]["raw_dir"]).is_relative_to(out)
     assert result["settings"]["contended"] is True
     progress = [line for line in done.stdout.splitlines() if "(contended)" in line]
     assert len(progress) == 4, done.stdout  # 2 rounds × 2 servers, each round's pair together

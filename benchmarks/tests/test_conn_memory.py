@@ -4,41 +4,31 @@ kind of idle connection is opened, held by the worker, measured and closed."""
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
-from gunicorn.config import KNOWN_SETTINGS
-from gunicorn_process import REPO
+from benchmarks.tests.running import (
+    CONFIG_NAMES,
+    needs_control_socket_flag,
+    run_module,
+    tail,
+    written,
+)
 
-RUN = ("import sys\n"
-       "from benchmarks import conn_memory\n"
-       "sys.exit(conn_memory.main(sys.argv[1:]))\n")
-CONFIG_NAMES = {"gaw.UvloopWorker": "gaw", "gaw.AsyncioWorker": "gaw-asyncio",
-                "gaw.H11Worker": "gaw-h11"}
 CONNECTIONS = 200
 
 
-# The suite's Gunicorn commands pass --no-control-socket; its own venv pins a Gunicorn that has it.
-@pytest.mark.skipif(not any(s.name == "control_socket_disable" for s in KNOWN_SETTINGS),
-                    reason="the benchmark suite's Gunicorn commands need --no-control-socket")
+@needs_control_socket_flag
 def test_each_kind_of_idle_connection_is_held_and_measured(worker_class: str,
                                                            tmp_path: Path) -> None:
     name = CONFIG_NAMES[worker_class]
     out = tmp_path / "results"
-    done = subprocess.run(
-        [sys.executable, "-c", RUN, "--only", name, "--connections", str(CONNECTIONS),
-         "--rounds", "1", "--out", str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
-    )
-    result = json.loads((out / "latest.json").read_text()) if (out / "latest.json").exists() else {}
-    raw = result.get("settings", {}).get("raw_dir")
-    if raw:  # the server logs go under benchmarks/results/raw
-        shutil.rmtree(REPO / raw, ignore_errors=True)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    done = run_module("benchmarks.conn_memory", [
+        "--only", name, "--connections", str(CONNECTIONS), "--rounds", "1", "--out", str(out)],
+        timeout=120)
+    result = written(out)
+    assert done.returncode == 0, tail(done)
+    # the server logs went beside the results, not into the tree
+    assert Path(result["settings"]["raw_dir"]).is_relative_to(out)
     # Gunicorn's worker_connections is raised above N, so its cap never binds
     assert f"--worker-connections {CONNECTIONS + 100} " in result["commands"][name]
     records = {r["kind"]: r for r in result["records"]}

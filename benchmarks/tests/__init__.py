@@ -1,0 +1,1 @@
+"""The benchmark suite's own tests (a package, so their module names never meet tests/')."""

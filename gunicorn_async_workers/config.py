@@ -22,8 +22,6 @@ if TYPE_CHECKING:
     from gunicorn.config import Config
     from gunicorn.glogging import Logger
 
-    from .accesslog import PostRequestHook, PreRequestHook
-
 # The value of one of our options, as its type makes it (`Choice` and `Text`: str, `Number`:
 # int or float, `Boolean`: bool).
 OptionValue = str | int | float | bool
@@ -430,8 +428,9 @@ class ServerConfig:
     access_log: bool
     proxy_protocol: str
     proxy_peers: TrustedPeers
-    pre_request: PreRequestHook | None
-    post_request: PostRequestHook | None
+    # Gunicorn's request hooks (their signatures: accesslog.PreRequestHook, PostRequestHook).
+    pre_request: Callable[..., object] | None
+    post_request: Callable[..., object] | None
     tls_handshake_timeout: float = 10.0
     header_min_rate: float = 500.0
     body_min_rate: float = 500.0

@@ -25,7 +25,9 @@ LAYERS: list[tuple[str, ...]] = [
     (f"{PACKAGE}.asgi", f"{PACKAGE}.wsgi"),
     (f"{PACKAGE}.accesslog",),
     (f"{PACKAGE}.http",),
-    (f"{PACKAGE}.config",),
+    # Declarations only: the options, and the ASGI messages' TypedDicts (which the access
+    # log's records read too).
+    (f"{PACKAGE}.config", f"{PACKAGE}.asgi.types"),
 ]
 # Beside each other in one layer, and never importing each other.
 INDEPENDENT = [(f"{PACKAGE}.asgi", f"{PACKAGE}.wsgi")]

@@ -103,7 +103,7 @@ class Session:
     def __init__(self, app: Any = echo, upgrade: bytes = WS_UPGRADE,
                  options: dict[str, object] | None = None, **settings: object) -> None:
         self.conn = Connection(HttptoolsParser, app, options, **settings)
-        self.conn.server.state["seen"] = []  # the scope's state is a shallow copy: shared
+        self.conn.server.bridge.state["seen"] = []  # the scope's state is a shallow copy: shared
         self.conn.feed(upgrade)
         self.mark = 0
 
@@ -130,7 +130,7 @@ class Session:
     @property
     def messages(self) -> list[Message]:
         """What `echo` received after websocket.connect."""
-        return self.conn.server.state["seen"][1:]
+        return self.conn.server.bridge.state["seen"][1:]
 
 
 def test_the_path_asked_for_is_the_one_taken(api: str) -> None:

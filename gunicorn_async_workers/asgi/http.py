@@ -12,7 +12,16 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from ..http.exchange import CONTINUE, ClientDisconnected, Exchange
+from ..http.exchange import (
+    COMPLETE,
+    CONTINUE,
+    FINISHED,
+    PENDING,
+    REFUSED,
+    STARTED,
+    ClientDisconnected,
+    Exchange,
+)
 
 if TYPE_CHECKING:
     from .app import Message, Scope
@@ -42,9 +51,9 @@ class RequestCycle(Exchange):
     async def receive(self) -> Message:
         protocol = self.protocol
         while not self.body:
-            if self.complete or protocol.closing:
+            if self.response_state is FINISHED or protocol.closing:
                 return dict(_DISCONNECT)
-            if not self.more_body:
+            if self.body_state is COMPLETE:
                 if self.body_read >= 0:
                     self.body_read = -1  # the final (empty) body message was handed out
                     return dict(_EMPTY_BODY)
@@ -61,7 +70,7 @@ class RequestCycle(Exchange):
         chunks = self.body
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         self.body = []
-        if self.more_body:
+        if self.body_state is not COMPLETE:
             self.body_read = 0
             protocol.resume_reading()
             return {"type": "http.request", "body": body, "more_body": True}
@@ -72,12 +81,15 @@ class RequestCycle(Exchange):
         protocol = self.protocol
         kind = message["type"]
         if kind == _BODY:
-            if protocol.closing and not self.complete:
-                raise ClientDisconnected("client disconnected")
-            if not self.started or self.complete:
+            state = self.response_state
+            if state is not STARTED:
+                if state is PENDING and protocol.closing:
+                    raise ClientDisconnected("client disconnected")
                 raise RuntimeError(
-                    f"{_BODY} sent " + ("after the response completed" if self.complete
+                    f"{_BODY} sent " + ("after the response completed" if state is FINISHED
                                         else f"before {_START}"))
+            if protocol.closing:
+                raise ClientDisconnected("client disconnected")
             body = message.get("body", b"")
             more = message.get("more_body", False)
             # The send-body step, the same as WsgiCycle._write_on_loop: inline here, as a
@@ -93,9 +105,9 @@ class RequestCycle(Exchange):
         elif kind == _START:
             if protocol.closing:
                 raise ClientDisconnected("client disconnected")
-            if self.started:
+            if self.response_state is not PENDING:
                 raise RuntimeError(f"{_START} sent twice")
-            self.started = True
+            self.response_state = STARTED
             self.status = message["status"]
             self.headers = message.get("headers", ())
         else:
@@ -105,7 +117,7 @@ class RequestCycle(Exchange):
     async def run(self) -> None:
         protocol = self.protocol
         bridge = self.bridge
-        if self.cancelled:
+        if self.body_state is REFUSED:
             return
         try:
             await bridge.app(self.scope, self.receive, self.send)
@@ -115,7 +127,7 @@ class RequestCycle(Exchange):
             elif isinstance(exc, asyncio.CancelledError):
                 protocol.abort()
                 raise
-            elif self.cancelled:
+            elif self.body_state is REFUSED:
                 # Its request was refused while it ran (its body read failed): the client's
                 # mistake, already answered.
                 bridge.log.debug("ASGI application raised %r after its request "
@@ -124,19 +136,20 @@ class RequestCycle(Exchange):
                 bridge.log.exception(  # as Gunicorn: statsd counts log.exception
                     "Exception in ASGI application serving %s %s",
                     self.scope["method"], self.scope["path"], exc_info=exc)
-            if not self.cancelled:  # else the refusal is on its way: never abort it
+            if self.body_state is not REFUSED:  # else the refusal is on its way: keep it
                 self.fail()
             if not isinstance(exc, Exception):
                 raise
         else:
-            if not self.complete and (protocol.lost or self.cancelled):
+            finished = self.response_state is FINISHED
+            if not finished and (protocol.lost or self.body_state is REFUSED):
                 # The client went away, or its body was refused (the app saw
                 # http.disconnect): no one to answer.
                 bridge.log.debug("client went away or was refused before the response")
-            elif not self.complete:
+            elif not finished:
                 bridge.log.error(
                     "ASGI application returned without %s response to %s %s",
-                    "completing its" if self.started else "sending a",
+                    "completing its" if self.response_state is STARTED else "sending a",
                     self.scope["method"], self.scope["path"])
                 self.fail()
         finally:

@@ -25,7 +25,7 @@ from websockets.datastructures import Headers
 from websockets.frames import CloseCode, Opcode
 from websockets.http11 import Request
 
-from ..http.exchange import ClientDisconnected, Exchange
+from ..http.exchange import FINISHED, PENDING, REFUSED, STARTED, ClientDisconnected, Exchange
 from .scope import ASGI_VERSION, scope_path
 from .websocket_connection import (
     CLOSE_TIMEOUT,
@@ -171,7 +171,7 @@ class WebSocketSession(Exchange):
                               message.get("reason") or "")
 
     def _accept(self, message: Message) -> None:
-        if self.started:
+        if self.response_state is not PENDING:
             raise RuntimeError("websocket.accept after websocket.http.response.start")
         response = self.handshake
         subprotocol = message.get("subprotocol")
@@ -191,26 +191,26 @@ class WebSocketSession(Exchange):
 
     def _refuse(self, message: Message) -> None:
         """websocket.close before accepting: 403, or the end of a denial begun."""
-        if self.started:
+        if self.response_state is not PENDING:
             self._deny_body(b"", False)
         else:
             self._deny(403, [], b"")
 
     def _start_denial(self, message: Message) -> None:
-        if self.started:
+        if self.response_state is not PENDING:
             raise RuntimeError("websocket.http.response.start sent twice")
-        self.started = True
+        self.response_state = STARTED
         self.status = message["status"]
         self.headers = list(message.get("headers") or [])
 
     def _denial_body(self, message: Message) -> None:
-        if not self.started:
+        if self.response_state is PENDING:
             raise RuntimeError("websocket.http.response.body before "
                                "websocket.http.response.start")
         self._deny_body(message.get("body", b""), message.get("more_body", False))
 
     def _deny(self, status: int, headers: list[Any], body: bytes) -> None:
-        self.started = True
+        self.response_state = STARTED
         self.status = status
         self.headers = headers
         self._deny_body(body, False)
@@ -268,7 +268,7 @@ class WebSocketSession(Exchange):
         protocol = self.protocol
         bridge = self.bridge
         try:
-            if self.cancelled or not self.judge_handshake():
+            if self.body_state is REFUSED or not self.judge_handshake():
                 return
             protocol.start_websocket(self)
             await bridge.app(self.scope, self.receive, self.send)
@@ -297,7 +297,7 @@ class WebSocketSession(Exchange):
         elif self.framing is None:
             if not self.protocol.closing:
                 self._deny(403 if code == CloseCode.NORMAL_CLOSURE else 500, [], b"")
-        elif not self.complete:
+        elif self.response_state is not FINISHED:
             self.fail()
 
 

@@ -13,6 +13,7 @@ instead of a body.
 
 from __future__ import annotations
 
+import enum
 from typing import TYPE_CHECKING, Any
 
 from .response import LAST_CHUNK, Framing, ResponseError, chunk, frame_response_head
@@ -50,6 +51,30 @@ def split_target(target: bytes, method: str) -> tuple[bytes, bytes]:
     return raw_path, query
 
 
+class BodyState(enum.Enum):
+    """The request body of an exchange, as its connection delivers it."""
+
+    STREAMING = "streaming"  # more of it is to come
+    COMPLETE = "complete"  # all of it has arrived (or the request had none)
+    # The response went out before the body was read: the rest is read and dropped.
+    DISCARDING = "discarding"
+    # Found bad while it arrived: the client is answered (or cut off) by the connection, and
+    # the app is never called, or hears only a disconnect.
+    REFUSED = "refused"
+
+
+class ResponseState(enum.Enum):
+    """The response of an exchange."""
+
+    PENDING = "pending"  # the head was received; the app has not started a response
+    STARTED = "started"  # status and headers given (the head may not be written yet)
+    FINISHED = "finished"  # all of it written, or cut off (the connection closes)
+
+
+STREAMING, COMPLETE, DISCARDING, REFUSED = BodyState
+PENDING, STARTED, FINISHED = ResponseState
+
+
 class ClientDisconnected(OSError):
     """The client went away (the ASGI spec asks `send` to raise an OSError subclass)."""
 
@@ -64,21 +89,18 @@ class Exchange:
     __slots__ = (
         "body",
         "body_read",
+        "body_state",
         "bytes_sent",
-        "cancelled",
-        "complete",
-        "discard",
         "expect_continue",
         "framing",
         "head_request",
         "headers",
         "http10",
         "keep_alive",
-        "more_body",
         "protocol",
         "record",
         "remaining",
-        "started",
+        "response_state",
         "status",
         "waiter",
     )
@@ -88,16 +110,13 @@ class Exchange:
         self.protocol = protocol
         self.keep_alive = head.keep_alive and protocol.may_keep_alive
         self.expect_continue = head.expect_continue
-        self.more_body = head.chunked or bool(head.content_length)
+        self.body_state = STREAMING if head.chunked or head.content_length else COMPLETE
         self.http10 = head.http_version == "1.0"
         self.head_request = head.method == "HEAD"
         self.body: list[bytes] = []
         self.body_read = 0  # bytes buffered and not yet handed to the app
-        self.discard = False
-        self.cancelled = False  # refused before its app ran: the app is never called
         self.waiter: Waiter | None = None  # set while the app waits for body or a disconnect
-        self.started = False
-        self.complete = False
+        self.response_state = PENDING
         self.status = 0
         self.headers: Any = ()
         self.framing: Framing | None = None
@@ -111,7 +130,7 @@ class Exchange:
 
     # -- fed by the protocol -----------------------------------------------------------
     def feed_body(self, data: bytes) -> None:
-        if self.discard:
+        if self.body_state is DISCARDING:
             return
         self.body.append(data)
         self.body_read += len(data)
@@ -125,7 +144,7 @@ class Exchange:
 
     def discard_body(self) -> None:
         """The response is complete before the body was read: read and drop the rest."""
-        self.discard = True
+        self.body_state = DISCARDING
         self.body = []
         self.body_read = 0
 
@@ -194,25 +213,25 @@ class Exchange:
         if self.remaining:
             # Shorter than announced: the client can only tell by the connection closing.
             self.keep_alive = False
-        self.complete = True
+        self.response_state = FINISHED
         if self.waiter is not None:
             self.wake()
         self.protocol.on_response_complete(self)
 
     def fail(self) -> None:
         """Answer 500 if nothing was sent yet; otherwise the response is cut: close."""
-        if self.complete:
+        if self.response_state is FINISHED:
             return
         protocol = self.protocol
         if self.framing is None and not protocol.closing:
             self.status = 500
             self.headers = _ERROR_HEADERS
             self.keep_alive = False
-            self.started = True
+            self.response_state = STARTED
             self.write_head(b"Internal Server Error\n", False)
             self.finish()
         else:
-            self.complete = True
+            self.response_state = FINISHED
             self.keep_alive = False
             protocol.abort()
 

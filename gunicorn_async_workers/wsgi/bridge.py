@@ -22,7 +22,16 @@ from urllib.parse import unquote_to_bytes
 from gunicorn.http.wsgi import FileWrapper, WSGIErrorsWrapper
 
 from ..http.errors import RequestError
-from ..http.exchange import ClientDisconnected, Exchange, split_target
+from ..http.exchange import (
+    DISCARDING,
+    FINISHED,
+    PENDING,
+    REFUSED,
+    STARTED,
+    ClientDisconnected,
+    Exchange,
+    split_target,
+)
 from ..http.response import ResponseError
 from .input import WsgiInput
 from .pool import ThreadPool
@@ -191,7 +200,7 @@ class WsgiCycle(Exchange):
 
     # -- fed by the protocol (loop thread) ---------------------------------------------
     def feed_body(self, data: bytes) -> None:
-        if self.discard or self.cond is None:
+        if self.body_state is DISCARDING or self.cond is None:
             return
         with self.cond:
             self.body.append(data)
@@ -215,7 +224,7 @@ class WsgiCycle(Exchange):
                     raise exc_info[1].with_traceback(exc_info[2])
             finally:
                 exc_info = None
-        elif self.started:
+        elif self.response_state is not PENDING:
             raise AssertionError("start_response called a second time without exc_info")
         code = _STATUS_CODES.get(status) if isinstance(status, str) else None
         if code is None:
@@ -249,12 +258,12 @@ class WsgiCycle(Exchange):
             encoded.append((known[0], value.encode("latin-1")))
         self.status = code
         self.headers = encoded
-        self.started = True
+        self.response_state = STARTED
         return self.write
 
     def write(self, data: bytes) -> None:
         """PEP 3333's `write()` callable: sent before the call returns."""
-        if not self.started:
+        if self.response_state is PENDING:
             raise AssertionError("write() called before start_response()")
         if not isinstance(data, (bytes, bytearray)):
             raise TypeError(f"write() takes bytes, got {type(data).__name__}")
@@ -315,7 +324,7 @@ class WsgiCycle(Exchange):
         result = app(self.environ, self.start_response)
         try:
             if type(result) is list and not self.wrote:
-                if not self.started:
+                if self.response_state is PENDING:
                     raise AssertionError("the app returned before calling start_response()")
                 return b"".join(result)
             if (isinstance(result, FileWrapper) and not self.wrote
@@ -327,11 +336,11 @@ class WsgiCycle(Exchange):
             if isinstance(result, FileWrapper) and result.blksize < _FILE_BLOCK:
                 result.blksize = _FILE_BLOCK  # fewer hand-offs to the loop per file
             for data in result:
-                if not self.started:
+                if self.response_state is PENDING:
                     raise AssertionError("the app yielded data before start_response()")
                 if data:
                     self._send(data, True)
-            if not self.started:
+            if self.response_state is PENDING:
                 raise AssertionError("the app returned before calling start_response()")
             self._send(b"", False)
             return None
@@ -355,7 +364,7 @@ class WsgiCycle(Exchange):
             if isinstance(exc, ClientDisconnected) or (protocol.closing
                                                        and isinstance(exc, OSError)):
                 bridge.log.debug("client went away during the response")
-            elif self.cancelled:
+            elif self.body_state is REFUSED:
                 # Its request was refused while it ran (its body read failed): the client's
                 # mistake, already answered.
                 bridge.log.debug("WSGI application raised %r after its request was refused",
@@ -365,11 +374,11 @@ class WsgiCycle(Exchange):
                 bridge.log.exception("Error handling request %s %s",
                                      self.environ["REQUEST_METHOD"], self.environ["RAW_URI"],
                                      exc_info=exc)
-            if not self.cancelled:  # else the refusal is on its way: never abort it
+            if self.body_state is not REFUSED:  # else the refusal is on its way: keep it
                 self.fail()
-        elif body is not None and not self.complete:
+        elif body is not None and self.response_state is not FINISHED:
             if protocol.closing:
-                self.complete = True
+                self.response_state = FINISHED
             else:
                 try:
                     self.write_head(body, False)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from ..http.exchange import CONTINUE, ClientDisconnected
+from ..http.exchange import COMPLETE, CONTINUE, ClientDisconnected
 
 if TYPE_CHECKING:
     from .bridge import WsgiCycle
@@ -39,7 +39,7 @@ class WsgiInput:
             cycle.waiter = cond  # set before looking: a wake-up cannot be missed
             try:
                 while not cycle.body:
-                    if not cycle.more_body:
+                    if cycle.body_state is COMPLETE:
                         self.done = True
                         return b""
                     if protocol.closing:

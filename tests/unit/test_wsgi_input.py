@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from gunicorn_async_workers.http.exchange import BodyState
 from gunicorn_async_workers.wsgi.input import WsgiInput
 
 
@@ -35,7 +36,7 @@ class Cycle:
         self.cond = TellingCondition()
         self.body: list[bytes] = []
         self.body_read = 0
-        self.more_body = True
+        self.body_state = BodyState.STREAMING
         self.expect_continue = False
         self.waiter: Any = None
         self.protocol = Protocol()
@@ -52,7 +53,7 @@ def feed(cycle: Cycle, pieces: list[bytes]) -> threading.Thread:
                 cycle.cond.notify_all()
         with cycle.cond:
             assert cycle.cond.wait_for(lambda: not cycle.body and cycle.waiter, 5)
-            cycle.more_body = False
+            cycle.body_state = BodyState.COMPLETE
             cycle.cond.notify_all()
     thread = threading.Thread(target=run, daemon=True)
     thread.start()

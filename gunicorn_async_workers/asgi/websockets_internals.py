@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from websockets.datastructures import Headers
 from websockets.frames import Frame, Opcode
@@ -45,9 +45,14 @@ from websockets.server import ServerProtocol
 from .frame_reader import FrameBuffer
 
 try:  # what the library itself unmasks with: its C speedup, else its pure Python
-    from websockets.speedups import apply_mask
+    from websockets.speedups import apply_mask as _library_apply_mask
 except ImportError:  # pragma: no cover - a build without the extension
-    from websockets.utils import apply_mask
+    from websockets.utils import apply_mask as _library_apply_mask
+
+# Both take any buffer (the self-test below checks a memoryview); websockets 13 types the
+# payload as bytes only, later releases as any buffer.
+apply_mask = cast("Callable[[bytes | bytearray | memoryview, bytes], bytes]",
+                  _library_apply_mask)
 
 PUBLIC_API_ENV = "GAW_TEST_WEBSOCKET_PUBLIC_API"
 TESTED = "websockets>=13,<18"

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 from websockets.datastructures import Headers
 from websockets.frames import Frame, Opcode
@@ -43,6 +43,9 @@ from websockets.protocol import Protocol, State
 from websockets.server import ServerProtocol
 
 from .frame_reader import FrameBuffer
+
+if TYPE_CHECKING:
+    from .websocket_connection import WebSocketConnection
 
 try:  # what the library itself unmasks with: its C speedup, else its pure Python
     from websockets.speedups import apply_mask
@@ -91,7 +94,7 @@ class ParserInput:
 
     __slots__ = ("buffer", "connection", "frames", "stopped", "ws")
 
-    def __init__(self, ws: ServerProtocol, connection: Any) -> None:
+    def __init__(self, ws: ServerProtocol, connection: WebSocketConnection) -> None:
         self.ws = ws
         self.connection = connection
         self.stopped = False
@@ -113,7 +116,8 @@ class ParserInput:
         next(ws.parser)  # what the library's `receive_data` does once fed
         buffer.release()
         connection = self.connection
-        connection.received(ws.events_received())
+        # (Frames only, once the handshake is answered; the library's type has its requests.)
+        connection.received(ws.events_received())  # type: ignore[arg-type]
         if ws.writes:  # a pong, a close or a failure to send (data frames leave nothing)
             connection.answer(ws.data_to_send())
 
@@ -161,13 +165,13 @@ def _client_frame(first: int, payload: bytes) -> bytes:
     return bytes([first, 0x80 | len(payload)]) + _MASK + masked
 
 
-def _receive(buffer: FrameBuffer, ws: Protocol, data: bytes) -> list[Any]:
+def _receive(buffer: FrameBuffer, ws: Protocol, data: bytes) -> list[Frame]:
     """As the transport and `ParserInput.buffer_updated` do it: the events of one read."""
     buffer.get_buffer(len(data))[:len(data)] = data
     buffer.end += len(data)
     next(ws.parser)
     buffer.release()
-    return ws.events_received()
+    return cast("list[Frame]", ws.events_received())  # frames: the handshake is done
 
 
 def _self_test() -> str | None:

@@ -78,6 +78,8 @@ def parse_frames_from_buffer(ws: Protocol) -> FrameBuffer:
     A server protocol's parser would first read the upgrade request; the HTTP protocol has
     parsed it already (and `ServerProtocol.accept` judges it), so frames are parsed at once.
     """
+    # (The library's type for its reader is its own StreamReader, which FrameBuffer stands in
+    # for: the same generator methods, over our buffer.)
     reader = ws.reader = FrameBuffer()  # type: ignore[assignment]
     ws.parser = Protocol.parse(ws)
     next(ws.parser)

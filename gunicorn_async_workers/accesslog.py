@@ -9,9 +9,9 @@ otherwise the protocol never calls in here.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Protocol, TypedDict
+from typing import TYPE_CHECKING, Protocol, TypedDict, cast
 
 from .config import ServerConfig
 
@@ -99,6 +99,15 @@ class Recorded(Protocol):
     def bytes_sent(self) -> int: ...
 
 
+class AccessLogger(Protocol):
+    """What the recorder calls of Gunicorn's logger. Its `access` reads our records as its
+    atoms read its own Request and Response (which its stubs name instead)."""
+
+    def access(self, resp: ResponseInfo, req: RequestInfo, environ: Mapping[str, object],
+               request_time: timedelta) -> None: ...
+    def exception(self, msg: object, *args: object) -> None: ...
+
+
 def make_environ(req: RequestInfo) -> dict[str, str]:
     """The environ keys Gunicorn's access-log atoms use."""
     environ: dict[str, str] = {
@@ -127,7 +136,7 @@ class RequestRecorder:
     """Calls the request hooks and writes the access log line, when any is configured."""
 
     def __init__(self, config: ServerConfig, log: Logger, worker: Worker) -> None:
-        self.log = log
+        self.log = cast("AccessLogger", log)  # (see AccessLogger)
         self.worker = worker
         self.access_log = config.access_log
         self.pre_request = config.pre_request
@@ -168,6 +177,4 @@ class RequestRecorder:
             except Exception:
                 self.log.exception("post_request hook failed")
         if self.access_log:
-            # Gunicorn's logger reads our records as its atoms read its own Request and
-            # Response (its stubs name those classes).
-            self.log.access(resp, req, environ, datetime.now() - started)  # type: ignore[arg-type]
+            self.log.access(resp, req, environ, datetime.now() - started)

@@ -15,8 +15,8 @@ import contextlib
 import select
 import socket
 import sys
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, cast
 
 from .accesslog import RequestRecorder
 from .asgi.bridge import AsgiBridge
@@ -28,7 +28,13 @@ from .http.seams import RequestBridge
 from .tls import TlsInfo
 
 if TYPE_CHECKING:
+    import ssl
+
+    from _typeshed.wsgi import WSGIApplication, WSGIEnvironment
     from gunicorn.glogging import Logger
+    from gunicorn.workers.base import Worker
+
+    from .asgi.types import ASGIApp
 
 # Connections accepted per readiness callback before the loop attends to other work.
 ACCEPT_BATCH = 64
@@ -58,10 +64,12 @@ class Server:
     `ConnectionHost` (`http/seams.py`) each connection is given. What is particular to the
     app's interface lives in its `bridge` (ASGI by default, WSGI after `serve_wsgi`)."""
 
-    def __init__(self, config: ServerConfig, app: Any, loop: asyncio.AbstractEventLoop,
-                 log: Logger, worker: Any, *, parser_class: type[ParserAdapter] = HttptoolsParser,
-                 ssl_context: Any = None, on_max_requests: Callable[[], None] | None = None,
-                 state: dict[str, Any] | None = None) -> None:
+    def __init__(self, config: ServerConfig, app: ASGIApp | WSGIApplication,
+                 loop: asyncio.AbstractEventLoop, log: Logger, worker: Worker, *,
+                 parser_class: type[ParserAdapter] = HttptoolsParser,
+                 ssl_context: ssl.SSLContext | None = None,
+                 on_max_requests: Callable[[], None] | None = None,
+                 state: dict[str, object] | None = None) -> None:
         self.config = config
         self.loop = loop
         self.log = log
@@ -95,9 +103,9 @@ class Server:
         self.pending: dict[socket.socket, tuple[float, asyncio.Task[None]]] = {}
         # Connections that may be closed to admit a new client, the first to go last; a
         # snapshot, each checked again when its turn comes, dropped at every tick.
-        self.victims: list[tuple[tuple[int, float], Any]] = []
+        self.victims: list[tuple[tuple[int, float], socket.socket | HttpProtocol]] = []
         self.retry_handle: asyncio.TimerHandle | None = None
-        self.waiting_probes: dict[int, Any] = {}
+        self.waiting_probes: dict[int, select.poll] = {}
         self.evict_rate = max(1.0, config.worker_connections * EVICT_RATE_SHARE)
         self.evict_tokens = self.evict_rate
         self.evict_refilled = loop.time()
@@ -111,21 +119,24 @@ class Server:
         recorder = RequestRecorder(config, log, worker)
         self.recorder = recorder if recorder.enabled else None
         self.app = app
-        self.bridge: RequestBridge = AsgiBridge(app, config, log, self.recorder,
+        # The app as ASGI until `serve_wsgi` says it is WSGI (the worker knows which).
+        self.bridge: RequestBridge = AsgiBridge(cast("ASGIApp", app), config, log,
+                                                self.recorder,
                                                 state if state is not None else {})
 
-    def serve_wsgi(self, environ_base: dict[str, Any], script_name: str) -> None:
+    def serve_wsgi(self, environ_base: WSGIEnvironment, script_name: str) -> None:
         """Serve a WSGI app instead: each request on a pool of `threads` threads."""
         from .wsgi.bridge import WsgiBridge
 
-        self.bridge = WsgiBridge(self.app, self.config, self.log, self.recorder, self.loop,
-                                 environ_base, script_name)
+        self.bridge = WsgiBridge(cast("WSGIApplication", self.app), self.config, self.log,
+                                 self.recorder, self.loop, environ_base, script_name)
 
     # -- the connections' host (http/seams.py ConnectionHost) ----------------------------
     def connection_made(self, connection: HttpProtocol) -> None:
         self.connections.add(connection)
 
-    def tls_extensions(self, transport: asyncio.BaseTransport) -> dict[str, Any] | None:
+    def tls_extensions(self, transport: asyncio.BaseTransport
+                       ) -> dict[str, Mapping[str, object]] | None:
         """The scope's `extensions` for a TLS connection (read once, after its handshake)."""
         if self.tls is None:
             return None
@@ -238,7 +249,7 @@ class Server:
         return False
 
     def _find_victims(self, now: float) -> None:
-        found: list[tuple[tuple[int, float], Any]] = []
+        found: list[tuple[tuple[int, float], socket.socket | HttpProtocol]] = []
         if self.tls is not None:
             found.extend(((0, accepted), sock) for sock, (accepted, _task)
                          in self.pending.items() if now - accepted >= EVICT_GRACE)

@@ -14,7 +14,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Literal, cast
 
 from gunicorn.workers.base import Worker
 
@@ -25,6 +25,16 @@ from .boot_check import check_at_boot
 from .config import ConfigError, ServerConfig, config_file_names, resolve_options
 from .http.parsers import H11Parser, HttptoolsParser, ParserAdapter
 from .server import Server
+
+if TYPE_CHECKING:
+    import ssl
+    from types import FrameType
+
+    from _typeshed.wsgi import WSGIApplication
+    from gunicorn.config import Config
+    from gunicorn.glogging import Logger
+
+    from .asgi.types import ASGIApp
 
 # Gunicorn's arbiter halts instead of respawning when a worker exits with this code.
 WORKER_BOOT_ERROR = 3
@@ -55,12 +65,12 @@ def _uvloop_factory() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-def _retrieve_exception(task: asyncio.Future[Any]) -> None:
+def _retrieve_exception(task: asyncio.Future[object]) -> None:
     if not task.cancelled():
         task.exception()
 
 
-def _remove_own_pidfile(cfg: Any) -> None:
+def _remove_own_pidfile(cfg: Config) -> None:
     """The arbiter wrote its pidfile before calling check_config; one that stops there
     removes it, as a halting arbiter does."""
     path = getattr(cfg, "pidfile", None)
@@ -89,6 +99,9 @@ class AsyncWorkerBase(Worker):
     loop: asyncio.AbstractEventLoop
     server: Server | None = None
     config: ServerConfig
+    # The app as `load_app` gives it: what it is, and the callable to serve.
+    interface: Literal["asgi", "wsgi"]
+    app_callable: ASGIApp | WSGIApplication
     quick_exit = False
     _stop: asyncio.Event | None = None
 
@@ -111,7 +124,7 @@ class AsyncWorkerBase(Worker):
                                            "__qualname__": cls.__qualname__})
 
     @classmethod
-    def check_config(cls, cfg: Any, log: Any) -> None:
+    def check_config(cls, cfg: Config, log: Logger) -> None:
         """Gunicorn's arbiter calls this once, after binding and before forking any worker.
 
         A configuration no worker could boot with stops the arbiter here with one line and
@@ -164,7 +177,7 @@ class AsyncWorkerBase(Worker):
         raise SystemExit(0)  # stopped by the halting arbiter, which has the exit code
 
     @classmethod
-    def check_class_settings(cls, cfg: Any) -> None:
+    def check_class_settings(cls, cfg: Config) -> None:
         """Gunicorn's `asgi_loop` and `http_parser` (24+ and 25+), where the user set them,
         must agree with this class: each class has one loop and one parser."""
         name = f"gaw.{cls.__name__}"
@@ -227,7 +240,7 @@ class AsyncWorkerBase(Worker):
             self.cfg.worker_int(self)  # a SIGINT/SIGQUIT that came before the loop ran
 
     # -- signals -------------------------------------------------------------------------
-    def handle_abort(self, sig: int, frame: Any) -> None:
+    def handle_abort(self, sig: int, frame: FrameType | None) -> None:
         """SIGABRT from the arbiter (a missed heartbeat, usually an app blocking the loop):
         stop accepting before the exit unwinds through the loop, which may still run a
         pending accept on its way out; clients in the backlog go to the other workers."""
@@ -279,7 +292,7 @@ class AsyncWorkerBase(Worker):
                 self.server.stop_listening()
             self._close_loop()
 
-    def _ssl_context(self) -> Any:
+    def _ssl_context(self) -> ssl.SSLContext | None:
         if not self.cfg.is_ssl:
             return None
         from .tls import server_context
@@ -291,10 +304,11 @@ class AsyncWorkerBase(Worker):
         loop = self.loop
         self._stop = asyncio.Event()
         self._install_loop_signals()
-        state: dict[str, Any] = {}
+        state: dict[str, object] = {}
         wsgi = self.interface == "wsgi"
-        lifespan = Lifespan(self.app_callable, "off" if wsgi else config.lifespan, state,
-                            self.log)
+        # (A WSGI app is never called by the lifespan: its mode is then `off`.)
+        lifespan = Lifespan(cast("ASGIApp", self.app_callable),
+                            "off" if wsgi else config.lifespan, state, self.log)
         try:
             await lifespan.startup()
         except LifespanFailed as exc:

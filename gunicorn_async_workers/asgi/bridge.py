@@ -9,7 +9,7 @@ the access-log recorder.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..http.errors import BadRequest, RequestError
 from .http import RequestCycle
@@ -32,7 +32,7 @@ class AsgiBridge:
     __slots__ = ("app", "config", "log", "recorder", "root_path", "state")
 
     def __init__(self, app: ASGIApp, config: ServerConfig, log: Log,
-                 recorder: RequestRecorder | None, state: dict[str, Any]) -> None:
+                 recorder: RequestRecorder | None, state: dict[str, object]) -> None:
         self.app = app
         self.config = config
         self.log = log

@@ -189,6 +189,7 @@ class FrameBuffer:
             buffer = self.buffer
             if n < _VIEW_FROM:  # (buffer is None only when nothing was ever received, n == 0)
                 return buffer[start:end] if buffer is not None else b""
+            assert buffer is not None  # something was received: n bytes
             return memoryview(buffer)[start:end]
         self.wanted = n
         self.pending = self._payload_frame(start, n)

@@ -10,7 +10,7 @@ Content-Length the server computes itself when the app gave none.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Final
 
 from ..http.exchange import (
     COMPLETE,
@@ -24,13 +24,20 @@ from ..http.exchange import (
 )
 
 if TYPE_CHECKING:
-    from .app import Message, Scope
+    from ..accesslog import Record
     from .bridge import AsgiBridge
+    from .types import (
+        ASGISendEvent,
+        HTTPDisconnectEvent,
+        HTTPReceiveEvents,
+        HTTPRequestEvent,
+        HTTPScope,
+    )
 
-_DISCONNECT: dict[str, str] = {"type": "http.disconnect"}
-_EMPTY_BODY: dict[str, Any] = {"type": "http.request", "body": b"", "more_body": False}
-_START = "http.response.start"
-_BODY = "http.response.body"
+_DISCONNECT: HTTPDisconnectEvent = {"type": "http.disconnect"}
+_EMPTY_BODY: HTTPRequestEvent = {"type": "http.request", "body": b"", "more_body": False}
+_START: Final = "http.response.start"
+_BODY: Final = "http.response.body"
 
 
 class RequestCycle(Exchange):
@@ -39,7 +46,8 @@ class RequestCycle(Exchange):
     __slots__ = ("bridge", "scope")
 
     bridge: AsgiBridge
-    scope: Scope
+    scope: HTTPScope
+    record: Record | None
 
     def start(self) -> None:
         recorder = self.bridge.recorder
@@ -48,19 +56,19 @@ class RequestCycle(Exchange):
         self.protocol.loop.create_task(self.run())
 
     # -- the ASGI callables ------------------------------------------------------------
-    async def receive(self) -> Message:
+    async def receive(self) -> HTTPReceiveEvents:
         protocol = self.protocol
         while not self.body:
             if self.response_state is FINISHED or protocol.closing:
-                return dict(_DISCONNECT)
+                return _DISCONNECT.copy()
             if self.body_state is COMPLETE:
                 if self.body_read >= 0:
                     self.body_read = -1  # the final (empty) body message was handed out
-                    return dict(_EMPTY_BODY)
+                    return _EMPTY_BODY.copy()
                 if protocol.eof:
                     # The client half-closed and the app listens for a disconnect: it is one.
                     protocol.close()
-                    return dict(_DISCONNECT)
+                    return _DISCONNECT.copy()
             elif self.expect_continue:
                 self.expect_continue = False
                 protocol.write(CONTINUE)
@@ -77,10 +85,11 @@ class RequestCycle(Exchange):
         self.body_read = -1
         return {"type": "http.request", "body": body, "more_body": False}
 
-    async def send(self, message: Message) -> None:
+    async def send(self, message: ASGISendEvent) -> None:
         protocol = self.protocol
-        kind = message["type"]
-        if kind == _BODY:
+        # (The message's type is compared in place: the type checker tells the events apart
+        # by it.)
+        if message["type"] == _BODY:
             state = self.response_state
             if state is not STARTED:
                 if state is PENDING and protocol.closing:
@@ -102,7 +111,7 @@ class RequestCycle(Exchange):
                 self.finish()
             elif protocol.write_paused:
                 await protocol.drain()
-        elif kind == _START:
+        elif message["type"] == _START:
             if protocol.closing:
                 raise ClientDisconnected("client disconnected")
             if self.response_state is not PENDING:
@@ -111,7 +120,8 @@ class RequestCycle(Exchange):
             self.status = message["status"]
             self.headers = message.get("headers", ())
         else:
-            raise RuntimeError(f"unexpected ASGI message type {kind!r} in an HTTP cycle")
+            raise RuntimeError(f"unexpected ASGI message type {message['type']!r} in an HTTP "
+                               "cycle")
 
     # -- running the app ---------------------------------------------------------------
     async def run(self) -> None:

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, cast
 
 from websockets.datastructures import Headers
 from websockets.frames import CloseCode, Opcode
-from websockets.http11 import Request
+from websockets.http11 import Request, Response
 
 from ..http.exchange import FINISHED, PENDING, REFUSED, STARTED, ClientDisconnected, Exchange
 from .scope import ASGI_VERSION, scope_path
@@ -37,15 +37,27 @@ from .websocket_connection import (
 )
 
 if TYPE_CHECKING:
+    from ..accesslog import Record
     from ..http.parsers import ParserAdapter
     from ..http.seams import RequestConnection
-    from .app import Message
     from .bridge import AsgiBridge
+    from .types import (
+        ASGISendEvent,
+        Extensions,
+        WebSocketAcceptEvent,
+        WebSocketCloseEvent,
+        WebSocketConnectEvent,
+        WebSocketReceiveEvents,
+        WebSocketResponseBodyEvent,
+        WebSocketResponseStartEvent,
+        WebSocketScope,
+        WebSocketSendEvent,
+    )
 
 __all__ = ["CLOSE_TIMEOUT", "FRAGMENT_COST", "SessionState", "WebSocketSession"]
 
-_EXTENSIONS = {"websocket.http.response": {}}
-_CONNECT = {"type": "websocket.connect"}
+_EXTENSIONS: Extensions = {"websocket.http.response": {}}
+_CONNECT: WebSocketConnectEvent = {"type": "websocket.connect"}
 _CONNECTING, _OPEN = SessionState.CONNECTING, SessionState.OPEN
 _BINARY, _TEXT = Opcode.BINARY, Opcode.TEXT
 _PLAIN_TEXT = [(b"content-type", b"text/plain")]
@@ -58,6 +70,7 @@ class WebSocketSession(Exchange):
                  "scope")
 
     is_websocket = True
+    record: Record | None
 
     def __init__(self, bridge: AsgiBridge, protocol: RequestConnection,
                  head: ParserAdapter) -> None:
@@ -71,7 +84,7 @@ class WebSocketSession(Exchange):
         subprotocols = [p.strip() for value in (v for n, v in head.headers
                                                 if n == b"sec-websocket-protocol")
                         for p in value.decode("latin-1").split(",") if p.strip()]
-        self.scope: dict[str, Any] = {
+        self.scope: WebSocketScope = {
             "type": "websocket",
             "asgi": ASGI_VERSION,
             "http_version": head.http_version,
@@ -95,7 +108,7 @@ class WebSocketSession(Exchange):
         for name, value in head.headers:
             headers[name.decode("latin-1")] = value.decode("latin-1")
         self.request = Request(target.decode("latin-1"), headers)
-        self.handshake: Any = None  # the 101 response, once judged valid
+        self.handshake: Response | None = None  # the 101 response, once judged valid
         connection = self.connection = WebSocketConnection(protocol, config.options, self.wake)
         connection.inbox.append(_CONNECT)
         self.reader = connection.buffer  # the buffer the server's tick shrinks when idle
@@ -125,26 +138,28 @@ class WebSocketSession(Exchange):
         self.reader.shrink_idle()
 
     # -- the ASGI callables ------------------------------------------------------------
-    async def receive(self) -> Message:
+    async def receive(self) -> WebSocketReceiveEvents:
         connection = self.connection
         message = connection.take()
         while message is None:
             waiter = self.waiter = connection.loop.create_future()
             await waiter
             message = connection.take()
-        kind = type(message)
-        if kind is bytes:
+        # (`type(message) is` each time: the type checker narrows the message by it.)
+        if type(message) is bytes:
             return {"type": "websocket.receive", "bytes": message}
-        if kind is str:
+        if type(message) is str:
             return {"type": "websocket.receive", "text": message}
-        if kind is Closed:
+        if type(message) is Closed:
             return {"type": "websocket.disconnect", "code": message.code,
                     "reason": message.reason}
-        if kind is dict:
-            return message  # type: ignore[no-any-return]
+        if type(message) is dict:
+            # The connect event, which the session put in the inbox itself (once).
+            return cast("WebSocketConnectEvent", message)
+        assert isinstance(message, (bytearray, memoryview))  # a binary message, not bytes
         return {"type": "websocket.receive", "bytes": bytes(message)}
 
-    async def send(self, message: Message) -> None:
+    async def send(self, message: ASGISendEvent) -> None:
         kind = message["type"]
         state = self.connection.state
         protocol = self.protocol
@@ -159,21 +174,22 @@ class WebSocketSession(Exchange):
         if protocol.write_paused and kind == "websocket.send":
             await protocol.drain()
 
-    def _send_message(self, message: Message) -> None:
+    def _send_message(self, message: WebSocketSendEvent) -> None:
         text = message.get("text")
         if text is not None:
             self.connection.send_frame(_TEXT, text.encode())
         else:
             self.connection.send_frame(_BINARY, message.get("bytes") or b"")
 
-    def _close(self, message: Message) -> None:
+    def _close(self, message: WebSocketCloseEvent) -> None:
         self.connection.close(message.get("code") or CloseCode.NORMAL_CLOSURE,
                               message.get("reason") or "")
 
-    def _accept(self, message: Message) -> None:
+    def _accept(self, message: WebSocketAcceptEvent) -> None:
         if self.response_state is not PENDING:
             raise RuntimeError("websocket.accept after websocket.http.response.start")
         response = self.handshake
+        assert response is not None  # judged before the app runs
         subprotocol = message.get("subprotocol")
         if subprotocol is not None:
             if subprotocol not in self.scope["subprotocols"]:
@@ -189,27 +205,27 @@ class WebSocketSession(Exchange):
         else:
             connection.start_pinging()
 
-    def _refuse(self, message: Message) -> None:
+    def _refuse(self, message: WebSocketCloseEvent) -> None:
         """websocket.close before accepting: 403, or the end of a denial begun."""
         if self.response_state is not PENDING:
             self._deny_body(b"", False)
         else:
             self._deny(403, [], b"")
 
-    def _start_denial(self, message: Message) -> None:
+    def _start_denial(self, message: WebSocketResponseStartEvent) -> None:
         if self.response_state is not PENDING:
             raise RuntimeError("websocket.http.response.start sent twice")
         self.response_state = STARTED
         self.status = message["status"]
         self.headers = list(message.get("headers") or [])
 
-    def _denial_body(self, message: Message) -> None:
+    def _denial_body(self, message: WebSocketResponseBodyEvent) -> None:
         if self.response_state is PENDING:
             raise RuntimeError("websocket.http.response.body before "
                                "websocket.http.response.start")
         self._deny_body(message.get("body", b""), message.get("more_body", False))
 
-    def _deny(self, status: int, headers: list[Any], body: bytes) -> None:
+    def _deny(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
         self.response_state = STARTED
         self.status = status
         self.headers = headers
@@ -253,7 +269,7 @@ class WebSocketSession(Exchange):
             if version is None:
                 headers.append((b"sec-websocket-version", b"13"))
             self._deny(400 if response.status_code == 426 else response.status_code,
-                       headers, response.body or b"")
+                       headers, bytes(response.body or b""))
             return False
         self.handshake = response
         return True
@@ -301,16 +317,18 @@ class WebSocketSession(Exchange):
             self.fail()
 
 
-_Handler = Callable[[WebSocketSession, "Message"], None]
+# A handler takes the event of its message's type: each table picks it by that type (the
+# casts tell the type checker so, once, at import).
+_Handler = Callable[[WebSocketSession, "ASGISendEvent"], None]
 # What the app may send in each state (CLOSING and CLOSED: nothing, ClientDisconnected).
 _CONNECTING_SENDS: dict[str, _Handler] = {
-    "websocket.accept": WebSocketSession._accept,
-    "websocket.close": WebSocketSession._refuse,
-    "websocket.http.response.start": WebSocketSession._start_denial,
-    "websocket.http.response.body": WebSocketSession._denial_body,
+    "websocket.accept": cast(_Handler, WebSocketSession._accept),
+    "websocket.close": cast(_Handler, WebSocketSession._refuse),
+    "websocket.http.response.start": cast(_Handler, WebSocketSession._start_denial),
+    "websocket.http.response.body": cast(_Handler, WebSocketSession._denial_body),
 }
 _OPEN_SENDS: dict[str, _Handler] = {
-    "websocket.send": WebSocketSession._send_message,
-    "websocket.close": WebSocketSession._close,
+    "websocket.send": cast(_Handler, WebSocketSession._send_message),
+    "websocket.close": cast(_Handler, WebSocketSession._close),
 }
 _SENDS = {_CONNECTING: _CONNECTING_SENDS, _OPEN: _OPEN_SENDS}

@@ -30,7 +30,7 @@ import struct
 import sys
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from websockets.exceptions import InvalidState
 from websockets.frames import CloseCode, Frame, Opcode
@@ -45,6 +45,7 @@ from .websockets_internals import FastServerProtocol, ParserInput, unmask
 from .websockets_public_api import PublicApiInput
 
 if TYPE_CHECKING:
+    from ..config import OptionValue
     from ..http.seams import RequestConnection
 
 # Bytes of frames the app may send before they are written without waiting for the loop.
@@ -106,6 +107,12 @@ def _close_frame_reason(data: bytes | bytearray | memoryview) -> Closed:
     return Closed(int.from_bytes(data[:2], "big"), bytes(data[2:]).decode())
 
 
+# What the inbox holds for the app: a message (binary: bytes, or a bytearray or memoryview of
+# a fragmented or a compressed one; text: str), the `Closed` last; and what the session puts
+# in it itself (its ASGI connect event).
+InboxItem = bytes | bytearray | memoryview | str | Closed | Mapping[str, object]
+
+
 class WebSocketConnection:
     """A WebSocket's frames, messages and closing handshake over one HTTP connection.
 
@@ -121,15 +128,15 @@ class WebSocketConnection:
                  "ping_interval", "ping_timeout", "pong_waiter", "protocol", "queued", "state",
                  "unflushed", "wake", "write_held", "ws")
 
-    def __init__(self, protocol: RequestConnection, options: Mapping[str, object],
+    def __init__(self, protocol: RequestConnection, options: Mapping[str, OptionValue],
                  wake: Callable[[], None]) -> None:
         self.protocol = protocol
         self.loop: asyncio.AbstractEventLoop = protocol.loop
         self.wake = wake
-        self.max_queue = int(options["ws_max_queue"])  # type: ignore[call-overload]
-        self.max_size = int(options["ws_max_size"])  # type: ignore[call-overload]
-        self.ping_interval = float(options["ws_ping_interval"])  # type: ignore[arg-type]
-        self.ping_timeout = float(options["ws_ping_timeout"])  # type: ignore[arg-type]
+        self.max_queue = int(options["ws_max_queue"])
+        self.max_size = int(options["ws_max_size"])
+        self.ping_interval = float(options["ws_ping_interval"])
+        self.ping_timeout = float(options["ws_ping_timeout"])
         extensions = deflate_extensions(options)
         max_size = self.max_size or None
         self.fast = websockets_internals.FAST_PATH
@@ -149,7 +156,7 @@ class WebSocketConnection:
         self.encode: Callable[[Opcode, bytes], bytes] | None = None  # see `open`
         self.close_code: int | None = None  # set once the app is told the session ended
         self.peer_close: Closed | None = None  # the peer's close frame, once received
-        self.inbox: deque[Any] = deque()  # messages for the app (bytes, str), then a Closed
+        self.inbox: deque[InboxItem] = deque()  # messages for the app, then a Closed
         self.queued = 0  # bytes of the messages in `inbox` (see `take`)
         self.write_held = False  # reading stopped until our answers to the peer are written
         self.fragments = bytearray()  # the fragmented message being received
@@ -197,7 +204,7 @@ class WebSocketConnection:
         self.flush()
 
     # -- bytes from the client ---------------------------------------------------------
-    def received(self, events: list[Any]) -> None:
+    def received(self, events: list[Frame]) -> None:
         """Frames the library parsed from a read: their messages go to the inbox and the app
         is woken; a text frame still arriving has what came of it checked. (The reader then
         hands over what the library answers, `answer`.)"""
@@ -394,7 +401,7 @@ class WebSocketConnection:
         self.stop_pinging()
 
     # -- messages to and from the app --------------------------------------------------
-    def take(self) -> Any:
+    def take(self) -> InboxItem | None:
         """The next message for the app: bytes (binary), str (text), a `Closed` last, or
         what the caller put in the inbox itself; None when there is none yet (the caller
         waits to be woken)."""
@@ -575,8 +582,9 @@ class WebSocketReader(asyncio.BufferedProtocol):
         self.connection = connection
         self.protocol = connection.protocol
         # The transport calls these for every read: bound straight to where they are served.
-        self.get_buffer = connection.buffer.get_buffer  # type: ignore[method-assign]
-        self.buffer_updated = connection.input.buffer_updated  # type: ignore[method-assign]
+        # (Methods of the base class replaced by callables: the type checker allows neither.)
+        self.get_buffer, self.buffer_updated = (  # type: ignore[method-assign]
+            connection.buffer.get_buffer, connection.input.buffer_updated)
 
     def eof_received(self) -> bool:
         return bool(self.protocol.eof_received())

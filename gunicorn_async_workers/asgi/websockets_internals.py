@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any, cast
+from typing import TYPE_CHECKING, cast
 
 from websockets.datastructures import Headers
 from websockets.frames import Frame, Opcode
@@ -43,6 +43,9 @@ from websockets.protocol import Protocol, State
 from websockets.server import ServerProtocol
 
 from .frame_reader import FrameBuffer
+
+if TYPE_CHECKING:
+    from .websocket_connection import WebSocketConnection
 
 try:  # what the library itself unmasks with: its C speedup, else its pure Python
     from websockets.speedups import apply_mask as _library_apply_mask
@@ -80,6 +83,8 @@ def parse_frames_from_buffer(ws: Protocol) -> FrameBuffer:
     A server protocol's parser would first read the upgrade request; the HTTP protocol has
     parsed it already (and `ServerProtocol.accept` judges it), so frames are parsed at once.
     """
+    # (The library's type for its reader is its own StreamReader, which FrameBuffer stands in
+    # for: the same generator methods, over our buffer.)
     reader = ws.reader = FrameBuffer()  # type: ignore[assignment]
     ws.parser = Protocol.parse(ws)
     next(ws.parser)
@@ -96,7 +101,7 @@ class ParserInput:
 
     __slots__ = ("buffer", "connection", "frames", "stopped", "ws")
 
-    def __init__(self, ws: ServerProtocol, connection: Any) -> None:
+    def __init__(self, ws: ServerProtocol, connection: WebSocketConnection) -> None:
         self.ws = ws
         self.connection = connection
         self.stopped = False
@@ -118,7 +123,8 @@ class ParserInput:
         next(ws.parser)  # what the library's `receive_data` does once fed
         buffer.release()
         connection = self.connection
-        connection.received(ws.events_received())
+        # (Frames only, once the handshake is answered; the library's type has its requests.)
+        connection.received(ws.events_received())  # type: ignore[arg-type]
         if ws.writes:  # a pong, a close or a failure to send (data frames leave nothing)
             connection.answer(ws.data_to_send())
 
@@ -166,13 +172,13 @@ def _client_frame(first: int, payload: bytes) -> bytes:
     return bytes([first, 0x80 | len(payload)]) + _MASK + masked
 
 
-def _receive(buffer: FrameBuffer, ws: Protocol, data: bytes) -> list[Any]:
+def _receive(buffer: FrameBuffer, ws: Protocol, data: bytes) -> list[Frame]:
     """As the transport and `ParserInput.buffer_updated` do it: the events of one read."""
     buffer.get_buffer(len(data))[:len(data)] = data
     buffer.end += len(data)
     next(ws.parser)
     buffer.release()
-    return ws.events_received()
+    return cast("list[Frame]", ws.events_received())  # frames: the handshake is done
 
 
 def _self_test() -> str | None:

@@ -24,13 +24,18 @@ messages before a close are lost there (they reach the peer on the fast path).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from websockets.frames import Opcode
 from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
 
 from .frame_reader import FrameBuffer
+
+if TYPE_CHECKING:
+    from websockets.protocol import Event
+
+    from .websocket_connection import WebSocketConnection
 
 # An empty final continuation frame (FIN, opcode 0), masked with a zero mask.
 _END_OF_MESSAGE = b"\x80\x80\x00\x00\x00\x00"
@@ -53,7 +58,7 @@ class PublicApiInput:
     __slots__ = ("buffer", "connection", "fragmented", "frame", "frames", "head", "pending",
                  "piece", "received", "remaining", "stopped", "ws")
 
-    def __init__(self, ws: ServerProtocol, connection: Any) -> None:
+    def __init__(self, ws: ServerProtocol, connection: WebSocketConnection) -> None:
         self.ws = ws
         self.connection = connection
         self.stopped = False
@@ -98,7 +103,7 @@ class PublicApiInput:
 
     def _deliver(self, data: bytes) -> None:
         ws = self.ws
-        events: list[Any] = []
+        events: list[Event] = []
         at = 0
         while (split := self._follow(data, at)) >= 0:
             # A close between the fragments of a message: the message is ended first.
@@ -111,7 +116,8 @@ class PublicApiInput:
         ws.receive_data(data[at:] if at else data)
         events += ws.events_received()
         connection = self.connection
-        connection.received(events)
+        # (Frames only, once the handshake is answered; the library's type has its requests.)
+        connection.received(events)  # type: ignore[arg-type]
         self.piece = (0, _NOTHING)  # `data` is not held while the connection waits
         writes = ws.data_to_send()
         if writes:

@@ -14,13 +14,14 @@ instead of a body.
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Any
+import threading
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from .response import LAST_CHUNK, Framing, ResponseError, chunk, frame_response_head
 
 if TYPE_CHECKING:
     import asyncio
-    import threading
 
     from .parsers import ParserAdapter
     from .seams import RequestConnection
@@ -118,11 +119,13 @@ class Exchange:
         self.waiter: Waiter | None = None  # set while the app waits for body or a disconnect
         self.response_state = PENDING
         self.status = 0
-        self.headers: Any = ()
+        self.headers: Iterable[tuple[bytes, bytes]] = ()
         self.framing: Framing | None = None
         self.remaining: int | None = None
         self.bytes_sent = 0
-        self.record: Any = None  # access-log record, when the access log or hooks want one
+        # The access-log record (`accesslog.Record`, which the subclasses name: http/ does
+        # not import the access log), when the access log or hooks want one.
+        self.record: object = None
 
     def start(self) -> None:
         """Run the app on this request (its interface's way: a task, or a pool thread)."""
@@ -139,6 +142,8 @@ class Exchange:
         waiter = self.waiter
         if waiter is not None:
             self.waiter = None
+            # A Future: the WSGI cycle, whose waiter is a Condition, has its own.
+            assert not isinstance(waiter, threading.Condition)
             if not waiter.done():
                 waiter.set_result(None)
 
@@ -152,6 +157,8 @@ class Exchange:
         waiter = self.waiter
         if waiter is not None:
             self.waiter = None
+            # A Future: the WSGI cycle, whose waiter is a Condition, has its own.
+            assert not isinstance(waiter, threading.Condition)
             if not waiter.done():
                 waiter.set_result(None)
 

@@ -19,8 +19,8 @@ import math
 import struct
 import termios
 from collections import deque
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import IO, TYPE_CHECKING, cast
 
 from .errors import BadRequest, Forbidden, RequestError, error_response
 from .exchange import COMPLETE, REFUSED, Exchange
@@ -46,7 +46,7 @@ def _not_connected(data: bytes) -> None:
     raise RuntimeError("write before the connection was made")
 
 
-def unread(transport: Any) -> int:
+def unread(transport: asyncio.BaseTransport) -> int:
     """Bytes that have arrived for a transport and wait in the kernel to be read."""
     sock = transport.get_extra_info("socket")
     if sock is None:
@@ -56,7 +56,7 @@ def unread(transport: Any) -> int:
     return 0
 
 
-def unacknowledged(transport: Any) -> int:
+def unacknowledged(transport: asyncio.BaseTransport) -> int:
     """Bytes the kernel still holds for a transport's peer (0 where it cannot tell).
 
     A response that left the transport's buffer may still sit in the kernel's, megabytes of
@@ -119,7 +119,8 @@ class HttpProtocol(asyncio.Protocol):
         self.counts_requests = server.counts_requests
         self.draining = server.draining
         self.may_keep_alive = server.config.keepalive > 0 and not server.draining
-        self.transport: Any = None
+        # The connection's stream transport, from connection_made on (nothing reads it before).
+        self.transport = cast("asyncio.Transport", None)
         self.transport_write: Callable[[bytes], object] = _not_connected
         self.parser: ParserAdapter | None = None
         self.cycle: Exchange | None = None  # the request whose response is being sent
@@ -159,15 +160,16 @@ class HttpProtocol(asyncio.Protocol):
         self.received = 0
         self.head_mark = 0
         # The scope's `extensions` on a TLS connection ({"tls": ...}); None on plaintext.
-        self.extensions: dict[str, Any] | None = None
+        self.extensions: dict[str, Mapping[str, object]] | None = None
         # Called after each transport.writelines where the transport skips its own check.
         self.writelines_check: Callable[[], None] | None = None
 
     # -- asyncio callbacks ---------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         server = self.server
-        self.transport = transport
-        self.transport_write = transport.write  # type: ignore[attr-defined]  # a Transport
+        # A stream transport (the loop's TCP or Unix one, or its TLS one): it has write().
+        self.transport = cast("asyncio.Transport", transport)
+        self.transport_write = self.transport.write
         self.writelines_check = high_water_check(transport)
         self.idle_since = self.loop.time()
         server.connection_made(self)
@@ -334,7 +336,9 @@ class HttpProtocol(asyncio.Protocol):
         return None
 
     def on_body(self, data: bytes) -> None:
-        self.parsing.feed_body(data)  # type: ignore[union-attr]  # a body follows a head
+        parsing = self.parsing
+        assert parsing is not None  # a body follows a head
+        parsing.feed_body(data)
 
     def on_request_end(self) -> None:
         cycle = self.parsing
@@ -448,7 +452,7 @@ class HttpProtocol(asyncio.Protocol):
             if self.writelines_check is not None:  # the stdlib loop's missing pause check
                 self.writelines_check()
 
-    async def sendfile(self, file: Any, offset: int, count: int) -> int:
+    async def sendfile(self, file: IO[bytes], offset: int, count: int) -> int:
         """Send `count` bytes of a file from `offset` with the loop's sendfile."""
         return await self.loop.sendfile(self.transport, file, offset, count)
 

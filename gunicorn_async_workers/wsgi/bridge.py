@@ -14,9 +14,9 @@ import asyncio
 import os
 import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, cast
 from urllib.parse import unquote_to_bytes
 
 from gunicorn.http.wsgi import FileWrapper, WSGIErrorsWrapper
@@ -37,7 +37,11 @@ from .input import WsgiInput
 from .pool import ThreadPool
 
 if TYPE_CHECKING:
-    from ..accesslog import RequestRecorder
+    from _typeshed import OptExcInfo
+    from _typeshed.wsgi import WSGIApplication, WSGIEnvironment
+    from gunicorn.config import Config
+
+    from ..accesslog import Record, RequestRecorder, WsgiRecordScope
     from ..config import ServerConfig
     from ..http.parsers import ParserAdapter
     from ..http.seams import Log, RequestConnection
@@ -63,7 +67,7 @@ ENVIRON_BASE_KEYS = ("wsgi.version", "wsgi.errors", "wsgi.multithread", "wsgi.mu
                      "SERVER_SOFTWARE")
 
 
-def base_environ(cfg: Any, threads: int) -> dict[str, Any]:
+def base_environ(cfg: Config, threads: int) -> WSGIEnvironment:
     """The environ keys that are the same for every request of this worker."""
     return {
         "wsgi.version": (1, 0),
@@ -92,14 +96,14 @@ class WsgiBridge:
     __slots__ = ("app", "config", "environ_base", "executor", "log", "recorder",
                  "script_name", "sendfile_allowed")
 
-    def __init__(self, app: Callable[..., Iterable[bytes]], config: ServerConfig, log: Log,
+    def __init__(self, app: WSGIApplication, config: ServerConfig, log: Log,
                  recorder: RequestRecorder | None, loop: asyncio.AbstractEventLoop,
-                 environ_base: dict[str, Any], script_name: str) -> None:
+                 environ_base: WSGIEnvironment, script_name: str) -> None:
         self.app = app
         self.config = config
         self.log = log
         self.recorder = recorder  # None when no access log or request hook wants records
-        self.executor = ThreadPool(config.threads, loop)
+        self.executor: ThreadPool[bytes | None] = ThreadPool(config.threads, loop)
         self.environ_base = environ_base
         self.script_name = script_name.rstrip("/")
         # uvloop has no loop.sendfile (the stdlib loop has): file bodies are then read in
@@ -167,8 +171,8 @@ class WsgiBridge:
             environ["SERVER_NAME"], environ["SERVER_PORT"] = sockname[0], str(sockname[1])
         else:  # a unix socket: the Host header names the server, as in Gunicorn
             host = head.host.decode("latin-1") if head.host else ""
-            name, _, port = host.partition(":")
-            environ["SERVER_NAME"] = name
+            server_name, _, port = host.partition(":")
+            environ["SERVER_NAME"] = server_name
             environ["SERVER_PORT"] = port or ("443" if head.scheme == "https" else "80")
         cycle.environ = environ
         # Only a request with a body has a loop feeding a reading thread.
@@ -190,13 +194,14 @@ class WsgiCycle(Exchange):
     __slots__ = ("bridge", "cond", "environ", "scope", "wrote")
 
     bridge: WsgiBridge
-    environ: dict[str, Any]
+    environ: WSGIEnvironment
     cond: threading.Condition | None
+    record: Record | None
 
     def __init__(self, protocol: RequestConnection, head: ParserAdapter) -> None:
         super().__init__(protocol, head)
         self.wrote = False
-        self.scope: dict[str, Any] | None = None
+        self.scope: WsgiRecordScope | None = None
 
     # -- fed by the protocol (loop thread) ---------------------------------------------
     def feed_body(self, data: bytes) -> None:
@@ -217,11 +222,12 @@ class WsgiCycle(Exchange):
 
     # -- the app's side (pool thread) ----------------------------------------------------
     def start_response(self, status: str, headers: list[tuple[str, str]],
-                       exc_info: Any = None) -> Callable[[bytes], None]:
+                       exc_info: OptExcInfo | None = None) -> Callable[[bytes], None]:
         if exc_info:
             try:
                 if self.framing is not None:
-                    raise exc_info[1].with_traceback(exc_info[2])
+                    # (An app's `(None, None, None)` fails here, on None, as it always has.)
+                    raise cast(BaseException, exc_info[1]).with_traceback(exc_info[2])
             finally:
                 exc_info = None
         elif self.response_state is not PENDING:
@@ -291,7 +297,7 @@ class WsgiCycle(Exchange):
         elif protocol.write_paused:
             await protocol.drain()
 
-    async def _sendfile_on_loop(self, wrapper: Any) -> bool:
+    async def _sendfile_on_loop(self, wrapper: FileWrapper) -> bool:
         """Send a `wsgi.file_wrapper` body with the loop's sendfile; False if it cannot."""
         protocol = self.protocol
         filelike = wrapper.filelike
@@ -311,14 +317,15 @@ class WsgiCycle(Exchange):
         if self.framing is not None and not self.framing.no_body:
             if self.remaining is not None:
                 size = min(size, self.remaining)  # never past the app's Content-Length
-            await protocol.sendfile(filelike, offset, size)
+            # A binary file (its fileno() above), as the loop's sendfile takes it.
+            await protocol.sendfile(cast("IO[bytes]", filelike), offset, size)
             self.bytes_sent += size
             if self.remaining is not None:
                 self.remaining -= size
         self.finish()
         return True
 
-    def call_app(self, app: Callable[..., Iterable[bytes]]) -> bytes | None:
+    def call_app(self, app: WSGIApplication) -> bytes | None:
         """Run the app in a pool thread. A list body comes back whole; anything else is
         streamed from here. The iterable's close() is always called."""
         result = app(self.environ, self.start_response)

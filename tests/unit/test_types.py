@@ -9,8 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("gunicorn_async_workers", "gaw")
 IGNORE = re.compile(r"#\s*type:\s*ignore\b(?P<code>\[[^\]]*\])?(?P<after>.*)$")
@@ -48,9 +46,6 @@ def type_ignores() -> list[tuple[str, bool, bool]]:
     return found
 
 
-@pytest.mark.xfail(reason="issue #22: modules being rewritten still carry type: ignore "
-                          "comments (asgi/websocket.py, asgi/frame_reader.py, server.py, "
-                          "http/response.py); remove this mark when the test passes")
 def test_type_ignores_are_few_and_explained() -> None:
     found = type_ignores()
     assert [where for where, coded, _ in found if not coded] == []

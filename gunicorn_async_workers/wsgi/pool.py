@@ -1,4 +1,4 @@
-"""The thread pool WSGI apps run on: a C queue in, the loop's `call_soon_threadsafe` out.
+"""The thread pool WSGI apps run on: a C queue in, batches of finished calls out.
 
 Leaner than `concurrent.futures` plus `run_in_executor` for one hand-off per request: no
 executor future, no asyncio future wrapping it, no task on the loop. A request waits in the
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
 from queue import SimpleQueue
 from typing import Generic, TypeVar
@@ -20,13 +22,25 @@ Result = TypeVar("Result")
 class ThreadPool(Generic[Result]):
     """`size` threads running submitted calls; each result is handed back on the loop.
 
-    Every call of a pool returns a `Result` (the WSGI bridge's: `bytes | None`)."""
+    Every call of a pool returns a `Result` (the WSGI bridge's: `bytes | None`). Finished
+    calls wait in `finished` and the loop is woken once per batch, not once per call: a
+    thread that finishes while a hand-back is already scheduled only appends to the batch.
+    """
 
     def __init__(self, size: int, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.queue: SimpleQueue[
             tuple[Callable[[], Result],
                   Callable[[Result | None, BaseException | None], None]] | None] = SimpleQueue()
+        self.finished: deque[tuple[Callable[[Result | None, BaseException | None], None],
+                                   Result | None, BaseException | None]] = deque()
+        # True from a thread's scheduling of `_hand_back` until that call begins (it is only
+        # an optimisation: a call scheduled twice finds the batch empty the second time).
+        self.hand_back_scheduled = False
+        # The call each thread runs now: its thread's ident -> (when it began, monotonic
+        # clock; its `done`, which names the request), for the stuck-request warning.
+        self.running: dict[int, tuple[float, Callable[[Result | None, BaseException | None],
+                                                       None]]] = {}
         self.threads = [threading.Thread(target=self._work, name=f"gaw-wsgi-{i}", daemon=True)
                         for i in range(size)]
         for thread in self.threads:
@@ -39,24 +53,41 @@ class ThreadPool(Generic[Result]):
 
     def _work(self) -> None:
         queue = self.queue
+        finished = self.finished
         call_soon = self.loop.call_soon_threadsafe
+        hand_back = self._hand_back
+        running = self.running
+        ident = threading.get_ident()
+        clock = time.monotonic
         while True:
             item = queue.get()
             if item is None:
                 return
             call, done = item
+            running[ident] = (clock(), done)
             try:
-                result = call()
+                finished.append((done, call(), None))
             except BaseException as exc:  # handed to the loop, which logs it
+                finished.append((done, None, exc))
+            del running[ident]
+            if not self.hand_back_scheduled:
+                self.hand_back_scheduled = True
                 try:
-                    call_soon(done, None, exc)
+                    call_soon(hand_back)
                 except RuntimeError:  # the loop is closed: the worker is exiting
                     return
-            else:
-                try:
-                    call_soon(done, result, None)
-                except RuntimeError:
-                    return
+
+    def _hand_back(self) -> None:
+        """On the loop: every finished call's `done`, in the order they finished."""
+        self.hand_back_scheduled = False  # before taking: a later finish schedules anew
+        finished = self.finished
+        while finished:
+            done, result, exc = finished.popleft()
+            try:
+                done(result, exc)
+            except Exception as error:  # as the loop would report a failing callback
+                self.loop.call_exception_handler({
+                    "message": "Exception in a WSGI request's completion", "exception": error})
 
     def shutdown(self) -> None:
         for _ in self.threads:

@@ -1,0 +1,98 @@
+"""The WSGI thread pool: calls run in its threads, results come back on the loop in batches.
+
+A real pool on a real event loop. The loop is kept from running while the threads finish
+a burst of calls, so the hand-back finds them all waiting: they must come back in one
+wake-up of the loop, in the order they finished, none lost, an exception as an exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from gunicorn_async_workers.wsgi.pool import ThreadPool
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(0.001)
+
+
+def test_a_burst_of_finished_calls_wakes_the_loop_once() -> None:
+    loop = asyncio.new_event_loop()
+    pool: ThreadPool[int] = ThreadPool(1, loop)
+    results: list[tuple[int | None, BaseException | None]] = []
+    # The callbacks the threads scheduled on the (stdlib) loop, waiting for it to run.
+    ready = loop._ready  # type: ignore[attr-defined]
+    try:
+        calls = 50
+        for n in range(calls):
+            pool.submit(lambda n=n: n, lambda r, e: results.append((r, e)))
+        # The loop is not running: the thread finishes every call and queues the batch.
+        wait_until(lambda: len(pool.finished) == calls, "the burst finished in the thread")
+        assert results == []
+        assert len(ready) == 1  # one hand-back scheduled for the whole burst (was: 50)
+        loop.run_until_complete(asyncio.sleep(0))
+        assert results == [(n, None) for n in range(calls)]  # all in that one wake-up
+    finally:
+        pool.shutdown()
+        loop.close()
+
+
+def test_exceptions_come_back_and_a_failing_completion_drops_nothing() -> None:
+    loop = asyncio.new_event_loop()
+    reported: list[BaseException | None] = []
+    loop.set_exception_handler(lambda _loop, context: reported.append(context.get("exception")))
+    pool: ThreadPool[int] = ThreadPool(2, loop)
+    outcomes: list[object] = []
+    boom = ValueError("the app failed")
+
+    def fail() -> int:
+        raise boom
+
+    def broken_done(result: int | None, exc: BaseException | None) -> None:
+        raise RuntimeError("a completion that fails")
+
+    try:
+        pool.submit(fail, lambda r, e: outcomes.append(e))
+        pool.submit(lambda: 1, broken_done)
+        pool.submit(lambda: 2, lambda r, e: outcomes.append(r))
+
+        async def until_done() -> None:
+            for _ in range(5000):
+                if len(outcomes) == 2 and reported:
+                    return
+                await asyncio.sleep(0.001)
+
+        loop.run_until_complete(until_done())
+        assert sorted(map(repr, outcomes)) == sorted([repr(boom), "2"])
+        assert len(reported) == 1 and isinstance(reported[0], RuntimeError)
+    finally:
+        pool.shutdown()
+        loop.close()
+
+
+def test_calls_finishing_while_the_loop_hands_back_are_not_lost() -> None:
+    """Threads keep finishing while the loop takes batches: every result arrives once."""
+    loop = asyncio.new_event_loop()
+    pool: ThreadPool[int] = ThreadPool(4, loop)
+    seen: list[int] = []
+    calls = 2000
+    try:
+        for n in range(calls):
+            pool.submit(lambda n=n: n, lambda r, e: seen.append(r))  # type: ignore[arg-type]
+
+        async def until_all() -> None:
+            deadline = time.monotonic() + 10
+            while len(seen) < calls and time.monotonic() < deadline:
+                await asyncio.sleep(0.0005)
+
+        loop.run_until_complete(until_all())
+        assert sorted(seen) == list(range(calls))
+    finally:
+        pool.shutdown()
+        loop.close()

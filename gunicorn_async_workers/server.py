@@ -302,6 +302,7 @@ class Server:
         is `now >= start + limit`, so a tick may add to a limit, never take from it)."""
         now = self.loop.time()
         self.date.refresh()
+        self.bridge.tick()
         self.victims = []
         for conn in list(self.connections):
             conn.check_timeouts(now)

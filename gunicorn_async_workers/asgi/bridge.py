@@ -85,5 +85,9 @@ class AsgiBridge:
         cycle.scope = scope
         return cycle
 
+    def tick(self) -> None:
+        """Nothing to watch: a blocked ASGI app blocks the loop, which Gunicorn's timeout
+        handles (the worker's heartbeat stops)."""
+
     def close(self) -> None:
         """Nothing to release: the app's tasks end with their connections."""

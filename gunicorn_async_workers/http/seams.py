@@ -107,6 +107,10 @@ class RequestBridge(Protocol):
         an upgrade may take the connection over."""
         ...
 
+    def tick(self) -> None:
+        """Once a second, with the server's tick (the WSGI bridge looks for stuck calls)."""
+        ...
+
     def close(self) -> None:
         """The worker is stopping: release what the bridge holds (a thread pool)."""
         ...

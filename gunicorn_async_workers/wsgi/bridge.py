@@ -13,7 +13,10 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import sys
 import threading
+import time
+import traceback
 from collections.abc import Callable
 from functools import partial
 from typing import IO, TYPE_CHECKING, cast
@@ -93,7 +96,7 @@ class WsgiBridge:
     """Builds the request objects of one WSGI app (a `RequestBridge`, `http/seams.py`) and
     holds what they share: the app, the thread pool, the environ's fixed keys."""
 
-    __slots__ = ("app", "config", "environ_base", "executor", "log", "recorder",
+    __slots__ = ("app", "config", "environ_base", "executor", "log", "recorder", "warned",
                  "script_name", "sendfile_allowed")
 
     def __init__(self, app: WSGIApplication, config: ServerConfig, log: Log,
@@ -104,6 +107,8 @@ class WsgiBridge:
         self.log = log
         self.recorder = recorder  # None when no access log or request hook wants records
         self.executor: ThreadPool[bytes | None] = ThreadPool(config.threads, loop)
+        # (thread ident, start) of the calls already warned about as stuck.
+        self.warned: set[tuple[int, float]] = set()
         self.environ_base = environ_base
         self.script_name = script_name.rstrip("/")
         # uvloop has no loop.sendfile (the stdlib loop has): file bodies are then read in
@@ -182,6 +187,37 @@ class WsgiBridge:
                            "raw_path": raw_path, "http_version": http_version,
                            "scheme": head.scheme, "headers": head.headers, "client": client}
         return cycle
+
+    def tick(self) -> None:
+        """Warn once about each request that has run longer than `timeout` in its thread:
+        Gunicorn's timeout cannot catch it (the loop keeps the heartbeat going), and with
+        every thread held, other requests wait. The warning names the request, its time and
+        the thread's stack; a statsd logger counts it as `gunicorn.wsgi.stuck_requests`."""
+        limit = self.config.timeout
+        running = self.executor.running
+        if limit <= 0 or not (running or self.warned):
+            return
+        now = time.monotonic()
+        current = set()
+        for ident, (since, done) in list(running.items()):
+            current.add((ident, since))
+            if now - since < limit or (ident, since) in self.warned:
+                continue
+            self.warned.add((ident, since))
+            cycle = getattr(done, "__self__", None)
+            if isinstance(cycle, WsgiCycle):
+                request = f"{cycle.environ['REQUEST_METHOD']} {cycle.environ['RAW_URI']}"
+            else:
+                request = "a request"
+            frame = sys._current_frames().get(ident)
+            stack = "".join(traceback.format_stack(frame)) if frame is not None else ""
+            self.log.warning("WSGI app still running %s after %.0f s (timeout is %g s): "
+                             "its thread is held, and with every thread held other requests "
+                             "wait. Its stack:\n%s", request, now - since, limit, stack)
+            increment = getattr(self.log, "increment", None)
+            if increment is not None:  # Gunicorn's statsd logger
+                increment("gunicorn.wsgi.stuck_requests", 1)
+        self.warned &= current
 
     def close(self) -> None:
         """Stop the thread pool (threads still running an app finish their call)."""

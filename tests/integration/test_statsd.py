@@ -111,3 +111,25 @@ def test_asgi_metrics_match_gunicorn_asgi(worker_class: str, statsd: socket.sock
     assert metrics("apps.http_behaviour:app", worker_class, statsd, targets) == ours
     assert ours == [*expected_request(200), f"{PREFIX}.gunicorn.log.exception:1|c|@1.0",
                     *expected_request(500), *expected_request(201), *expected_request(404)]
+
+
+def test_a_stuck_wsgi_request_is_counted(worker_class: str, statsd: socket.socket,
+                                         tmp_path: Path) -> None:
+    """A WSGI request held in its thread past `timeout` is counted once, as
+    `gunicorn.wsgi.stuck_requests`, beside its WARNING line."""
+    port = statsd.getsockname()[1]
+    release = tmp_path / "release"
+    server = GunicornProcess("apps.wsgi_apps:app", worker_class, settings={
+        "statsd_host": f"127.0.0.1:{port}", "statsd_prefix": PREFIX, "dogstatsd_tags": TAGS,
+        "threads": 1, "timeout": 2})
+    with server:
+        receive_until(statsd, f"{PREFIX}.gunicorn.request.status.")
+        with server.connect() as s:
+            s.sendall(f"GET /sleep?s=30&until={release} HTTP/1.1\r\nHost: t\r\n"
+                      "Connection: close\r\n\r\n".encode())
+            got = receive_until(statsd, f"{PREFIX}.gunicorn.wsgi.stuck_requests:")
+            release.touch()
+            assert read_until_close(s).startswith(b"HTTP/1.1 200 ")
+    stuck = [d for d in got if ".stuck_requests:" in d]
+    assert [d.partition("|#")[0] for d in stuck] == [
+        f"{PREFIX}.gunicorn.wsgi.stuck_requests:1|c|@1.0"]  # count 1, sampling rate 1

@@ -98,3 +98,34 @@ def post_request(worker, req, environ, resp):
     lines = marks.read_text().splitlines()
     assert "pre GET /plain" in lines
     assert any(line.startswith("post GET /plain /plain 200") for line in lines), lines
+
+
+def test_a_request_stuck_past_timeout_is_named_once_with_its_stack(
+        gunicorn: Callable[..., GunicornProcess], tmp_path: Path) -> None:
+    """One thread held past `timeout`: one WARNING names the request, its time and the
+    thread's stack (where the app is stuck); later ticks do not repeat it, and the request
+    still gets its answer once the app returns."""
+    timeout = 2
+    server = gunicorn(APP, settings={"threads": 1, "timeout": timeout})
+    [pid] = server.worker_pids()
+    entered, release = tmp_path / "entered", tmp_path / "release"
+    target = f"{server.url}/sleep?s=30&entered={entered}&until={release}"
+    marker = "WSGI app still running"
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        stuck = pool.submit(httpx.get, target, timeout=40)
+        wait_for(entered.exists, 10, what="the request holding the only thread")
+        wait_for(lambda: marker in server.logs(), 10, what="the stuck-request warning")
+        warned_at = time.monotonic()
+        # Two more ticks of the worker (its heartbeat, stamped up to one interval ahead)
+        # pass before the app is let go: a repeated warning would be in the log by then.
+        wait_for(lambda: heartbeat(pid) > warned_at + 3, 10, what="two more ticks")
+        release.touch()
+        assert stuck.result().status_code == 200
+    logs = server.logs()
+    assert logs.count(marker) == 1, logs
+    line = next(line for line in logs.splitlines() if marker in line)
+    assert "[WARNING]" in line and f"GET /sleep?s=30&entered={entered}" in line
+    assert "timeout is 2 s" in line
+    stack = logs[logs.index(marker):]
+    assert "in sleep_route" in stack and "time.sleep(0.01)" in stack
+    assert "[ERROR]" not in logs and "WORKER TIMEOUT" not in logs

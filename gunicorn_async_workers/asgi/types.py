@@ -29,11 +29,11 @@ class ASGIVersions(TypedDict):
     spec_version: str
 
 
-class _HTTPScopeKeys(TypedDict):
-    type: Literal["http"]
+class _ConnectionScopeKeys(TypedDict):
+    """The keys an HTTP and a WebSocket scope share."""
+
     asgi: ASGIVersions
     http_version: str
-    method: str
     scheme: str
     path: str
     raw_path: bytes
@@ -43,6 +43,11 @@ class _HTTPScopeKeys(TypedDict):
     client: Address | None
     server: ServerAddress | None
     state: dict[str, object]
+
+
+class _HTTPScopeKeys(_ConnectionScopeKeys):
+    type: Literal["http"]
+    method: str
 
 
 @final  # no other keys: `"method" in scope` tells an HTTP scope from a WebSocket one
@@ -53,22 +58,11 @@ class HTTPScope(_HTTPScopeKeys, total=False):
 
 
 @final
-class WebSocketScope(TypedDict):
+class WebSocketScope(_ConnectionScopeKeys):
     """A WebSocket connection's scope (`extensions` always has `websocket.http.response`)."""
 
     type: Literal["websocket"]
-    asgi: ASGIVersions
-    http_version: str
-    scheme: str
-    path: str
-    raw_path: bytes
-    query_string: bytes
-    root_path: str
-    headers: Headers
-    client: Address | None
-    server: ServerAddress | None
     subprotocols: list[str]
-    state: dict[str, object]
     extensions: Extensions
 
 

@@ -187,14 +187,6 @@ def frame_response_head(status: int, headers: Iterable[tuple[bytes, bytes]], dat
     return head
 
 
-def frame_head(status: int, headers: Iterable[tuple[bytes, bytes]], date: DateHeader,
-               head_request: bool, http10: bool, keep_alive: bool, body_length: int | None,
-               framing: Framing) -> bytes:
-    """The former positional form of `frame_response_head`, kept until its callers move."""
-    return frame_response_head(status, headers, date, framing, head_request=head_request,
-                               http10=http10, keep_alive=keep_alive, body_length=body_length)
-
-
 def chunk(data: bytes) -> list[bytes]:
     """One chunk of a chunked body, as pieces for `transport.writelines`."""
     return [b"%x\r\n" % len(data), data, CRLF]

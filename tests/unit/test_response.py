@@ -1,4 +1,5 @@
-"""Unit tests of response framing (frame_head, chunk, status_line, DateHeader); h11 as oracle."""
+"""Unit tests of response framing (frame_response_head, chunk, status_line, DateHeader),
+with h11 as the oracle."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from gunicorn_async_workers.http.response import (
     Framing,
     ResponseError,
     chunk,
-    frame_head,
+    frame_response_head,
     status_line,
 )
 
@@ -34,9 +35,9 @@ def frame(
     body_length: int | None = None,
 ) -> tuple[bytes, Framing]:
     framing = Framing()
-    head = frame_head(
-        status, headers, DATE, head_request=head_request, http10=http10,
-        keep_alive=keep_alive, body_length=body_length, framing=framing)
+    head = frame_response_head(
+        status, headers, DATE, framing, head_request=head_request, http10=http10,
+        keep_alive=keep_alive, body_length=body_length)
     return head, framing
 
 

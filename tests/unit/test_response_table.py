@@ -1,8 +1,7 @@
 """frame_response_head against the bytes frame_head gave before it was split (issue #22).
 
 Each row is a request side and an app's response; the expected head is what the former
-`frame_head` produced for it, recorded before the change, and the compatibility `frame_head`
-must give the same.
+`frame_head` (removed since) produced for it, recorded before the change.
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ import pytest
 from gunicorn_async_workers.http.response import (
     DateHeader,
     Framing,
-    frame_head,
     frame_response_head,
     status_line,
 )
@@ -98,7 +96,3 @@ def test_same_head_and_framing_as_before(
         status, headers, DATE, framing, head_request=head_request, http10=http10,
         keep_alive=keep_alive, body_length=body_length) == head
     assert outcome(framing) == framed
-    former = Framing()
-    assert frame_head(status, headers, DATE, head_request, http10, keep_alive, body_length,
-                      former) == head
-    assert outcome(former) == framed

@@ -634,7 +634,14 @@ def test_close_between_fragments_closes_1000(server: GunicornProcess, tmp_path: 
     """RFC 6455 lets control frames come between fragments, a close too (Autobahn 7.1.5):
     the unfinished message is dropped and the closing handshake is a clean one."""
     record = tmp_path / "record"
-    raw, resp = open_raw(server, target("/echo", record))
+    close_between_fragments(server, target("/echo", record))
+    assert wait_event(record, "disconnect")["code"] == 1000
+
+
+def close_between_fragments(server: GunicornProcess, path: str) -> None:
+    """A text message's first fragment, a close, the last fragment: the server answers
+    the close with 1000 and closes the connection."""
+    raw, resp = open_raw(server, path)
     with raw.sock:
         assert resp.status == 101
         raw.send(TEXT, b"fragment1", fin=False)
@@ -643,7 +650,6 @@ def test_close_between_fragments_closes_1000(server: GunicornProcess, tmp_path: 
         code, reason = raw.read_close()
         assert code == 1000, reason
         assert raw.closed_by_server()
-    assert wait_event(record, "disconnect")["code"] == 1000
 
 
 @pytest.mark.parametrize("fragments", [1, 4], ids=["one-frame", "fragmented"])

@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 from gunicorn_process import GunicornProcess, wait_for
-from test_websocket import close_payload, open_raw, ws_connect
-from ws_frames import CLOSE, CONT, TEXT
+from test_websocket import close_between_fragments, ws_connect
 
 from gunicorn_async_workers.asgi.websockets_internals import PUBLIC_API_ENV
 
@@ -39,15 +38,7 @@ def test_the_echo_route_is_served(server: GunicornProcess) -> None:
 
 
 def test_a_close_between_fragments_closes_1000(server: GunicornProcess) -> None:
-    raw, resp = open_raw(server, "/echo")
-    with raw.sock:
-        assert resp.status == 101
-        raw.send(TEXT, b"fragment1", fin=False)
-        raw.send(CLOSE, close_payload(1000))
-        raw.send(CONT, b"fragment2")
-        code, reason = raw.read_close()
-        assert code == 1000, reason
-        assert raw.closed_by_server()
+    close_between_fragments(server, "/echo")
 
 
 def test_why_is_logged_once_at_boot(server: GunicornProcess) -> None:

@@ -389,13 +389,16 @@ class AsyncWorkerBase(Worker):
             # in between is written to a closed pipe (a traceback on stderr), and one after
             # would kill a worker still running worker_exit. So SIGTERM is held back while
             # the loop closes, and then ignored (SIG_IGN: Python handlers are reset while the
-            # interpreter shuts down).
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+            # interpreter shuts down). The other signals the loop handles are held back too
+            # (they then find their default handlers); the WSGI pool's threads block them
+            # all, so none is delivered to a thread that still lets it through.
+            held = {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1}
+            signal.pthread_sigmask(signal.SIG_BLOCK, held)
             try:
                 loop.close()
                 signal.signal(signal.SIGTERM, signal.SIG_IGN)
             finally:
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
 
 
 class UvloopWorker(AsyncWorkerBase):

@@ -4,11 +4,14 @@ Leaner than `concurrent.futures` plus `run_in_executor` for one hand-off per req
 executor future, no asyncio future wrapping it, no task on the loop. A request waits in the
 queue (not in a thread) until a thread is free. The threads are daemons: a worker that must
 exit is never held by an app stuck in one of them (the arbiter's timeout handles that).
+The threads block the process signals the worker handles, so the kernel always delivers
+those to the loop's thread (which blocks them while its loop closes).
 """
 
 from __future__ import annotations
 
 import asyncio
+import signal
 import threading
 import time
 from collections import deque
@@ -17,6 +20,13 @@ from queue import SimpleQueue
 from typing import Generic, TypeVar
 
 Result = TypeVar("Result")
+
+# The signals Gunicorn sends a worker (and a terminal may): a pool thread never takes them.
+PROCESS_SIGNALS = frozenset({
+    signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGUSR1,
+    signal.SIGUSR2, signal.SIGWINCH, signal.SIGABRT, signal.SIGTTIN, signal.SIGTTOU,
+    signal.SIGCHLD,
+})
 
 
 class ThreadPool(Generic[Result]):
@@ -52,6 +62,7 @@ class ThreadPool(Generic[Result]):
         self.queue.put((call, done))
 
     def _work(self) -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, PROCESS_SIGNALS)
         queue = self.queue
         finished = self.finished
         call_soon = self.loop.call_soon_threadsafe

@@ -8,6 +8,7 @@ wake-up of the loop, in the order they finished, none lost, an exception as an e
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import Callable
 
@@ -93,6 +94,35 @@ def test_calls_finishing_while_the_loop_hands_back_are_not_lost() -> None:
 
         loop.run_until_complete(until_all())
         assert sorted(seen) == list(range(calls))
+    finally:
+        pool.shutdown()
+        loop.close()
+
+
+def test_pool_threads_leave_process_signals_to_the_loops_thread() -> None:
+    """A process signal must reach the thread that runs (and closes) the loop: one delivered
+    to a pool thread while the loop closes is written to a closed wakeup pipe (a traceback
+    on stderr, seen on a reload with a WSGI app)."""
+    loop = asyncio.new_event_loop()
+    pool: ThreadPool[set[signal.Signals]] = ThreadPool(2, loop)
+    masks: list[set[signal.Signals] | None] = []
+    try:
+        for _ in range(2):
+            pool.submit(lambda: set(signal.pthread_sigmask(signal.SIG_BLOCK, [])),
+                        lambda r, e: masks.append(r))
+
+        async def until_done() -> None:
+            for _ in range(5000):
+                if len(masks) == 2:
+                    return
+                await asyncio.sleep(0.001)
+
+        loop.run_until_complete(until_done())
+        for mask in masks:
+            assert mask is not None
+            assert {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP,
+                    signal.SIGUSR1, signal.SIGABRT} <= mask
+        assert signal.SIGTERM not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
     finally:
         pool.shutdown()
         loop.close()

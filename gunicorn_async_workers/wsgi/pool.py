@@ -1,9 +1,10 @@
-"""The thread pool WSGI apps run on: a C queue in, batches of finished calls out.
+"""The thread pool WSGI apps run on: batches of calls in, batches of finished calls out.
 
 Leaner than `concurrent.futures` plus `run_in_executor` for one hand-off per request: no
-executor future, no asyncio future wrapping it, no task on the loop. A request waits in the
-queue (not in a thread) until a thread is free. The threads are daemons: a worker that must
-exit is never held by an app stuck in one of them (the arbiter's timeout handles that).
+executor future, no asyncio future wrapping it, no task on the loop, and no thread woken per
+request. A request waits in the pool's queue (not in a thread) until a thread is free. The
+threads are daemons: a worker that must exit is never held by an app stuck in one of them
+(the arbiter's timeout handles that).
 The threads block the process signals the worker handles, so the kernel always delivers
 those to the loop's thread (which blocks them while its loop closes).
 """
@@ -16,7 +17,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from queue import SimpleQueue
 from typing import Generic, TypeVar
 
 Result = TypeVar("Result")
@@ -32,16 +32,29 @@ PROCESS_SIGNALS = frozenset({
 class ThreadPool(Generic[Result]):
     """`size` threads running submitted calls; each result is handed back on the loop.
 
-    Every call of a pool returns a `Result` (the WSGI bridge's: `bytes | None`). Finished
-    calls wait in `finished` and the loop is woken once per batch, not once per call: a
-    thread that finishes while a hand-back is already scheduled only appends to the batch.
+    Every call of a pool returns a `Result` (the WSGI bridge's: `bytes | None`). Both hops
+    are batched, so that a busy worker pays for a thread wake-up per batch, not per request:
+
+    - In: `submit` (on the loop) appends to `pending`; once per pass of the loop, after the
+      callbacks that read requests, `_dispatch` wakes one parked thread if any is parked. A
+      thread takes calls from `pending` until it is empty, and wakes a parked peer when it
+      takes a call while more are waiting (an app that blocks on I/O then does not hold the
+      others back). A busy thread is never woken: it comes back for the next call itself.
+    - Out: finished calls wait in `finished`, and the loop is woken once per batch: a thread
+      that finishes while a hand-back is already scheduled only appends to the batch.
+
+    A thread parks on a lock of its own (the cheapest wake-up CPython has: one futex call),
+    kept in `parked`; every shared structure is a deque or list used under the GIL.
     """
 
     def __init__(self, size: int, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.queue: SimpleQueue[
-            tuple[Callable[[], Result],
-                  Callable[[Result | None, BaseException | None], None]] | None] = SimpleQueue()
+        self.pending: deque[tuple[Callable[[], Result],
+                                  Callable[[Result | None, BaseException | None], None]]] = deque()
+        # The locks of the threads waiting for work, each held: releasing one wakes its thread.
+        self.parked: list[threading.Lock] = []
+        self.dispatch_scheduled = False
+        self.stopping = False
         self.finished: deque[tuple[Callable[[Result | None, BaseException | None], None],
                                    Result | None, BaseException | None]] = deque()
         # True from a thread's scheduling of `_hand_back` until that call begins (it is only
@@ -58,12 +71,55 @@ class ThreadPool(Generic[Result]):
 
     def submit(self, call: Callable[[], Result],
                done: Callable[[Result | None, BaseException | None], None]) -> None:
-        """Run `call()` in a thread; then `done(result, None)` or `done(None, exc)` on the loop."""
-        self.queue.put((call, done))
+        """Run `call()` in a thread; then `done(result, None)` or `done(None, exc)` on the loop.
+        Called on the loop only."""
+        self.pending.append((call, done))
+        if not self.dispatch_scheduled:
+            self.dispatch_scheduled = True
+            self.loop.call_soon(self._dispatch)
+
+    def _dispatch(self) -> None:
+        """On the loop, once per pass: wake a parked thread for the calls submitted."""
+        self.dispatch_scheduled = False
+        if self.pending:
+            self._wake_one()
+
+    def _wake_one(self) -> None:
+        try:
+            lock = self.parked.pop()  # the last to park: the warmest
+        except IndexError:
+            return  # every thread is busy; each comes back for more when done
+        lock.release()
+
+    def _take(self, lock: threading.Lock) -> tuple[
+            Callable[[], Result], Callable[[Result | None, BaseException | None], None]] | None:
+        """The next call for this thread, parking it while there is none; None to exit."""
+        pending = self.pending
+        parked = self.parked
+        while True:
+            if pending:
+                item = pending.popleft()
+                if pending and parked:
+                    self._wake_one()
+                return item
+            if self.stopping:
+                return None
+            parked.append(lock)
+            # A call submitted (and dispatched to nobody) between the check above and the
+            # append: take it back instead of parking.
+            if pending or self.stopping:
+                try:
+                    parked.remove(lock)
+                except ValueError:  # someone released it already: consume that wake-up
+                    lock.acquire()
+                continue
+            lock.acquire()  # until a submit or shutdown releases it
 
     def _work(self) -> None:
         signal.pthread_sigmask(signal.SIG_BLOCK, PROCESS_SIGNALS)
-        queue = self.queue
+        lock = threading.Lock()
+        lock.acquire()
+        take = self._take
         finished = self.finished
         call_soon = self.loop.call_soon_threadsafe
         hand_back = self._hand_back
@@ -71,7 +127,7 @@ class ThreadPool(Generic[Result]):
         ident = threading.get_ident()
         clock = time.monotonic
         while True:
-            item = queue.get()
+            item = take(lock)
             if item is None:
                 return
             call, done = item
@@ -101,5 +157,7 @@ class ThreadPool(Generic[Result]):
                     "message": "Exception in a WSGI request's completion", "exception": error})
 
     def shutdown(self) -> None:
-        for _ in self.threads:
-            self.queue.put(None)
+        """Let the threads exit once the calls already submitted have run."""
+        self.stopping = True
+        while self.parked:
+            self._wake_one()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import threading
 import time
 from collections.abc import Callable
 
@@ -33,6 +34,11 @@ def test_a_burst_of_finished_calls_wakes_the_loop_once() -> None:
         calls = 50
         for n in range(calls):
             pool.submit(lambda n=n: n, lambda r, e: results.append((r, e)))
+        # Submitting wakes no thread; the loop's next pass does, once (the dispatch is the
+        # one callback waiting).
+        assert len(ready) == 1 and pool.pending and not pool.finished
+        loop.call_soon(loop.stop)
+        loop.run_forever()
         # The loop is not running: the thread finishes every call and queues the batch.
         wait_until(lambda: len(pool.finished) == calls, "the burst finished in the thread")
         assert results == []
@@ -125,4 +131,72 @@ def test_pool_threads_leave_process_signals_to_the_loops_thread() -> None:
         assert signal.SIGTERM not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
     finally:
         pool.shutdown()
+        loop.close()
+
+
+def test_a_blocked_call_does_not_hold_back_the_calls_queued_behind_it() -> None:
+    """Four calls submitted in one pass wake one thread; the first blocks (an app waiting on
+    I/O): the others must still run, on the threads it wakes when more calls wait."""
+    loop = asyncio.new_event_loop()
+    pool: ThreadPool[int] = ThreadPool(4, loop)
+    release = threading.Event()
+    done: list[int | None] = []
+    try:
+        pool.submit(lambda: int(release.wait(10)), lambda r, e: done.append(r))
+        for n in range(2, 5):
+            pool.submit(lambda n=n: n, lambda r, e: done.append(r))  # type: ignore[misc]
+
+        async def until(count: int) -> None:
+            deadline = time.monotonic() + 5
+            while len(done) < count and time.monotonic() < deadline:
+                await asyncio.sleep(0.001)
+
+        loop.run_until_complete(until(3))
+        assert sorted(n for n in done if n is not None) == [2, 3, 4]  # the first still waits
+        release.set()
+        loop.run_until_complete(until(4))
+        assert sorted(n for n in done if n is not None) == [1, 2, 3, 4]
+    finally:
+        release.set()
+        pool.shutdown()
+        loop.close()
+
+
+def test_calls_submitted_one_pass_at_a_time_are_never_stranded() -> None:
+    """Threads park and are woken thousands of times, racing the loop's submissions: a call
+    submitted just as a thread parks must still run (no lost wake-up)."""
+    loop = asyncio.new_event_loop()
+    pool: ThreadPool[int] = ThreadPool(3, loop)
+    seen: list[int | None] = []
+    rounds = 1500
+
+    async def submit_in_passes() -> None:
+        for n in range(rounds):
+            pool.submit(lambda n=n: n, lambda r, e: seen.append(r))  # type: ignore[misc]
+            if n % 3 == 0:
+                await asyncio.sleep(0)  # a pass of the loop: the dispatch runs
+            if n % 50 == 0:
+                await asyncio.sleep(0.0002)  # let the threads run dry and park
+        deadline = time.monotonic() + 10
+        while len(seen) < rounds and time.monotonic() < deadline:
+            await asyncio.sleep(0.0005)
+
+    try:
+        loop.run_until_complete(submit_in_passes())
+        assert sorted(n for n in seen if n is not None) == list(range(rounds))
+    finally:
+        pool.shutdown()
+        loop.close()
+
+
+def test_shutdown_lets_every_thread_exit() -> None:
+    loop = asyncio.new_event_loop()
+    pool: ThreadPool[int] = ThreadPool(3, loop)
+    try:
+        wait_until(lambda: len(pool.parked) == 3, "the three threads parked")
+        pool.shutdown()
+        for thread in pool.threads:
+            thread.join(5)
+            assert not thread.is_alive()
+    finally:
         loop.close()

@@ -2,7 +2,10 @@
 
 A real `Server` and `HttpProtocol` on a real event loop, fed keep-alive plaintext requests
 through an in-memory transport, so the figure is the Python cost of our code alone, without
-the kernel or a load generator. `python -m benchmarks.hot_path [--profile] [-n N]`.
+the kernel or a load generator. `python -m benchmarks.hot_path [--profile] [-n N] [--wsgi]`.
+With `--wsgi` the WSGI bridge serves a plaintext WSGI app on its thread pool, fed a burst
+of `--batch` requests per pass of the loop (as a loaded worker sees them); `--profile` then
+profiles the loop's thread only.
 """
 
 from __future__ import annotations
@@ -19,6 +22,11 @@ REQUEST = b"GET /plaintext HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n"
 _START = {"type": "http.response.start", "status": 200,
           "headers": [(b"content-type", b"text/plain"), (b"content-length", b"13")]}
 _BODY = {"type": "http.response.body", "body": b"Hello, world!"}
+
+
+def wsgi_plaintext(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "13")])
+    return [b"Hello, world!"]
 
 
 async def plaintext(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -60,7 +68,9 @@ class MemoryTransport(asyncio.Transport):
         pass
 
 
-def build(loop: asyncio.AbstractEventLoop) -> tuple[Any, MemoryTransport]:
+def build(loop: asyncio.AbstractEventLoop, wsgi: bool = False, connections: int = 1
+          ) -> list[tuple[Any, MemoryTransport]]:
+    """One server; `connections` protocols on it, each with its in-memory transport."""
     from gunicorn.config import Config
     from gunicorn.glogging import Logger
 
@@ -70,16 +80,23 @@ def build(loop: asyncio.AbstractEventLoop) -> tuple[Any, MemoryTransport]:
 
     cfg = Config()
     config = ServerConfig.from_gunicorn(cfg, Logger(cfg), {}, sys.maxsize)
-    server = Server(config, plaintext, loop, Logger(cfg), None)
-    protocol = HttpProtocol(server)
-    transport = MemoryTransport()
-    protocol.connection_made(transport)
-    return protocol, transport
+    server = Server(config, wsgi_plaintext if wsgi else plaintext, loop, Logger(cfg), None)
+    if wsgi:
+        from gunicorn_async_workers.wsgi.bridge import base_environ
+
+        server.serve_wsgi(base_environ(cfg, config.threads), "")
+    pairs = []
+    for _ in range(connections):
+        protocol = HttpProtocol(server)
+        transport = MemoryTransport()
+        protocol.connection_made(transport)
+        pairs.append((protocol, transport))
+    return pairs
 
 
 async def drive(n: int) -> float:
     loop = asyncio.get_running_loop()
-    protocol, transport = build(loop)
+    [(protocol, transport)] = build(loop)
     start = time.perf_counter()
     for _ in range(n):
         protocol.data_received(REQUEST)
@@ -89,12 +106,33 @@ async def drive(n: int) -> float:
     return elapsed
 
 
+async def drive_wsgi(n: int, batch: int) -> float:
+    """`batch` connections each send a request; the loop runs until all are answered."""
+    loop = asyncio.get_running_loop()
+    pairs = build(loop, wsgi=True, connections=batch)
+    start = time.perf_counter()
+    for _ in range(n // batch):
+        for protocol, _transport in pairs:
+            protocol.data_received(REQUEST)
+        last = pairs[-1][1]
+        target = last.written + 1
+        while last.written < target:
+            await asyncio.sleep(0)
+    elapsed = time.perf_counter() - start
+    done = sum(transport.written for _, transport in pairs)
+    assert done == n // batch * batch, (done, n)
+    return elapsed
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-n", type=int, default=200_000)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--asyncio", action="store_true", help="stdlib loop, not uvloop")
+    parser.add_argument("--wsgi", action="store_true", help="the WSGI bridge and its pool")
+    parser.add_argument("--batch", type=int, default=16, help="requests per pass (--wsgi)")
     args = parser.parse_args(argv)
+    run = drive_wsgi(args.n, args.batch) if args.wsgi else drive(args.n)
     if args.asyncio:
         loop = asyncio.new_event_loop()
     else:
@@ -104,11 +142,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.profile:
         prof = cProfile.Profile()
         prof.enable()
-        loop.run_until_complete(drive(args.n))
+        loop.run_until_complete(run)
         prof.disable()
         pstats.Stats(prof).sort_stats("tottime").print_stats(25)
     else:
-        elapsed = loop.run_until_complete(drive(args.n))
+        elapsed = loop.run_until_complete(run)
         print(f"{args.n} requests: {elapsed * 1e6 / args.n:.2f} µs each (our code, in-process)")
     loop.close()
 

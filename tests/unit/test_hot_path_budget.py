@@ -37,7 +37,7 @@ def count_calls(requests: int) -> Counter[str]:
             calls[f"{frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.f_code.co_name}"] += 1
 
     async def drive() -> None:
-        protocol, transport = build(asyncio.get_running_loop())
+        [(protocol, transport)] = build(asyncio.get_running_loop())
         for _ in range(3):  # warm: first-time caches (header names, status lines) filled
             protocol.data_received(REQUEST)
             await asyncio.sleep(0)

@@ -18,7 +18,6 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from functools import partial
 from typing import IO, TYPE_CHECKING, cast
 from urllib.parse import unquote_to_bytes
 
@@ -199,14 +198,13 @@ class WsgiBridge:
             return
         now = time.monotonic()
         current = set()
-        for ident, (since, done) in list(running.items()):
+        for ident, (since, job) in list(running.items()):
             current.add((ident, since))
             if now - since < limit or (ident, since) in self.warned:
                 continue
             self.warned.add((ident, since))
-            cycle = getattr(done, "__self__", None)
-            if isinstance(cycle, WsgiCycle):
-                request = f"{cycle.environ['REQUEST_METHOD']} {cycle.environ['RAW_URI']}"
+            if isinstance(job, WsgiCycle):
+                request = f"{job.environ['REQUEST_METHOD']} {job.environ['RAW_URI']}"
             else:
                 request = "a request"
             frame = sys._current_frames().get(ident)
@@ -361,10 +359,10 @@ class WsgiCycle(Exchange):
         self.finish()
         return True
 
-    def call_app(self, app: WSGIApplication) -> bytes | None:
-        """Run the app in a pool thread. A list body comes back whole; anything else is
-        streamed from here. The iterable's close() is always called."""
-        result = app(self.environ, self.start_response)
+    def run(self) -> bytes | None:
+        """Run the app in a pool thread (the pool's `Job`). A list body comes back whole;
+        anything else is streamed from here. The iterable's close() is always called."""
+        result = self.bridge.app(self.environ, self.start_response)
         try:
             if type(result) is list and not self.wrote:
                 if self.response_state is PENDING:
@@ -394,13 +392,14 @@ class WsgiCycle(Exchange):
 
     # -- the loop's side ---------------------------------------------------------------
     def start(self) -> None:
-        """Queue the app's call on the pool; `_done` finishes the response on the loop."""
+        """Queue the app's call on the pool; `complete` finishes the response on the loop."""
         bridge = self.bridge
         if bridge.recorder is not None:
             bridge.recorder.start(self)
-        bridge.executor.submit(partial(self.call_app, bridge.app), self._done)
+        bridge.executor.submit(self)
 
-    def _done(self, body: bytes | None, exc: BaseException | None) -> None:
+    def complete(self, body: bytes | None, exc: BaseException | None) -> None:
+        """On the loop, once `run` returned (the pool's `Job`): the response or the error."""
         protocol = self.protocol
         bridge = self.bridge
         if exc is not None:

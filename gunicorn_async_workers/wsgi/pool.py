@@ -16,10 +16,19 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 Result = TypeVar("Result")
+
+
+class Job(Protocol[Result]):
+    """What the pool runs: `run()` in a thread, then `complete()` on the loop with its result
+    (or with the exception it raised). A WSGI request is its own job: nothing is allocated
+    per request to submit it."""
+
+    def run(self) -> Result: ...
+
+    def complete(self, result: Result | None, exc: BaseException | None) -> None: ...
 
 # The signals Gunicorn sends a worker (and a terminal may): a pool thread never takes them.
 PROCESS_SIGNALS = frozenset({
@@ -49,31 +58,27 @@ class ThreadPool(Generic[Result]):
 
     def __init__(self, size: int, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.pending: deque[tuple[Callable[[], Result],
-                                  Callable[[Result | None, BaseException | None], None]]] = deque()
+        self.pending: deque[Job[Result]] = deque()
         # The locks of the threads waiting for work, each held: releasing one wakes its thread.
         self.parked: list[threading.Lock] = []
         self.dispatch_scheduled = False
         self.stopping = False
-        self.finished: deque[tuple[Callable[[Result | None, BaseException | None], None],
-                                   Result | None, BaseException | None]] = deque()
+        self.finished: deque[tuple[Job[Result], Result | None, BaseException | None]] = deque()
         # True from a thread's scheduling of `_hand_back` until that call begins (it is only
         # an optimisation: a call scheduled twice finds the batch empty the second time).
         self.hand_back_scheduled = False
-        # The call each thread runs now: its thread's ident -> (when it began, monotonic
-        # clock; its `done`, which names the request), for the stuck-request warning.
-        self.running: dict[int, tuple[float, Callable[[Result | None, BaseException | None],
-                                                       None]]] = {}
+        # The job each thread runs now: its thread's ident -> (when it began, monotonic
+        # clock; the job), for the stuck-request warning.
+        self.running: dict[int, tuple[float, Job[Result]]] = {}
         self.threads = [threading.Thread(target=self._work, name=f"gaw-wsgi-{i}", daemon=True)
                         for i in range(size)]
         for thread in self.threads:
             thread.start()
 
-    def submit(self, call: Callable[[], Result],
-               done: Callable[[Result | None, BaseException | None], None]) -> None:
-        """Run `call()` in a thread; then `done(result, None)` or `done(None, exc)` on the loop.
-        Called on the loop only."""
-        self.pending.append((call, done))
+    def submit(self, job: Job[Result]) -> None:
+        """Run `job.run()` in a thread; then `job.complete(result, None)`, or
+        `job.complete(None, exc)`, on the loop. Called on the loop only."""
+        self.pending.append(job)
         if not self.dispatch_scheduled:
             self.dispatch_scheduled = True
             self.loop.call_soon(self._dispatch)
@@ -91,8 +96,7 @@ class ThreadPool(Generic[Result]):
             return  # every thread is busy; each comes back for more when done
         lock.release()
 
-    def _take(self, lock: threading.Lock) -> tuple[
-            Callable[[], Result], Callable[[Result | None, BaseException | None], None]] | None:
+    def _take(self, lock: threading.Lock) -> Job[Result] | None:
         """The next call for this thread, parking it while there is none; None to exit."""
         pending = self.pending
         parked = self.parked
@@ -127,15 +131,14 @@ class ThreadPool(Generic[Result]):
         ident = threading.get_ident()
         clock = time.monotonic
         while True:
-            item = take(lock)
-            if item is None:
+            job = take(lock)
+            if job is None:
                 return
-            call, done = item
-            running[ident] = (clock(), done)
+            running[ident] = (clock(), job)
             try:
-                finished.append((done, call(), None))
+                finished.append((job, job.run(), None))
             except BaseException as exc:  # handed to the loop, which logs it
-                finished.append((done, None, exc))
+                finished.append((job, None, exc))
             del running[ident]
             if not self.hand_back_scheduled:
                 self.hand_back_scheduled = True
@@ -145,13 +148,13 @@ class ThreadPool(Generic[Result]):
                     return
 
     def _hand_back(self) -> None:
-        """On the loop: every finished call's `done`, in the order they finished."""
+        """On the loop: every finished job's `complete`, in the order they finished."""
         self.hand_back_scheduled = False  # before taking: a later finish schedules anew
         finished = self.finished
         while finished:
-            done, result, exc = finished.popleft()
+            job, result, exc = finished.popleft()
             try:
-                done(result, exc)
+                job.complete(result, exc)
             except Exception as error:  # as the loop would report a failing callback
                 self.loop.call_exception_handler({
                     "message": "Exception in a WSGI request's completion", "exception": error})

@@ -12,8 +12,20 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from gunicorn_async_workers.wsgi.pool import ThreadPool
+
+Result = TypeVar("Result")
+
+
+class Call(Generic[Result]):
+    """A job of the pool made of two functions (a WSGI request is the real one)."""
+
+    def __init__(self, run: Callable[[], Result],
+                 complete: Callable[[Result | None, BaseException | None], None]) -> None:
+        self.run = run
+        self.complete = complete
 
 
 def wait_until(condition: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
@@ -33,7 +45,7 @@ def test_a_burst_of_finished_calls_wakes_the_loop_once() -> None:
     try:
         calls = 50
         for n in range(calls):
-            pool.submit(lambda n=n: n, lambda r, e: results.append((r, e)))
+            pool.submit(Call(lambda n=n: n, lambda r, e: results.append((r, e))))
         # Submitting wakes no thread; the loop's next pass does, once (the dispatch is the
         # one callback waiting).
         assert len(ready) == 1 and pool.pending and not pool.finished
@@ -65,9 +77,9 @@ def test_exceptions_come_back_and_a_failing_completion_drops_nothing() -> None:
         raise RuntimeError("a completion that fails")
 
     try:
-        pool.submit(fail, lambda r, e: outcomes.append(e))
-        pool.submit(lambda: 1, broken_done)
-        pool.submit(lambda: 2, lambda r, e: outcomes.append(r))
+        pool.submit(Call(fail, lambda r, e: outcomes.append(e)))
+        pool.submit(Call(lambda: 1, broken_done))
+        pool.submit(Call(lambda: 2, lambda r, e: outcomes.append(r)))
 
         async def until_done() -> None:
             for _ in range(5000):
@@ -91,7 +103,7 @@ def test_calls_finishing_while_the_loop_hands_back_are_not_lost() -> None:
     calls = 2000
     try:
         for n in range(calls):
-            pool.submit(lambda n=n: n, lambda r, e: seen.append(r))  # type: ignore[arg-type]
+            pool.submit(Call(lambda n=n: n, lambda r, e: seen.append(r)))  # type: ignore[arg-type]
 
         async def until_all() -> None:
             deadline = time.monotonic() + 10
@@ -114,8 +126,8 @@ def test_pool_threads_leave_process_signals_to_the_loops_thread() -> None:
     masks: list[set[signal.Signals] | None] = []
     try:
         for _ in range(2):
-            pool.submit(lambda: set(signal.pthread_sigmask(signal.SIG_BLOCK, [])),
-                        lambda r, e: masks.append(r))
+            pool.submit(Call(lambda: set(signal.pthread_sigmask(signal.SIG_BLOCK, [])),
+                             lambda r, e: masks.append(r)))
 
         async def until_done() -> None:
             for _ in range(5000):
@@ -142,9 +154,9 @@ def test_a_blocked_call_does_not_hold_back_the_calls_queued_behind_it() -> None:
     release = threading.Event()
     done: list[int | None] = []
     try:
-        pool.submit(lambda: int(release.wait(10)), lambda r, e: done.append(r))
+        pool.submit(Call(lambda: int(release.wait(10)), lambda r, e: done.append(r)))
         for n in range(2, 5):
-            pool.submit(lambda n=n: n, lambda r, e: done.append(r))  # type: ignore[misc]
+            pool.submit(Call(lambda n=n: n, lambda r, e: done.append(r)))  # type: ignore[misc]
 
         async def until(count: int) -> None:
             deadline = time.monotonic() + 5
@@ -172,7 +184,7 @@ def test_calls_submitted_one_pass_at_a_time_are_never_stranded() -> None:
 
     async def submit_in_passes() -> None:
         for n in range(rounds):
-            pool.submit(lambda n=n: n, lambda r, e: seen.append(r))  # type: ignore[misc]
+            pool.submit(Call(lambda n=n: n, lambda r, e: seen.append(r)))  # type: ignore[misc]
             if n % 3 == 0:
                 await asyncio.sleep(0)  # a pass of the loop: the dispatch runs
             if n % 50 == 0:

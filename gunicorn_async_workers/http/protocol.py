@@ -76,6 +76,7 @@ class HttpProtocol(asyncio.Protocol):
     __slots__ = (
         "body_watch",
         "bridge",
+        "bridge_state",
         "client",
         "closing",
         "counts_requests",
@@ -161,6 +162,8 @@ class HttpProtocol(asyncio.Protocol):
         self.head_mark = 0
         # The scope's `extensions` on a TLS connection ({"tls": ...}); None on plaintext.
         self.extensions: dict[str, Mapping[str, object]] | None = None
+        # What the bridge keeps for this connection across its requests (RequestConnection).
+        self.bridge_state: object = None
         # Called after each transport.writelines where the transport skips its own check.
         self.writelines_check: Callable[[], None] | None = None
 

@@ -64,6 +64,9 @@ class RequestConnection(Protocol):
     sockname: tuple[str, int | None] | None
     proxy: ProxyHeader | None
     extensions: dict[str, Mapping[str, object]] | None
+    # The bridge's own, kept across the connection's requests (the WSGI bridge: the environ
+    # keys that are the connection's); None until the bridge sets it.
+    bridge_state: object
     date: DateHeader
     # Whether the server drains (graceful shutdown), and whether responses may keep the
     # connection open (not while draining, nor when `keepalive` is 0).

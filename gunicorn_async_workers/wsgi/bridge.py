@@ -131,21 +131,17 @@ class WsgiBridge:
             path = path[len(script_name):]
         cycle = WsgiCycle(connection, head)
         cycle.bridge = self
-        environ = dict(self.environ_base)
+        base = connection.bridge_state
+        if base is None:
+            base = connection.bridge_state = self.connection_environ(connection)
+        environ = cast("WSGIEnvironment", base).copy()
         environ["REQUEST_METHOD"] = method
-        environ["SCRIPT_NAME"] = script_name
         environ["PATH_INFO"] = path
         environ["QUERY_STRING"] = query.decode("latin-1")
         environ["RAW_URI"] = head.target.decode("latin-1")
         environ["SERVER_PROTOCOL"] = "HTTP/" + http_version
         environ["wsgi.url_scheme"] = head.scheme
         environ["wsgi.input"] = WsgiInput(cycle)
-        client = connection.client
-        if client is not None:
-            environ["REMOTE_ADDR"] = client[0]
-            environ["REMOTE_PORT"] = str(client[1])
-        else:  # a unix socket: empty, as Gunicorn's own workers set it
-            environ["REMOTE_ADDR"] = ""
         for name, value in head.headers:
             key = _ENVIRON_KEYS.get(name)
             if key is None:
@@ -165,15 +161,8 @@ class WsgiBridge:
                     f"SCRIPT_NAME {forwarded[:100]!r}")
             environ["SCRIPT_NAME"] = forwarded
             environ["PATH_INFO"] = path = full_path[len(forwarded):]
-        proxy = connection.proxy
-        if proxy is not None and proxy.server is not None:  # as Gunicorn's proxy_environ
-            environ["PROXY_PROTOCOL"] = proxy.family
-            environ["PROXY_ADDR"] = proxy.server[0]
-            environ["PROXY_PORT"] = str(proxy.server[1])
-        sockname = connection.sockname
-        if sockname is not None and sockname[1] is not None:
-            environ["SERVER_NAME"], environ["SERVER_PORT"] = sockname[0], str(sockname[1])
-        else:  # a unix socket: the Host header names the server, as in Gunicorn
+        if "SERVER_PORT" not in environ:
+            # A unix socket: the Host header names the server, as in Gunicorn.
             host = head.host.decode("latin-1") if head.host else ""
             server_name, _, port = host.partition(":")
             environ["SERVER_NAME"] = server_name
@@ -184,8 +173,30 @@ class WsgiBridge:
         if self.recorder is not None:
             cycle.scope = {"method": method, "path": path, "query_string": query,
                            "raw_path": raw_path, "http_version": http_version,
-                           "scheme": head.scheme, "headers": head.headers, "client": client}
+                           "scheme": head.scheme, "headers": head.headers,
+                           "client": connection.client}
         return cycle
+
+    def connection_environ(self, connection: RequestConnection) -> WSGIEnvironment:
+        """The environ keys that are the same for every request of one connection (built at
+        its first request, kept in its `bridge_state`)."""
+        environ = dict(self.environ_base)
+        environ["SCRIPT_NAME"] = self.script_name
+        client = connection.client
+        if client is not None:
+            environ["REMOTE_ADDR"] = client[0]
+            environ["REMOTE_PORT"] = str(client[1])
+        else:  # a unix socket: empty, as Gunicorn's own workers set it
+            environ["REMOTE_ADDR"] = ""
+        proxy = connection.proxy
+        if proxy is not None and proxy.server is not None:  # as Gunicorn's proxy_environ
+            environ["PROXY_PROTOCOL"] = proxy.family
+            environ["PROXY_ADDR"] = proxy.server[0]
+            environ["PROXY_PORT"] = str(proxy.server[1])
+        sockname = connection.sockname
+        if sockname is not None and sockname[1] is not None:
+            environ["SERVER_NAME"], environ["SERVER_PORT"] = sockname[0], str(sockname[1])
+        return environ
 
     def tick(self) -> None:
         """Warn once about each request that has run longer than `timeout` in its thread:

@@ -96,6 +96,10 @@ def environ_route(environ: Environ, start_response: StartResponse) -> list[bytes
             doc[key] = value
     doc["_types"] = {k: type(v).__name__ for k, v in environ.items()}
     doc["_file_wrapper_callable"] = callable(environ.get("wsgi.file_wrapper"))
+    if "scribble" in q:  # an app that writes over the environ: the next request's is whole
+        for key in ("REMOTE_ADDR", "SERVER_NAME", "SCRIPT_NAME", "wsgi.url_scheme"):
+            environ[key] = "scribbled"
+        environ["HTTP_X_LEFT_BEHIND"] = "yes"
     return respond_json(start_response, doc)
 
 

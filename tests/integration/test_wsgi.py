@@ -251,6 +251,26 @@ def test_environ_is_pep3333(server: GunicornProcess) -> None:
     assert not not_str, not_str
 
 
+def test_an_app_writing_over_its_environ_leaves_the_next_requests_whole(
+        server: GunicornProcess) -> None:
+    """The keys that are the connection's are built once per connection: each request must
+    still get its own environ, untouched by what the app did to the one before."""
+    with server.connect() as s:
+        reader = ResponseReader(s)
+        docs = []
+        for target in ("/environ?scribble=1", "/environ"):
+            s.sendall(http("GET", target))
+            resp = reader.read_response()
+            assert resp.status == 200, resp
+            docs.append(json.loads(resp.body))
+    first, second = docs
+    for key in ("REMOTE_ADDR", "REMOTE_PORT", "SERVER_NAME", "SERVER_PORT", "SCRIPT_NAME",
+                "wsgi.url_scheme"):
+        assert second[key] == first[key] != "scribbled", key
+    assert "HTTP_X_LEFT_BEHIND" not in second
+    assert second["QUERY_STRING"] == ""
+
+
 def test_environ_of_a_request_without_body(server: GunicornProcess) -> None:
     env = get_environ(server, "/environ")
     assert env["REQUEST_METHOD"] == "GET"

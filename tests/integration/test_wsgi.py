@@ -687,23 +687,29 @@ def test_large_unread_request_body_is_skipped_on_keepalive(
     assert json.loads(second.body)["PATH_INFO"] == "/environ"
 
 
-def test_threads_run_requests_concurrently(server: GunicornProcess) -> None:
-    """threads = 4: four slow requests at once take about as long as one."""
+def test_threads_run_requests_concurrently(server: GunicornProcess, tmp_path: Path) -> None:
+    """threads = 4: four requests that each wait for the others are all inside the app at
+    once (each notes its entry, then waits for a gate the test opens only when all four
+    are in); a pool that ran them one at a time would never see four."""
+    entered, gate = tmp_path / "entered", tmp_path / "gate"
     results: list[int] = []
 
     def one() -> None:
-        resp = httpx.get(server.url + "/sleep?s=0.6", timeout=10)
+        resp = httpx.get(f"{server.url}/sleep?s=20&entered={q(entered)}&until={q(gate)}",
+                         timeout=30)
         results.append(resp.status_code)
 
-    started = time.monotonic()
     workers = [threading.Thread(target=one) for _ in range(4)]
     for t in workers:
         t.start()
-    for t in workers:
-        t.join(10)
-    elapsed = time.monotonic() - started
+    try:
+        wait_for(lambda: entered.exists() and entered.read_text().count("entered") == 4,
+                 timeout=15, what="four requests inside the app at once")
+    finally:
+        gate.write_text("open")
+        for t in workers:
+            t.join(30)
     assert results == [200] * 4
-    assert elapsed < 1.8, f"4 requests of 0.6 s took {elapsed:.2f} s on 4 threads"
 
 
 # -- 7. wsgi.file_wrapper ---------------------------------------------------------------------

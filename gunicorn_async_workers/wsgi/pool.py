@@ -47,8 +47,10 @@ class ThreadPool(Generic[Result]):
     - In: `submit` (on the loop) appends to `pending`; once per pass of the loop, after the
       callbacks that read requests, `_dispatch` wakes one parked thread if any is parked. A
       thread takes calls from `pending` until it is empty, and wakes a parked peer when it
-      takes a call while more are waiting (an app that blocks on I/O then does not hold the
-      others back). A busy thread is never woken: it comes back for the next call itself.
+      takes a call while more are waiting and no woken peer is on its way yet (an app that
+      blocks on I/O then does not hold the others back, and an app that does not block
+      wakes one peer per batch, not one per call). A busy thread is never woken: it comes
+      back for the next call itself.
     - Out: finished calls wait in `finished`, and the loop is woken once per batch: a thread
       that finishes while a hand-back is already scheduled only appends to the batch.
 
@@ -61,6 +63,9 @@ class ThreadPool(Generic[Result]):
         self.pending: deque[Job[Result]] = deque()
         # The locks of the threads waiting for work, each held: releasing one wakes its thread.
         self.parked: list[threading.Lock] = []
+        # The locks of threads woken that have not yet come back for a call: while one is
+        # on its way, a thread taking a call wakes nobody (it will take the next one).
+        self.standby: list[threading.Lock] = []
         self.dispatch_scheduled = False
         self.stopping = False
         self.finished: deque[tuple[Job[Result], Result | None, BaseException | None]] = deque()
@@ -94,6 +99,7 @@ class ThreadPool(Generic[Result]):
             lock = self.parked.pop()  # the last to park: the warmest
         except IndexError:
             return  # every thread is busy; each comes back for more when done
+        self.standby.append(lock)
         lock.release()
 
     def _take(self, lock: threading.Lock) -> Job[Result] | None:
@@ -103,7 +109,7 @@ class ThreadPool(Generic[Result]):
         while True:
             if pending:
                 item = pending.popleft()
-                if pending and parked:
+                if pending and parked and not self.standby:
                     self._wake_one()
                 return item
             if self.stopping:
@@ -116,8 +122,14 @@ class ThreadPool(Generic[Result]):
                     parked.remove(lock)
                 except ValueError:  # someone released it already: consume that wake-up
                     lock.acquire()
+                    self._back_from_standby(lock)
                 continue
             lock.acquire()  # until a submit or shutdown releases it
+            self._back_from_standby(lock)
+
+    def _back_from_standby(self, lock: threading.Lock) -> None:
+        if lock in self.standby:  # (only its own thread takes a lock out of `standby`)
+            self.standby.remove(lock)
 
     def _work(self) -> None:
         signal.pthread_sigmask(signal.SIG_BLOCK, PROCESS_SIGNALS)

@@ -35,7 +35,7 @@ from ..http.exchange import (
     split_target,
 )
 from ..http.response import ResponseError
-from .input import WsgiInput
+from .input import NO_BODY, WsgiInput
 from .pool import ThreadPool
 
 if TYPE_CHECKING:
@@ -143,7 +143,8 @@ class WsgiBridge:
         environ["RAW_URI"] = head.target.decode("latin-1")
         environ["SERVER_PROTOCOL"] = "HTTP/" + http_version
         environ["wsgi.url_scheme"] = head.scheme
-        environ["wsgi.input"] = WsgiInput(cycle)
+        has_body = head.chunked or head.content_length
+        environ["wsgi.input"] = WsgiInput(cycle) if has_body else NO_BODY
         for name, value in head.headers:
             key = _ENVIRON_KEYS.get(name)
             if key is None:
@@ -171,7 +172,7 @@ class WsgiBridge:
             environ["SERVER_PORT"] = port or ("443" if head.scheme == "https" else "80")
         cycle.environ = environ
         # Only a request with a body has a loop feeding a reading thread.
-        cycle.cond = threading.Condition() if (head.chunked or head.content_length) else None
+        cycle.cond = threading.Condition() if has_body else None
         if self.recorder is not None:
             cycle.scope = {"method": method, "path": path, "query_string": query,
                            "raw_path": raw_path, "http_version": http_version,

@@ -22,17 +22,17 @@ _WAIT = 1.0
 class WsgiInput:
     """PEP 3333 input stream: read, readline, readlines and iteration, all bounded."""
 
-    def __init__(self, cycle: WsgiCycle) -> None:
+    def __init__(self, cycle: WsgiCycle | None) -> None:
         self.cycle = cycle
         self.buffer = b""
-        self.done = False
+        self.done = cycle is None
 
     def _next_chunk(self) -> bytes:
         """The next body bytes from the loop; b"" at the end of the body."""
         cycle = self.cycle
-        cond = cycle.cond
-        if self.done or cond is None:
+        if self.done or cycle is None or cycle.cond is None:
             return b""
+        cond = cycle.cond
         protocol = cycle.protocol
         loop = protocol.loop
         with cond:
@@ -114,3 +114,8 @@ class WsgiInput:
 
     def close(self) -> None:
         """Nothing to release: the server owns the connection."""
+
+
+# The input of every request without a body: one shared, always-empty stream (its buffer
+# stays b"", so threads reading it at once see the same nothing).
+NO_BODY = WsgiInput(None)

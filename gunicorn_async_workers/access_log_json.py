@@ -104,7 +104,7 @@ def json_line(atoms: Mapping[str, object], created: float, escaped: bool) -> str
     """
     values: dict[str, object] = {
         atom: value.replace('\\"', '"') if escaped and isinstance(value, str) else value
-        for atom, value in atoms.items()}
+        for atom, value in atoms.items() if isinstance(atom, str)}
     doc: dict[str, object] = {}
     for atom, key in ATOM_KEYS.items():
         if key in doc or atom not in values:

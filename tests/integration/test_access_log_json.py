@@ -2,11 +2,12 @@
 Gunicorn's logger, and it says what the text line of the same request says.
 
 Two servers per worker class serve the same ASGI app with an `access_log_format` naming every
-atom: one with `access_log_json` on (the format unused, with a warning), one with it off. The same requests (the same bytes, one
-connection each; a WebSocket session among them) go to both, and each JSON object is read
-back into the atoms by the documented mapping (docs/logging.md) and compared with the text
-line atom by atom. The JSON server's log is also rotated (SIGUSR1), and one more server routes
-its JSON lines through `logconfig_dict` for a WSGI app, whose environ the app reports itself.
+atom: one with `access_log_json` on (the format unused, with a warning), one with it off.
+The same requests (the same bytes, one connection each; a WebSocket session among them) go
+to both, and each JSON object is read back into the atoms by the documented mapping
+(docs/logging.md) and compared with the text line atom by atom. The JSON server's log is
+also rotated (SIGUSR1), and one more server routes its JSON lines through `logconfig_dict`
+for a WSGI app, whose environ the app reports itself.
 """
 
 from __future__ import annotations

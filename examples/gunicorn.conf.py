@@ -40,6 +40,9 @@ worker_class = UvloopWorker.configure(
     shutdown_idle_grace=0.25,
     # The Server response header; "" leaves it out.
     server_header="gunicorn",
+    # True: each access-log line is one JSON object with every atom of access_log_format's
+    # vocabulary (docs/logging.md); it still goes to `accesslog` (or logconfig_dict).
+    access_log_json=False,
     # WebSocket messages queued for the app before the socket stops being read.
     ws_max_queue=32,
     # Seconds between server pings on an open WebSocket (0: none) ...

@@ -1,8 +1,9 @@
 """What the arbiter checks once, before it forks any worker: our options as a whole.
 
 An unknown or invalid option is a `ConfigError` (one line, the arbiter exits 3 before any
-worker boots); an option that overrides a Gunicorn setting the user also set, and a
-top-level name in the config file that looks like a misspelt option, are warnings.
+worker boots); an option that overrides a Gunicorn setting the user also set, a top-level
+name in the config file that looks like a misspelt option, and a JSON access log that has
+nowhere to go or makes `access_log_format` useless, are warnings.
 """
 
 from __future__ import annotations
@@ -67,9 +68,37 @@ def misspelt_names(config_file: Mapping[str, object], cfg: Config) -> list[str]:
     return lines
 
 
+def json_access_log_problems(resolved: Mapping[str, Resolved], cfg: Config) -> list[str]:
+    """With `access_log_json` on: a line when `access_log_format` is set too (the JSON holds
+    every atom, the format is not used), and one when Gunicorn's logger writes no access
+    log at all (no `accesslog`, log config or syslog), so the option has no effect."""
+    ours = resolved["access_log_json"]
+    if not ours.value:
+        return []
+    source = f"{source_name(OPTIONS_BY_NAME['access_log_json'], ours.origin)} = True"
+    settings = getattr(cfg, "settings", {})
+    lines = []
+    fmt = settings.get("access_log_format")
+    if fmt is not None and fmt.get() != fmt.default:
+        lines.append(f"{source} writes every atom as JSON, so access_log_format is not "
+                     "used; remove access_log_format, or turn access_log_json off")
+    written = (getattr(cfg, "accesslog", None) or getattr(cfg, "logconfig", None)
+               or getattr(cfg, "logconfig_dict", None) or getattr(cfg, "logconfig_json", None)
+               or (getattr(cfg, "syslog", False)
+                   and not getattr(cfg, "disable_redirect_access_to_syslog", False)))
+    logger = settings.get("logger_class")
+    custom_logger = logger is not None and logger.get() != logger.default
+    if not written and not custom_logger:
+        lines.append(f"{source}, but no access log is written: set accesslog (\"-\" for "
+                     "stdout, or a file path) or a logconfig_dict with a gunicorn.access "
+                     "handler")
+    return lines
+
+
 def check_at_boot(explicit: Mapping[str, object], cfg: Config,
                   config_file: Mapping[str, object],
                   environ: Mapping[str, str] = os.environ) -> list[str]:
     """The warnings to log once; raises ConfigError for an option no worker could boot with."""
     resolved = resolve_sources(explicit, cfg, environ, config_file)
-    return shadowed_settings(resolved, cfg) + misspelt_names(config_file, cfg)
+    return (shadowed_settings(resolved, cfg) + misspelt_names(config_file, cfg)
+            + json_access_log_problems(resolved, cfg))

@@ -193,6 +193,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("server_header", Text(header=True), "gunicorn",
            "Value of the `Server` response header; empty to omit it. An app's own `Server` "
            "or `Date` header replaces the server's."),
+    Option("access_log_json", Boolean(), False,
+           "Write each access-log line (WebSocket sessions' too) as one JSON object holding "
+           "every atom of Gunicorn's access-log format under a long name, instead of the "
+           "text of `access_log_format`; credential headers are redacted "
+           "([Shipping logs](logging.md)). The lines still go through Gunicorn's logger: "
+           "`accesslog`, `logconfig_dict`, syslog and SIGUSR1 reopening work as before."),
     Option("ws_max_size", Number(0, integer=True), 16 * 1024 * 1024,
            "Largest WebSocket message in bytes (0: no limit); larger ones close with 1009. "
            "Each fragment of a fragmented message counts 6 bytes more than its payload.",
@@ -435,6 +441,7 @@ class ServerConfig:
     header_min_rate: float = 500.0
     body_min_rate: float = 500.0
     min_rate_grace: float = 10.0
+    access_log_json: bool = False
     options: dict[str, OptionValue] = field(default_factory=dict)
 
     @classmethod
@@ -504,6 +511,7 @@ class ServerConfig:
             header_min_rate=float(values["header_min_rate"]),
             body_min_rate=float(values["body_min_rate"]),
             min_rate_grace=float(values["min_rate_grace"]),
+            access_log_json=bool(values["access_log_json"]),
             options=values,
         )
 

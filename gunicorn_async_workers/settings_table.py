@@ -37,7 +37,9 @@ _LOGGER = ("Gunicorn's logger object, which our workers log through (`self.log`)
            "unchanged")
 _ACCESS = ("access lines go through Gunicorn's logger (`self.log.access`) with Gunicorn's "
            "request, response and environ shapes, so formats and a custom `logger_class` "
-           "work; with no access log and the default logger no per-request log work is done")
+           "work; with no access log and the default logger no per-request log work is done. "
+           "Our `access_log_json` makes each line one JSON object of every atom instead of "
+           "the text of `access_log_format`")
 _STATSD = ("Gunicorn's statsd logger gets every request (`gunicorn.requests`, "
            "`gunicorn.request.duration`, `gunicorn.request.status.NNN`, with prefix and "
            "tags) and the log-level counters, as from Gunicorn's own workers, also without an "

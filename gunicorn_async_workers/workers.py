@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal, cast
 
 from gunicorn.workers.base import Worker
 
+from .access_log_json import write_json_access_lines
 from .asgi.app import load_app
 from .asgi.lifespan import Lifespan, LifespanFailed
 from .asgi.websockets_internals import fast_path_problem
@@ -209,6 +210,8 @@ class AsyncWorkerBase(Worker):
                 config_file_names(self.cfg))
         except ConfigError as exc:
             self._boot_error(str(exc))
+        if self.config.access_log_json:
+            write_json_access_lines()
         super().load_wsgi()
         try:
             self.interface, self.app_callable = load_app(self.wsgi, self.config.interface)

@@ -11,7 +11,12 @@ import gunicorn
 import pytest
 from gunicorn.config import KNOWN_SETTINGS, Config
 
-from gunicorn_async_workers.boot_check import check_at_boot, misspelt_names, shadowed_settings
+from gunicorn_async_workers.boot_check import (
+    check_at_boot,
+    json_access_log_problems,
+    misspelt_names,
+    shadowed_settings,
+)
 from gunicorn_async_workers.config import ConfigError, config_file_names, resolve_sources
 
 GUNICORN_SETTINGS = {setting.name for setting in KNOWN_SETTINGS}
@@ -103,3 +108,25 @@ def test_check_at_boot_raises_for_an_invalid_option() -> None:
         check_at_boot({}, Config(), {}, {"GAW_BODY_TIMEOUT": "-1"})
     assert check_at_boot({}, Config(), {"max_bodysize": 1}, {})[0].startswith(
         "the config file sets max_bodysize")
+
+
+def test_json_access_log_with_nowhere_to_go_or_a_format_is_warned() -> None:
+    cfg = Config()
+    # Off (the default): nothing to say, whatever else is set.
+    assert json_access_log_problems(resolve_sources({}, cfg, {}), cfg) == []
+    on_by_env = resolve_sources({}, cfg, {"GAW_ACCESS_LOG_JSON": "yes"})
+    assert json_access_log_problems(on_by_env, cfg) == [
+        "GAW_ACCESS_LOG_JSON = True, but no access log is written: set accesslog (\"-\" for "
+        "stdout, or a file path) or a logconfig_dict with a gunicorn.access handler"]
+    for name, value in (("accesslog", "-"), ("syslog", True),
+                        ("logconfig_dict", {"version": 1}),
+                        ("logger_class", "apps.custom_logger.RecordingLogger")):
+        configured = Config()
+        configured.set(name, value)
+        assert json_access_log_problems(on_by_env, configured) == [], name
+    cfg.set("accesslog", "-")
+    cfg.set("access_log_format", "%(h)s %(r)s")
+    lines = check_at_boot({"access_log_json": True}, cfg, {}, {})
+    assert lines == ["configure(access_log_json=...) = True writes every atom as JSON, so "
+                     "access_log_format is not used; remove access_log_format, or turn "
+                     "access_log_json off"]

@@ -23,7 +23,7 @@ LAYERS: list[tuple[str, ...]] = [
     (f"{PACKAGE}.workers",),
     (f"{PACKAGE}.server", f"{PACKAGE}.boot_check", f"{PACKAGE}.tls"),
     (f"{PACKAGE}.asgi", f"{PACKAGE}.wsgi"),
-    (f"{PACKAGE}.accesslog",),
+    (f"{PACKAGE}.accesslog", f"{PACKAGE}.access_log_json"),
     (f"{PACKAGE}.http",),
     # Declarations only: the options, and the ASGI messages' TypedDicts (which the access
     # log's records read too).

@@ -90,16 +90,16 @@ def file_range(file: object, offset: object, count: object) -> tuple[int, int, i
             fd = fileno()
             if type(fd) is not int:
                 raise TypeError(f"its fileno() gave {fd!r}")
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ResponseError(f"zerocopysend needs a regular file, got {file!r:.100}")
         if offset is None:
             # A Python file object's position counts what it has buffered ahead.
             tell = getattr(file, "tell", None)
             offset = tell() if tell is not None else os.lseek(fd, 0, os.SEEK_CUR)
-        info = os.fstat(fd)
     except (AttributeError, TypeError, ValueError, OSError) as exc:
         raise ResponseError(f"zerocopysend needs an open file descriptor or file object, "
                             f"got {file!r:.100}: {exc}") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise ResponseError(f"zerocopysend needs a regular file, got {file!r:.100}")
     if type(offset) is not int or offset < 0:
         raise ResponseError(f"zerocopysend offset must be an int >= 0, got {offset!r:.40}")
     if count is None:

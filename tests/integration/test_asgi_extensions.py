@@ -8,10 +8,13 @@ class (and one TLS server).
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import socket
+import struct
+import termios
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -68,8 +71,9 @@ def big_digest(files: Path) -> str:
 
 @pytest.fixture(scope="module", params=WORKER_CLASSES)
 def server(request: pytest.FixtureRequest, files: Path) -> Iterator[GunicornProcess]:
+    # DEBUG: a client gone mid-file is told by its DEBUG line.
     yield from serving(GunicornProcess(APP, request.param, settings={"keepalive": KEEPALIVE},
-                                       env={"GAW_TEST_FILES": str(files)}))
+                                       env={"GAW_TEST_FILES": str(files)}, loglevel="debug"))
 
 
 def exchange(server: GunicornProcess, *requests: bytes, head: bool = False
@@ -177,9 +181,7 @@ def proc_rchar(pid: int) -> int:
 
 
 def unread(sock: socket.socket) -> int:
-    import fcntl
-    import struct
-    import termios
+    """Bytes waiting in a client socket, not read yet."""
     return int(struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0" * 4))[0])
 
 
@@ -263,6 +265,20 @@ def test_a_file_that_shrinks_while_sent_cuts_the_connection(server: GunicornProc
     assert received < SHRINKING
     assert get(server, "/extensions").status == 200
     assert worker_pid(server) == pid
+
+
+def test_a_client_gone_mid_file_is_no_error(server: GunicornProcess) -> None:
+    pid = worker_pid(server)
+    mark = len(error_log(server))
+    with slow_client(server) as s:
+        s.sendall(http("GET", "/pathsend?file=big.bin"))
+        read_head(s)
+        wait_until_stalled(pid, s)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # a reset
+    wait_for(lambda: "client went away during the response" in error_log(server)[mark:],
+             what="the worker noticing its client went away")
+    assert get(server, "/extensions").status == 200
+    assert error_lines(server, mark) == [] and worker_pid(server) == pid
 
 
 # -- Starlette's FileResponse -----------------------------------------------------------------

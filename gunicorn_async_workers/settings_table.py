@@ -153,11 +153,12 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "preload_app": (GUNICORN, "the arbiter imports the app before forking; each worker still "
                               "makes its own event loop and runs the ASGI lifespan after the "
                               "fork"),
-    "sendfile": (HONOURED, "WSGI apps: `wsgi.file_wrapper` bodies go out with the loop's "
-                           "`sendfile` (the stdlib loop of `AsyncioWorker` and `H11Worker`; "
-                           "uvloop has none and streams them in 256 KiB pieces) unless the "
-                           "setting turns it off (`--no-sendfile`; as in Gunicorn, any "
-                           "explicit value does) or the socket is TLS"),
+    "sendfile": (HONOURED, "WSGI apps' `wsgi.file_wrapper` bodies and ASGI apps' "
+                           "`http.response.pathsend`/`zerocopysend` files go out with the "
+                           "loop's `sendfile` (the stdlib loop of `AsyncioWorker` and "
+                           "`H11Worker`; uvloop has none and streams them in 256 KiB pieces) "
+                           "unless the setting turns it off (`--no-sendfile`; as in "
+                           "Gunicorn, any explicit value does) or the socket is TLS"),
     "reuse_port": (GUNICORN, "`SO_REUSEPORT` on the sockets the arbiter binds"),
     "chdir": (GUNICORN, _PROCESS),
     "daemon": (GUNICORN, _PROCESS),

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from ..http.errors import BadRequest, RequestError
 from .http import RequestCycle
-from .scope import ASGI_VERSION, scope_path
+from .scope import ASGI_VERSION, HTTP_EXTENSIONS, request_extensions, scope_path
 from .websocket import WebSocketSession
 
 if TYPE_CHECKING:
@@ -79,9 +79,12 @@ class AsgiBridge:
             "query_string": query,
             "headers": head.headers,
             "state": self.state.copy(),
+            "extensions": HTTP_EXTENSIONS,
         }
-        if connection.extensions is not None:  # TLS: the connection's ASGI `tls` extension
-            scope["extensions"] = connection.extensions
+        tls = connection.extensions  # TLS: the connection's ASGI `tls` extension
+        if tls is not None or head.te_trailers or head.http_version != "1.1":
+            scope["extensions"] = request_extensions(tls, head.http_version == "1.0",
+                                                     head.te_trailers)
         cycle.scope = scope
         return cycle
 

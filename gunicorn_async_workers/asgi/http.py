@@ -5,11 +5,17 @@ with its scope, and the body-in, response-out half it shares with the WSGI bridg
 `http/exchange.py`. The response head is held back until the first
 body message so that a small response leaves in a single transport write, with a
 Content-Length the server computes itself when the app gave none.
+
+`send` also serves the response extensions the scope offers (`asgi/scope.py`): a file as the
+body (`pathsend`, `zerocopysend`, through `http/file_body.py`), 103 Early Hints, and
+trailers after a chunked body.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
+import os
 from typing import TYPE_CHECKING, Final
 
 from ..http.exchange import (
@@ -19,9 +25,26 @@ from ..http.exchange import (
     PENDING,
     REFUSED,
     STARTED,
+    TRAILING,
     ClientDisconnected,
     Exchange,
 )
+from ..http.file_body import (
+    file_range,
+    loop_sendfile_usable,
+    open_file,
+    send_file_part,
+    set_position,
+)
+from ..http.response import (
+    CRLF,
+    LAST_CHUNK,
+    LAST_CHUNK_LINE,
+    ResponseError,
+    frame_early_hints,
+    frame_trailers,
+)
+from .scope import TRAILERS
 
 if TYPE_CHECKING:
     from ..accesslog import Record
@@ -31,6 +54,10 @@ if TYPE_CHECKING:
         HTTPDisconnectEvent,
         HTTPReceiveEvents,
         HTTPRequestEvent,
+        HTTPResponseEarlyHintEvent,
+        HTTPResponsePathSendEvent,
+        HTTPResponseTrailersEvent,
+        HTTPResponseZeroCopySendEvent,
         HTTPScope,
     )
 
@@ -38,16 +65,35 @@ _DISCONNECT: HTTPDisconnectEvent = {"type": "http.disconnect"}
 _EMPTY_BODY: HTTPRequestEvent = {"type": "http.request", "body": b"", "more_body": False}
 _START: Final = "http.response.start"
 _BODY: Final = "http.response.body"
+_PATHSEND: Final = "http.response.pathsend"
+_ZEROCOPYSEND: Final = "http.response.zerocopysend"
+_EARLY_HINT: Final = "http.response.early_hint"
+_TRAILERS: Final = "http.response.trailers"
+
+
+class Trailers(enum.Enum):
+    """What becomes of a response's trailers, as its `http.response.start` announced them."""
+
+    NONE = "none"  # none announced: the last body message ends the response
+    # Announced, and the request's TE takes them: the body is chunked (unless the app gave a
+    # Content-Length) and the trailers end it.
+    SEND = "send"
+    # Announced, but the client did not ask for them: awaited, and dropped.
+    DROP = "drop"
+
+
+_NO_TRAILERS, _SEND_TRAILERS, _DROP_TRAILERS = Trailers
 
 
 class RequestCycle(Exchange):
     """One ASGI HTTP cycle: the scope, `receive` and `send`, and the app's task."""
 
-    __slots__ = ("bridge", "scope")
+    __slots__ = ("bridge", "scope", "trailers")
 
     bridge: AsgiBridge
     scope: HTTPScope
     record: Record | None
+    trailers: Trailers  # set by http.response.start
 
     def start(self) -> None:
         recorder = self.bridge.recorder
@@ -90,25 +136,24 @@ class RequestCycle(Exchange):
         # (The message's type is compared in place: the type checker tells the events apart
         # by it.)
         if message["type"] == _BODY:
-            state = self.response_state
-            if state is not STARTED:
-                if state is PENDING and protocol.closing:
-                    raise ClientDisconnected("client disconnected")
-                raise RuntimeError(
-                    f"{_BODY} sent " + ("after the response completed" if state is FINISHED
-                                        else f"before {_START}"))
+            if self.response_state is not STARTED:
+                self.refuse_body_part(_BODY)
             if protocol.closing:
                 raise ClientDisconnected("client disconnected")
             body = message.get("body", b"")
             more = message.get("more_body", False)
             # The send-body step, the same as WsgiCycle._write_on_loop: inline here, as a
             # shared method would cost every request one more call. Change both together.
+            # (Trailers to send need a chunked body, even when the whole of it is at hand.)
             if self.framing is None:
-                self.write_head(body, more)
+                self.write_head(body, more or self.trailers is _SEND_TRAILERS)
             elif body:
                 self.write_body(body)
             if not more:
-                self.finish()
+                if self.trailers is _NO_TRAILERS:
+                    self.finish()
+                else:
+                    self.await_trailers()
             elif protocol.write_paused:
                 await protocol.drain()
         elif message["type"] == _START:
@@ -119,9 +164,138 @@ class RequestCycle(Exchange):
             self.response_state = STARTED
             self.status = message["status"]
             self.headers = message.get("headers", ())
+            self.trailers = (_NO_TRAILERS if not message.get("trailers") else
+                             _SEND_TRAILERS if TRAILERS in self.scope["extensions"]
+                             else _DROP_TRAILERS)
+        else:
+            await self.send_extension(message)
+
+    def refuse_body_part(self, kind: str) -> None:
+        """A body message or file outside the body: ClientDisconnected before the response
+        started on a connection that closed, else the RuntimeError that says why."""
+        state = self.response_state
+        if state is PENDING and self.protocol.closing:
+            raise ClientDisconnected("client disconnected")
+        raise RuntimeError(f"{kind} sent " + (
+            "after the response completed" if state is FINISHED
+            else f"after the last body message (trailers are due, {_TRAILERS})"
+            if state is TRAILING else f"before {_START}"))
+
+    # -- the response extensions ---------------------------------------------------------
+    async def send_extension(self, message: ASGISendEvent) -> None:
+        """A message of an extension the scope offers (asgi/scope.py)."""
+        if message["type"] == _PATHSEND:
+            await self.send_path(message)
+        elif message["type"] == _ZEROCOPYSEND:
+            await self.send_zero_copy(message)
+        elif message["type"] == _TRAILERS:
+            self.send_trailers(message)
+        elif message["type"] == _EARLY_HINT:
+            self.send_early_hint(message)
         else:
             raise RuntimeError(f"unexpected ASGI message type {message['type']!r} in an HTTP "
                                "cycle")
+
+    async def send_path(self, message: HTTPResponsePathSendEvent) -> None:
+        """The file at `path` is the whole body: opened in a thread, sized for the head, sent
+        by `http/file_body.py`. A file that cannot be opened answers 500 (and raises its
+        OSError to the app); the app's Content-Length must be the file's size."""
+        if self.response_state is not STARTED:
+            self.refuse_body_part(_PATHSEND)
+        if self.framing is not None:
+            raise RuntimeError(f"{_PATHSEND} sent after {_BODY} (it is the whole body)")
+        if self.protocol.closing:
+            raise ClientDisconnected("client disconnected")
+        try:
+            fd, size = await open_file(self.protocol.loop, os.fspath(message["path"]))
+        except BaseException:
+            self.fail()
+            raise
+        try:
+            await self.send_file(fd, 0, size, more=False, exact=True)
+        finally:
+            os.close(fd)
+
+    async def send_zero_copy(self, message: HTTPResponseZeroCopySendEvent) -> None:
+        """`count` bytes of an open file from `offset` (the spec's defaults: its position, to
+        its end) as a part of the body, as `http.response.body` would send them; the file
+        is left positioned after them, open (the app closes it)."""
+        if self.response_state is not STARTED:
+            self.refuse_body_part(_ZEROCOPYSEND)
+        if self.protocol.closing:
+            raise ClientDisconnected("client disconnected")
+        file = message.get("file")
+        try:
+            fd, offset, count = file_range(file, message.get("offset"), message.get("count"))
+        except ResponseError:
+            self.fail()
+            raise
+        await self.send_file(fd, offset, count, more=message.get("more_body", False))
+        set_position(file, fd, offset + count)
+
+    async def send_file(self, fd: int, offset: int, count: int, *, more: bool,
+                        exact: bool = False) -> None:
+        """A file part of the body, then the body's end unless `more` follows. Whatever goes
+        wrong answers 500 if the head is not out yet, and cuts the connection if it is."""
+        protocol = self.protocol
+        try:
+            await send_file_part(self, fd, offset, count,
+                                 more=more or self.trailers is _SEND_TRAILERS,
+                                 native=loop_sendfile_usable(protocol.loop, self.bridge.config),
+                                 exact=exact)
+        except BaseException:
+            self.fail()
+            raise
+        if not more:
+            if self.trailers is _NO_TRAILERS:
+                self.finish()
+            else:
+                self.await_trailers()
+        elif protocol.write_paused:
+            await protocol.drain()
+
+    def await_trailers(self) -> None:
+        """The body is complete and the app announced trailers: they are awaited. When they
+        are to be sent, the last chunk goes now; the trailer fields follow it."""
+        self.response_state = TRAILING
+        framing = self.framing
+        if self.trailers is _SEND_TRAILERS and framing is not None and framing.chunked:
+            self.protocol.write(LAST_CHUNK_LINE)
+
+    def send_trailers(self, message: HTTPResponseTrailersEvent) -> None:
+        """Trailer fields after the body: written as the chunked body's trailer section when
+        the request's TE took them, else dropped; the last message ends the response."""
+        if self.response_state is not TRAILING:
+            state = self.response_state
+            raise RuntimeError(f"{_TRAILERS} sent " + (
+                "after the response completed" if state is FINISHED
+                else f"before {_START}" if state is PENDING
+                else f"without 'trailers': True in {_START}" if self.trailers is _NO_TRAILERS
+                else "before the last body message"))
+        protocol = self.protocol
+        if protocol.closing:
+            raise ClientDisconnected("client disconnected")
+        framing = self.framing
+        sending = (self.trailers is _SEND_TRAILERS and framing is not None
+                   and framing.chunked)
+        if sending:
+            fields = frame_trailers(message.get("headers", ()))
+            if fields:
+                protocol.write(fields)
+        if not message.get("more_trailers", False):
+            self.finish(CRLF if sending else LAST_CHUNK)
+
+    def send_early_hint(self, message: HTTPResponseEarlyHintEvent) -> None:
+        """A 103 Early Hints interim response with the message's links, while no final head
+        is on the wire; ignored after it, and for an HTTP/1.0 client (which knows no 1xx)."""
+        protocol = self.protocol
+        if protocol.closing:
+            raise ClientDisconnected("client disconnected")
+        if self.framing is not None or self.response_state is FINISHED or self.http10:
+            return
+        head = frame_early_hints(message.get("links", ()))
+        if head:
+            protocol.write(head)
 
     # -- running the app ---------------------------------------------------------------
     async def run(self) -> None:
@@ -159,7 +333,7 @@ class RequestCycle(Exchange):
             elif not finished:
                 bridge.log.error(
                     "ASGI application returned without %s response to %s %s",
-                    "completing its" if self.response_state is STARTED else "sending a",
+                    "sending a" if self.response_state is PENDING else "completing its",
                     self.scope["method"], self.scope["path"])
                 self.fail()
         finally:

@@ -1,4 +1,5 @@
-"""What the ASGI HTTP and WebSocket scopes share: the `asgi` key and the path keys."""
+"""What goes into ASGI scopes besides the request itself: the `asgi` key, the path keys (for
+HTTP and WebSocket scopes alike) and an HTTP scope's `extensions`."""
 
 from __future__ import annotations
 
@@ -9,10 +10,36 @@ from ..http.errors import BadRequest
 from ..http.exchange import split_target
 
 if TYPE_CHECKING:
-    from .types import ASGIVersions
+    from collections.abc import Mapping
+
+    from .types import ASGIVersions, Extensions
 
 # The scope's `asgi` key: the ASGI version apps are called with and the spec version served.
 ASGI_VERSION: ASGIVersions = {"version": "3.0", "spec_version": "2.4"}
+
+# The response extensions (asgiref's extensions.rst) every HTTP/1.1 request's scope offers:
+# one dict shared by all of them, so a plaintext request pays nothing for it (apps read it;
+# one that changes it changes it for every request). `asgi/http.py` serves them.
+PATHSEND = "http.response.pathsend"
+ZEROCOPYSEND = "http.response.zerocopysend"
+EARLY_HINT = "http.response.early_hint"
+TRAILERS = "http.response.trailers"
+HTTP_EXTENSIONS: Extensions = {PATHSEND: {}, ZEROCOPYSEND: {}, EARLY_HINT: {}}
+# HTTP/1.0 has no interim responses (no 103) and no chunked coding (no trailers).
+_HTTP10_EXTENSIONS: Extensions = {PATHSEND: {}, ZEROCOPYSEND: {}}
+
+
+def request_extensions(tls: Mapping[str, Mapping[str, object]] | None, http10: bool,
+                       te_trailers: bool) -> Extensions:
+    """An HTTP scope's `extensions` when they are not `HTTP_EXTENSIONS` as they are: with the
+    connection's `tls`, less what HTTP/1.0 cannot carry, or with `http.response.trailers`
+    for an HTTP/1.1 request whose TE field takes trailers."""
+    extensions = dict(_HTTP10_EXTENSIONS if http10 else HTTP_EXTENSIONS)
+    if te_trailers and not http10:
+        extensions[TRAILERS] = {}
+    if tls is not None:
+        extensions.update(tls)
+    return extensions
 
 
 def scope_path(target: bytes, method: str, root_path: str) -> tuple[str, bytes, bytes]:

@@ -45,15 +45,13 @@ class _ConnectionScopeKeys(TypedDict):
     state: dict[str, object]
 
 
-class _HTTPScopeKeys(_ConnectionScopeKeys):
+@final  # no other keys: `"method" in scope` tells an HTTP scope from a WebSocket one
+class HTTPScope(_ConnectionScopeKeys):
+    """An HTTP request's scope. `extensions`: the response extensions the connection can
+    honour, and `tls` on a TLS connection (asgi/scope.py)."""
+
     type: Literal["http"]
     method: str
-
-
-@final  # no other keys: `"method" in scope` tells an HTTP scope from a WebSocket one
-class HTTPScope(_HTTPScopeKeys, total=False):
-    """An HTTP request's scope; `extensions` only on a TLS connection (its `tls`)."""
-
     extensions: Extensions
 
 
@@ -119,8 +117,49 @@ class HTTPResponseBodyEvent(_HTTPResponseBodyKeys, total=False):
     more_body: bool
 
 
+# -- HTTP extensions (asgiref's extensions.rst) --------------------------------------------------
+class HTTPResponsePathSendEvent(TypedDict):
+    """`http.response.pathsend`: the server sends the file at `path` as the whole body."""
+
+    type: Literal["http.response.pathsend"]
+    path: str
+
+
+class _HTTPResponseZeroCopySendKeys(TypedDict):
+    type: Literal["http.response.zerocopysend"]
+    file: object  # an open file descriptor (int), or an object with fileno()
+
+
+class HTTPResponseZeroCopySendEvent(_HTTPResponseZeroCopySendKeys, total=False):
+    """`http.response.zerocopysend`: `count` bytes of `file` from `offset` as a body part."""
+
+    offset: int
+    count: int
+    more_body: bool
+
+
+class HTTPResponseEarlyHintEvent(TypedDict):
+    """`http.response.early_hint`: a 103 interim response, one `link` field per value."""
+
+    type: Literal["http.response.early_hint"]
+    links: Iterable[bytes]
+
+
+class _HTTPResponseTrailersKeys(TypedDict):
+    type: Literal["http.response.trailers"]
+
+
+class HTTPResponseTrailersEvent(_HTTPResponseTrailersKeys, total=False):
+    """`http.response.trailers`: trailer fields, after a start with `trailers: True`."""
+
+    headers: Iterable[tuple[bytes, bytes]]
+    more_trailers: bool
+
+
 HTTPReceiveEvents = HTTPRequestEvent | HTTPDisconnectEvent
-HTTPSendEvents = HTTPResponseStartEvent | HTTPResponseBodyEvent
+HTTPExtensionSendEvents = (HTTPResponsePathSendEvent | HTTPResponseZeroCopySendEvent
+                           | HTTPResponseEarlyHintEvent | HTTPResponseTrailersEvent)
+HTTPSendEvents = HTTPResponseStartEvent | HTTPResponseBodyEvent | HTTPExtensionSendEvents
 
 
 # -- WebSocket events --------------------------------------------------------------------------

@@ -69,11 +69,14 @@ class ResponseState(enum.Enum):
 
     PENDING = "pending"  # the head was received; the app has not started a response
     STARTED = "started"  # status and headers given (the head may not be written yet)
+    # The body is written; the trailers the app announced are awaited (ASGI's
+    # `http.response.trailers` extension).
+    TRAILING = "trailing"
     FINISHED = "finished"  # all of it written, or cut off (the connection closes)
 
 
 STREAMING, COMPLETE, DISCARDING, REFUSED = BodyState
-PENDING, STARTED, FINISHED = ResponseState
+PENDING, STARTED, TRAILING, FINISHED = ResponseState
 
 
 class ClientDisconnected(OSError):
@@ -212,11 +215,13 @@ class Exchange:
         else:
             self.protocol.write(body)
 
-    def finish(self) -> None:
+    def finish(self, last_chunk: bytes = LAST_CHUNK) -> None:
+        """The response is complete. A chunked body ends with `last_chunk`: the last chunk
+        and the empty line, or, after trailers went out, the empty line that ends them."""
         framing = self.framing
         assert framing is not None
         if framing.chunked:  # never with no_body (frame_response_head decides)
-            self.protocol.write(LAST_CHUNK)
+            self.protocol.write(last_chunk)
         if self.remaining:
             # Shorter than announced: the client can only tell by the connection closing.
             self.keep_alive = False

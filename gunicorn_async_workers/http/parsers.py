@@ -48,6 +48,7 @@ _CONTENT_LENGTH_DIGITS = 20  # of 2**64 - 1; longer values may still be leading 
 _TRANSFER_ENCODING = b"transfer-encoding"
 _EXPECT = b"expect"
 _UPGRADE = b"upgrade"
+_TE = b"te"
 # RFC 9110 section 5.3: fields with a single member; a repeat makes the message ambiguous.
 _SINGLETONS = frozenset((_CONTENT_TYPE,))  # Host is tracked apart: it comes every time
 # RFC 3986 absolute-URI as a request target: scheme "://" authority, then path or query.
@@ -66,7 +67,8 @@ _LLHTTP_METHODS = frozenset(
     b"SEARCH UNLOCK BIND REBIND UNBIND ACL REPORT MKACTIVITY CHECKOUT MERGE M-SEARCH NOTIFY "
     b"SUBSCRIBE UNSUBSCRIBE PATCH PURGE MKCALENDAR LINK UNLINK SOURCE QUERY".split())
 _CONVENTIONAL_METHOD = re.compile(rb"[A-Z0-9!$%&'*+\-.^_`|~]{3,20}")
-_POLICY_NAMES = frozenset((_CONTENT_TYPE, _CONTENT_LENGTH, _TRANSFER_ENCODING, _EXPECT))
+# The fields `police` reads (TE only for whether the client takes trailers).
+_POLICY_NAMES = frozenset((_CONTENT_TYPE, _CONTENT_LENGTH, _TRANSFER_ENCODING, _EXPECT, _TE))
 _WHITESPACE = (b" ", b"\t")
 # Method names as llhttp reports them, decoded once.
 _METHOD_NAMES = {m: m.decode("ascii") for m in (
@@ -174,8 +176,9 @@ class ParserAdapter:
     Attributes read by the protocol in `on_request_head`: `method` (str), `target` (bytes),
     `http_version` (str), `headers` (list of (lower-cased name, value)), `keep_alive`,
     `expect_continue`, `upgrade` (the Upgrade header's value or None), `scheme` ("http" or
-    "https", after trusted scheme headers), `chunked`, `content_length`. After a feed: `upgraded`
-    (the request left HTTP/1.1) and `upgrade_data` (the bytes after it).
+    "https", after trusted scheme headers), `chunked`, `content_length`, `te_trailers` (a TE
+    field lists `trailers`: the client takes a chunked response's trailer section). After a
+    feed: `upgraded` (the request left HTTP/1.1) and `upgrade_data` (the bytes after it).
     """
 
     # What each parser supplies: the head in pieces before its blank line arrived
@@ -210,6 +213,7 @@ class ParserAdapter:
         self.upgrade: bytes | None = None
         self.scheme = scheme
         self.chunked = False
+        self.te_trailers = False
         self.content_length: int | None = None
         self.codings: list[bytes] | None = None
         self.host: bytes | None = None
@@ -240,6 +244,7 @@ class ParserAdapter:
         self.upgrade = None
         self.scheme = self.base_scheme
         self.chunked = False
+        self.te_trailers = False
         self.content_length = None
         self.codings = None
         self._seen = None
@@ -284,6 +289,11 @@ class ParserAdapter:
             if value.lower() != b"100-continue":
                 raise ExpectationFailed(f"unsupported expectation {value!r}")
             self.expect_continue = True
+        elif name == _TE:
+            # RFC 9110 10.1.4: a list of codings, each with parameters, and `trailers`.
+            self.te_trailers = self.te_trailers or any(
+                member.partition(b";")[0].strip() == b"trailers"
+                for member in value.lower().split(b","))
         elif self.trusted and name in self.policy.scheme_headers:
             scheme = "https" if value == self.policy.scheme_headers[name] else "http"
             if self._scheme_set and scheme != self.scheme:

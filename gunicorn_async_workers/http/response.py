@@ -2,7 +2,9 @@
 
 Nothing here touches a socket. `frame_response_head` validates what the application sent and decides
 how the body is delimited (Content-Length, chunked, or close-delimited); the bytes it returns
-go to the transport in one write together with the first body piece.
+go to the transport in one write together with the first body piece. The interim 103 Early
+Hints head (`frame_early_hints`) and the trailer section that ends a chunked body
+(`frame_trailers`) are framed here too.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from http import HTTPStatus
 
 CRLF = b"\r\n"
 LAST_CHUNK = b"0\r\n\r\n"
+# The last chunk's size line alone: the trailer section and an empty line follow it.
+LAST_CHUNK_LINE = b"0\r\n"
+EARLY_HINTS = b"HTTP/1.1 103 Early Hints\r\n"
 
 # Status lines for every final status (200-599) Python knows, encoded once at import. A
 # final response never has a 1xx status: the server sends those itself (100 Continue), and an
@@ -39,6 +44,14 @@ _NAME_KINDS: dict[bytes, int] = {
 _NAME_KINDS_MAX = 4096
 # RFC 9110 section 5.6.2 token: what a field name may be made of.
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# A field value may not carry these (response splitting; RFC 9110 5.5).
+_FORBIDDEN_IN_VALUE = re.compile(rb"[\r\n\0]")
+# Fields a trailer section never carries, whatever the app sends: those that frame the
+# message or belong to the connection (RFC 9110 6.5.1, RFC 9112 7.1.2). Which other fields
+# may be trailers is the app's to know (the ASGI extension leaves it to the app).
+_NOT_IN_TRAILERS = frozenset((
+    b"content-length", b"transfer-encoding", b"trailer", b"host", b"connection",
+    b"keep-alive", b"proxy-connection", b"te", b"upgrade"))
 
 
 class ResponseError(Exception):
@@ -190,3 +203,43 @@ def frame_response_head(status: int, headers: Iterable[tuple[bytes, bytes]], dat
 def chunk(data: bytes) -> list[bytes]:
     """One chunk of a chunked body, as pieces for `transport.writelines`."""
     return [b"%x\r\n" % len(data), data, CRLF]
+
+
+def frame_early_hints(links: Iterable[bytes]) -> bytes:
+    """A `103 Early Hints` interim head with one `link` field per value (RFC 8297); b""
+    when there is none. Raises ResponseError for a value that is not bytes or carries CR,
+    LF or NUL."""
+    parts = [EARLY_HINTS]
+    try:
+        for link in links:
+            if type(link) is not bytes or _FORBIDDEN_IN_VALUE.search(link):
+                raise ResponseError(f"an early hint's link must be bytes without CR, LF or "
+                                    f"NUL, got {link!r:.100}")
+            parts += (b"link: ", link, CRLF)
+    except TypeError:
+        raise ResponseError(f"an early hint's links must be an iterable of bytes, got "
+                            f"{links!r:.100}") from None
+    if len(parts) == 1:
+        return b""
+    parts.append(CRLF)
+    return b"".join(parts)
+
+
+def frame_trailers(fields: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """The field lines of a trailer section (without the last chunk before them or the empty
+    line after them); the framing and connection fields are left out. Raises ResponseError
+    for a name that is not a token or a value that is not bytes or carries CR, LF or NUL."""
+    parts: list[bytes] = []
+    try:
+        for name, value in fields:
+            if type(name) is not bytes or not _TOKEN.fullmatch(name):
+                raise ResponseError(f"invalid trailer name {name!r:.100}")
+            if type(value) is not bytes or _FORBIDDEN_IN_VALUE.search(value):
+                raise ResponseError(f"trailer {name!r:.40} has a value that is not bytes or "
+                                    "carries CR, LF or NUL")
+            if name.lower() not in _NOT_IN_TRAILERS:
+                parts += (name, b": ", value, CRLF)
+    except (TypeError, ValueError):
+        raise ResponseError(f"trailers must be (bytes, bytes) pairs, got {fields!r:.100}"
+                            ) from None
+    return b"".join(parts)

@@ -34,6 +34,7 @@ from ..http.exchange import (
     Exchange,
     split_target,
 )
+from ..http.file_body import loop_sendfile_usable
 from ..http.response import ResponseError
 from .input import NO_BODY, WsgiInput
 from .pool import ThreadPool
@@ -114,8 +115,7 @@ class WsgiBridge:
         self.script_name = script_name.rstrip("/")
         # uvloop has no loop.sendfile (the stdlib loop has): file bodies are then read in
         # the app's thread and streamed with backpressure like any other iterable.
-        native = type(loop).sendfile is not asyncio.AbstractEventLoop.sendfile
-        self.sendfile_allowed = config.sendfile and not config.is_ssl and native
+        self.sendfile_allowed = loop_sendfile_usable(loop, config)
 
     def open_request(self, connection: RequestConnection, head: ParserAdapter,
                      upgrade_allowed: bool) -> Exchange | RequestError:

@@ -1,9 +1,9 @@
 """The request lifecycle is two enums on `Exchange`, walked through a real connection.
 
 `BodyState` (streaming, complete, discarding, refused) and `ResponseState` (pending,
-started, finished) replace the flags an exchange used to carry. Each test drives a real
-HttpProtocol and Server with bytes, through the `Connection` harness of test_protocol.py,
-and reads the states the app's request object is in at each step.
+started, trailing, finished) replace the flags an exchange used to carry. Each test drives a
+real HttpProtocol and Server with bytes, through the `Connection` harness of
+test_protocol.py, and reads the states the app's request object is in at each step.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from gunicorn_async_workers.http.exchange import BodyState, Exchange, ResponseSt
 from gunicorn_async_workers.http.parsers import ParserAdapter
 
 STREAMING, COMPLETE, DISCARDING, REFUSED = BodyState
-PENDING, STARTED, FINISHED = ResponseState
+PENDING, STARTED, TRAILING, FINISHED = ResponseState
 
 
 def test_the_states_are_enums_and_the_flags_are_gone() -> None:
@@ -26,7 +26,7 @@ def test_the_states_are_enums_and_the_flags_are_gone() -> None:
     assert {"body_state", "response_state"} <= slots
     assert not slots & {"more_body", "discard", "cancelled", "started", "complete"}
     assert [s.name for s in BodyState] == ["STREAMING", "COMPLETE", "DISCARDING", "REFUSED"]
-    assert [s.name for s in ResponseState] == ["PENDING", "STARTED", "FINISHED"]
+    assert [s.name for s in ResponseState] == ["PENDING", "STARTED", "TRAILING", "FINISHED"]
 
 
 class Recorder:

@@ -2,8 +2,11 @@
 
 Open http://127.0.0.1:8000/ in two browser tabs: what one tab says, every tab sees. The page
 at `/` has a name field (a `guest-NNNN` to start with) and connects to `/ws?name=...`; a
-changed name reconnects. Clients send plain text; the server sends every client a JSON event
-for each join, message and leave: `{"type": "joined" | "message" | "left", "name": ...,
+changed name reconnects. A dropped connection (a server reload, say) is retried after a wait
+of up to half a second, doubling on each failure up to ten seconds; the status line above the log
+shows the connection's state (connecting, connected, or reconnecting in so many seconds).
+Clients send plain text; the server sends every client a JSON event for each join, message
+and leave: `{"type": "joined" | "message" | "left", "name": ...,
 "text": ... (messages only), "own": ...}`, where `own` is true in the copy that goes to the
 client the event is about, so the page sets your own messages apart.
 
@@ -44,6 +47,8 @@ PAGE = """<!doctype html>
   #log p.own { align-self: flex-end; background: #cfe3ff; }
   #log p.note { align-self: center; background: none; color: #666; font-size: .9em; }
   #log b { margin-right: .4em; }
+  #status { margin: 0 0 .3em; font-size: .9em; color: #a40; }
+  #status[data-state="connected"] { color: #070; }
   form { display: flex; gap: .5em; margin-top: .5em; }
   #name { width: 8em; }
   #text { flex: 1; min-width: 0; }
@@ -51,6 +56,7 @@ PAGE = """<!doctype html>
 </head>
 <body>
 <h1>Chat</h1>
+<p id="status" role="status" data-state="connecting">connecting…</p>
 <div id="log" aria-live="polite"></div>
 <form id="form">
   <input id="name" aria-label="Your name" maxlength="40" autocomplete="off">
@@ -61,8 +67,21 @@ PAGE = """<!doctype html>
   const log = document.getElementById("log");
   const nameInput = document.getElementById("name");
   const textInput = document.getElementById("text");
+  const status = document.getElementById("status");
   nameInput.value = "guest-" + Math.floor(1000 + Math.random() * 9000);
+  // A dropped connection is retried after a wait that doubles on each failure and goes back
+  // to the first once a connection opens; each wait is cut by up to a half at random, so the
+  // tabs a reload dropped together do not all come back at the same instant.
+  const FIRST_RETRY_MS = 500;
+  const LAST_RETRY_MS = 10000;
+  let retryMs = FIRST_RETRY_MS;
+  let retryTimer = null;
   let ws = null;
+
+  function setStatus(state, text) {
+    status.dataset.state = state;
+    status.textContent = text;
+  }
 
   function add(line) {
     log.appendChild(line);
@@ -88,12 +107,27 @@ PAGE = """<!doctype html>
     add(line);
   }
   function connect() {
+    clearTimeout(retryTimer);
+    retryTimer = null;
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const name = encodeURIComponent(nameInput.value.trim());
     const socket = new WebSocket(`${scheme}://${location.host}/ws?name=${name}`);
+    socket.onopen = () => {
+      if (socket !== ws) return;
+      retryMs = FIRST_RETRY_MS;
+      setStatus("connected", "connected");
+    };
     socket.onmessage = (event) => show(JSON.parse(event.data));
-    socket.onclose = () => { if (socket === ws) note("disconnected"); };
+    socket.onclose = () => {
+      if (socket !== ws) return;  // replaced by the connection under a new name
+      if (status.dataset.state === "connected") note("disconnected");
+      const wait = retryMs * (0.5 + Math.random() / 2);
+      retryMs = Math.min(retryMs * 2, LAST_RETRY_MS);
+      setStatus("reconnecting", `disconnected: reconnecting in ${(wait / 1000).toFixed(1)} s`);
+      retryTimer = setTimeout(connect, wait);
+    };
     ws = socket;
+    setStatus("connecting", "connecting…");
   }
   nameInput.onchange = () => {  // a new name: leave as the old one, join as the new one
     const old = ws;

@@ -44,6 +44,8 @@ def test_page_at_root(chat: GunicornProcess) -> None:
     assert "prompt(" not in page and '<input id="name"' in page and '"guest-"' in page
     assert "overflow-wrap: anywhere" in page  # a long word wraps instead of leaving the box
     assert "p.own {" in page and "event.own" in page  # own messages are set apart
+    # A dropped connection is retried, and the page says so (test_browser_chat.py runs it).
+    assert 'id="status"' in page and "setTimeout(connect" in page
 
 
 def events(messages: list[str | bytes]) -> list[dict[str, Any]]:

@@ -6,8 +6,9 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+import corpus
+import headless_chromium
 import pytest
-from corpus import SKIP_REASON
 from gunicorn_process import GunicornProcess
 
 from gunicorn_async_workers.http.parsers import H11Parser, HttptoolsParser, ParserAdapter
@@ -47,25 +48,39 @@ def gunicorn(worker_class: str) -> Iterator:
         proc.stop()
 
 
-# -- The conformance corpus under CI ---------------------------------------------------------
-# Tests that need Gunicorn's request corpus skip, with corpus.SKIP_REASON, where it cannot be
-# had (tests/corpus.py). A developer's run may live with that; CI (CI=true) may not: such a
-# skip fails the run, after every test has reported.
-_corpus_skips: list[str] = []
+# -- Skips CI does not accept ---------------------------------------------------------------
+# Tests that need something a developer's machine may lack, but CI must have, skip with a
+# reason that starts with one of these (each module says where its thing comes from). A
+# developer's run may live with that; CI (CI=true) may not: such a skip fails the run, after
+# every test has reported.
+CI_REQUIRED = {
+    corpus.SKIP_REASON: "the conformance corpus",  # tests/corpus.py fetches it
+    headless_chromium.SKIP_REASON: "Chromium and chromedriver",  # .ci/run installs them
+}
+_required_skips: dict[str, list[str]] = {reason: [] for reason in CI_REQUIRED}
+
+
+def _under_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.skipped and SKIP_REASON in str(report.longrepr):
-        _corpus_skips.append(report.nodeid)
+    if report.skipped:
+        for reason, skipped in _required_skips.items():
+            if reason in str(report.longrepr):
+                skipped.append(report.nodeid)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if _corpus_skips and os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+    if _under_ci() and any(_required_skips.values()):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if _corpus_skips and os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        terminalreporter.write_line(
-            f"CI: {len(_corpus_skips)} tests skipped for want of the conformance corpus "
-            f"(first: {_corpus_skips[0]}); that fails the run", red=True)
+    if not _under_ci():
+        return
+    for reason, skipped in _required_skips.items():
+        if skipped:
+            terminalreporter.write_line(
+                f"CI: {len(skipped)} tests skipped for want of {CI_REQUIRED[reason]} "
+                f"(first: {skipped[0]}); that fails the run", red=True)

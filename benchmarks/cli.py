@@ -19,6 +19,7 @@ from benchmarks.servers import (
     CONFIGS,
     CONFIGS_BY_NAME,
     SHOWN_WORKDIR,
+    Role,
     ServerConfig,
     revision_config,
 )
@@ -180,6 +181,26 @@ def _shown_command(config: ServerConfig, kind: str) -> str:
     return command.replace(str(Path(sys.executable).parent) + "/", "")
 
 
+def _commands(
+    configs: tuple[ServerConfig, ...], workloads: tuple[Workload, ...]
+) -> list[dict[str, str]]:
+    """One command line per configuration and app kind measured; one in all for a reference,
+    which runs no app (its command is the same for both kinds)."""
+    rows: list[dict[str, str]] = []
+    for config in configs:
+        served = [w for w in workloads if w.serves(config)]
+        kinds = [k for k in config.kinds if any(w.kind == k for w in served)]
+        if not kinds:
+            continue
+        if config.role is Role.PEER:
+            rows += [{"config": config.name, "kind": kind,
+                      "command": _shown_command(config, kind)} for kind in kinds]
+        else:
+            rows.append({"config": config.name, "kind": f"none ({' and '.join(kinds)} workloads)",
+                         "command": _shown_command(config, kinds[0])})
+    return rows
+
+
 def log(line: str) -> None:
     """Progress output."""
     print(line, flush=True)
@@ -248,12 +269,7 @@ def build_result(
             if any(w.serves(c) for w in settings.workloads)
         },
         # one command line per configuration and app kind measured in this run
-        "commands": [
-            {"config": c.name, "kind": kind, "command": _shown_command(c, kind)}
-            for c in settings.configs
-            for kind in c.kinds
-            if any(w.kind == kind and w.serves(c) for w in settings.workloads)
-        ],
+        "commands": _commands(settings.configs, settings.workloads),
         "skipped": [
             {"config": config, "workload": workload, "reason": reason}
             for (config, workload), reason in skipped.items()

@@ -128,6 +128,8 @@ def test_a_short_run_measures_nginx_as_a_labelled_reference(tmp_path: Path) -> N
     assert record["ok"] and record["requests"] > 0 and record["cpu_us_per_req"] > 0, record
     assert record["processes"] == 2  # master and worker, both counted
     assert result["labels"] == {"nginx": "nginx (static reference)"}
+    [command] = result["commands"]  # one row: no app runs, whatever the kind
+    assert command["kind"] == "none (asgi workloads)", command
     assert result["machine"]["versions"]["nginx"] == nginx.version() != "not installed"
     report = (out / "latest.md").read_text()
     # its row in the plaintext table: req/s, and no ratio (no baseline in this run)

@@ -11,7 +11,7 @@ def main() -> int:
     """Print help or the list without any setup; otherwise bootstrap, then run."""
     argv = sys.argv[1:]
     if not {"-h", "--help", "--list"} & set(argv):
-        bootstrap.prepare_and_reexec(argv)
+        bootstrap.prepare_and_reexec(argv, with_nginx=cli.runs_nginx(argv))
     return cli.main(argv)
 
 

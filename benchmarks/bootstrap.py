@@ -1,13 +1,17 @@
-"""Create or reuse benchmarks/.venv with the pinned peers and our project, and install wrk."""
+"""Create or reuse benchmarks/.venv with the pinned peers and our project, and install wrk
+(and nginx, for the static reference)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from benchmarks import nginx
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
@@ -62,24 +66,40 @@ def ensure_venv(reinstall: bool = False) -> None:
     STAMP.write_text(wanted + "\n")
 
 
-def ensure_tools() -> None:
-    """Install wrk with apt-get when missing; fail clearly when taskset is missing."""
+def _can_apt() -> bool:
+    """True when this process may install Debian packages."""
+    return os.geteuid() == 0 and shutil.which("apt-get") is not None
+
+
+def ensure_tools(with_nginx: bool = False) -> None:
+    """Install wrk with apt-get when missing; fail clearly when taskset is missing. With
+    `with_nginx`, also install nginx when missing: not required, the suite leaves out the
+    nginx reference when it still is, and its preflight says why."""
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    updated = False
     if shutil.which("wrk") is None:
-        if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        if not _can_apt():
             raise SystemExit("wrk is missing: install it (e.g. `sudo apt-get install wrk`)")
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         _run(["apt-get", "update"], env=env)
+        updated = True
         _run(["apt-get", "install", "-y", "wrk"], env=env)
     if shutil.which("taskset") is None:
         raise SystemExit("taskset is missing: install util-linux")
+    if with_nginx and nginx.binary() is None and _can_apt():
+        # Debian's `nginx` holds the binary (`nginx-light` only adds a module to it)
+        with contextlib.suppress(subprocess.CalledProcessError):
+            if not updated:
+                _run(["apt-get", "update"], env=env)
+            _run(["apt-get", "install", "-y", "nginx"], env=env)
 
 
-def prepare_and_reexec(argv: list[str], module: str = "benchmarks", tools: bool = True) -> None:
-    """Make the venv (and, with `tools`, wrk) ready; re-run `-m module` inside the venv if
-    needed."""
+def prepare_and_reexec(argv: list[str], module: str = "benchmarks", tools: bool = True,
+                       with_nginx: bool = False) -> None:
+    """Make the venv (and, with `tools`, wrk, and with `with_nginx` nginx too) ready; re-run
+    `-m module` inside the venv if needed."""
     ensure_venv(reinstall="--reinstall" in argv)
     if tools:
-        ensure_tools()
+        ensure_tools(with_nginx)
     if not in_venv():
         args = [a for a in argv if a != "--reinstall"]
         os.chdir(REPO_ROOT)

@@ -69,7 +69,7 @@ def draw(result: dict[str, Any], path: Path) -> Path | None:
                 [h - 1.0 for h in heights],
                 width,
                 bottom=1.0,
-                label=name,
+                label=(result.get("labels") or {}).get(name, name),
                 color=colours(order.index(name) % 10 if name in order else index % 10),
             )
             extremes += heights

@@ -15,7 +15,14 @@ from types import FrameType
 from typing import Any
 
 from benchmarks import corestat, machine, report, revision, suite
-from benchmarks.servers import CONFIGS, CONFIGS_BY_NAME, ServerConfig, revision_config
+from benchmarks.servers import (
+    CONFIGS,
+    CONFIGS_BY_NAME,
+    SHOWN_WORKDIR,
+    Role,
+    ServerConfig,
+    revision_config,
+)
 from benchmarks.summary import summarise_workload
 from benchmarks.workloads import WORKLOADS, WORKLOADS_BY_NAME, Workload
 
@@ -107,6 +114,13 @@ def select(
     return configs, workloads
 
 
+def runs_nginx(argv: list[str]) -> bool:
+    """Whether the selection (`--only`) holds the nginx reference and a workload it answers:
+    the bootstrap installs nginx only then."""
+    configs, workloads = select(parser().parse_args(argv).only)
+    return any(w.serves(c) for c in configs if c.name == "nginx" for w in workloads)
+
+
 def smoke_selection(
     configs: tuple[ServerConfig, ...], workloads: tuple[Workload, ...]
 ) -> tuple[tuple[ServerConfig, ...], tuple[Workload, ...]]:
@@ -163,8 +177,28 @@ def _shown(path: Path) -> str:
 
 def _shown_command(config: ServerConfig, kind: str) -> str:
     """The configuration's command line for that app kind, without the venv's bin path."""
-    command = " ".join(config.command(kind, 8000))
+    command = " ".join(config.command(kind, 8000, SHOWN_WORKDIR))
     return command.replace(str(Path(sys.executable).parent) + "/", "")
+
+
+def _commands(
+    configs: tuple[ServerConfig, ...], workloads: tuple[Workload, ...]
+) -> list[dict[str, str]]:
+    """One command line per configuration and app kind measured; one in all for a reference,
+    which runs no app (its command is the same for both kinds)."""
+    rows: list[dict[str, str]] = []
+    for config in configs:
+        served = [w for w in workloads if w.serves(config)]
+        kinds = [k for k in config.kinds if any(w.kind == k for w in served)]
+        if not kinds:
+            continue
+        if config.role is Role.PEER:
+            rows += [{"config": config.name, "kind": kind,
+                      "command": _shown_command(config, kind)} for kind in kinds]
+        else:
+            rows.append({"config": config.name, "kind": f"none ({' and '.join(kinds)} workloads)",
+                         "command": _shown_command(config, kinds[0])})
+    return rows
 
 
 def log(line: str) -> None:
@@ -227,18 +261,15 @@ def build_result(
             **({"baseline_rev": baseline_rev} if baseline_rev else {}),
         },
         "machine": facts,
+        # how the tables show a configuration that is no peer: "nginx (static reference)"
+        "labels": {c.name: c.label for c in settings.configs if c.label != c.name},
         "configurations": {
             c.name: _shown_command(c, "asgi" if "asgi" in c.kinds else "wsgi")
             for c in settings.configs
             if any(w.serves(c) for w in settings.workloads)
         },
         # one command line per configuration and app kind measured in this run
-        "commands": [
-            {"config": c.name, "kind": kind, "command": _shown_command(c, kind)}
-            for c in settings.configs
-            for kind in c.kinds
-            if any(w.kind == kind and w.serves(c) for w in settings.workloads)
-        ],
+        "commands": _commands(settings.configs, settings.workloads),
         "skipped": [
             {"config": config, "workload": workload, "reason": reason}
             for (config, workload), reason in skipped.items()
@@ -342,7 +373,7 @@ def _run(
     for workload in result["workloads"]:
         if workload["configs"]:
             log(f"{workload['name']} (baseline {workload['baseline']})")
-            for line in report.workload_table(workload):
+            for line in report.workload_table(workload, result):
                 log(line)
             log("")
     for item in result["skipped"]:

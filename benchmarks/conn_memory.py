@@ -33,7 +33,7 @@ from typing import Any
 from benchmarks import conn_memory_report, machine, proctree
 from benchmarks.idle_hold import KINDS, HoldError, IdleHold, new_loop
 from benchmarks.server_process import RunningServer, ServerStartError, taskset
-from benchmarks.servers import CONFIGS_BY_NAME, HOST, ServerConfig
+from benchmarks.servers import CONFIGS_BY_NAME, HOST, SHOWN_WORKDIR, ServerConfig
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
@@ -108,8 +108,8 @@ def with_worker_connections(config: ServerConfig, count: int) -> ServerConfig:
     """The configuration with Gunicorn's `--worker-connections` set to `count`."""
     build = config.build
 
-    def rebuilt(kind: str, port: int) -> list[str]:
-        command = build(kind, port)
+    def rebuilt(kind: str, port: int, workdir: Path) -> list[str]:
+        command = build(kind, port, workdir)
         at = command.index("--worker-connections")
         return [*command[:at + 1], str(count), *command[at + 2:]]
 
@@ -260,7 +260,7 @@ def run(settings: Settings, log: Log) -> list[dict[str, Any]]:
 
 def _shown_command(config: ServerConfig, connections: int) -> str:
     command = with_worker_connections(config, connections + EXTRA_WORKER_CONNECTIONS)
-    line = " ".join(command.command("asgi", 8000))
+    line = " ".join(command.command("asgi", 8000, SHOWN_WORKDIR))
     return line.replace(str(Path(sys.executable).parent) + "/", "")
 
 

@@ -112,7 +112,7 @@ def markdown(result: dict[str, Any]) -> str:
     """The whole report."""
     facts, settings = result["machine"], result["settings"]
     versions = ", ".join(f"{name} {version}" for name, version in facts["versions"].items()
-                         if name != "wrk" and version != "not installed")
+                         if name not in ("wrk", "nginx") and version != "not installed")
     lines = [
         f"# Memory per idle connection, {result['date']}", "",
         f"- command: `{result['command']}`",

@@ -10,6 +10,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from benchmarks import nginx
+
 PEERS = (
     "gunicorn-async-workers",
     "gunicorn",
@@ -57,13 +59,14 @@ def memory_total() -> str:
 
 
 def versions() -> dict[str, str]:
-    """Installed version of each peer package (or 'not installed'), plus wrk's."""
+    """Installed version of each peer package (or 'not installed'), plus nginx's and wrk's."""
     found: dict[str, str] = {}
     for name in PEERS:
         try:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             found[name] = "not installed"
+    found["nginx"] = nginx.version()
     try:
         wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
     except FileNotFoundError:  # a WebSocket-only run needs no wrk (its load is wsload)

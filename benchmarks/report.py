@@ -38,6 +38,12 @@ def _ratio(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}×"
 
 
+def shown_name(result: dict[str, Any], name: str) -> str:
+    """A configuration's name as the tables show it: with its role when it is no peer (e.g.
+    "nginx (static reference)"), from the run's `labels`."""
+    return (result.get("labels") or {}).get(name, name)
+
+
 def _is_ws(workload: dict[str, Any]) -> bool:
     """A WebSocket workload, where one "request" is one echoed message."""
     return workload.get("protocol") == "ws"
@@ -228,7 +234,8 @@ def per_round_table(result: dict[str, Any]) -> list[str]:
                 continue
             ratios = per_round(workload, name)
             cells = [range_cell(ratios[key]) for key in GLANCE_METRICS]
-            lines.append(f"| {workload['name']} | {name} | {baseline} | " + " | ".join(cells)
+            shown = shown_name(result, name)
+            lines.append(f"| {workload['name']} | {shown} | {baseline} | " + " | ".join(cells)
                          + f" | {coverage_cell(ratios['rps'])} |")
     return lines if len(lines) > 2 else []
 
@@ -269,14 +276,15 @@ def glance_tables(result: dict[str, Any]) -> list[str]:
                     if summary is None
                     else " / ".join(_ratio(summary["ratios"].get(k)) for k in GLANCE_METRICS)
                 )
-            shown = f"**{name}**" if name == baseline else name
+            shown = f"**{name}**" if name == baseline else shown_name(result, name)
             lines.append(f"| {shown} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines
 
 
-def workload_table(workload: dict[str, Any]) -> list[str]:
-    """The Markdown table of one workload: median (min–max) and ratio per figure."""
+def workload_table(workload: dict[str, Any], result: dict[str, Any] | None = None) -> list[str]:
+    """The Markdown table of one workload: median (min–max) and ratio per figure; the names
+    as `result` labels them."""
     keys = list(METRICS) + (list(IDLE_METRICS) if workload["idle_connections"] else [])
     names = labels(workload)
     header = ["configuration"]
@@ -285,7 +293,7 @@ def workload_table(workload: dict[str, Any]) -> list[str]:
     header += ["errors", "other load %", "rounds"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, summary in workload["configs"].items():
-        row = [f"**{name}**" if name == workload["baseline"] else name]
+        row = [f"**{name}**" if name == workload["baseline"] else shown_name(result or {}, name)]
         for key in keys:
             row += [_figure(summary["figures"], key), _ratio(summary["ratios"].get(key))]
         rounds = f"{summary['rounds_ok']}/{summary['rounds_ok'] + summary['rounds_failed']}"
@@ -304,7 +312,8 @@ def _commands_table(result: dict[str, Any]) -> list[str]:
     return [
         "| configuration | app | command |",
         "|---|---|---|",
-        *(f"| {c['config']} | {c['kind']} | `{c['command']}` |" for c in commands),
+        *(f"| {shown_name(result, c['config'])} | {c['kind']} | `{c['command']}` |"
+          for c in commands),
     ]
 
 
@@ -321,6 +330,20 @@ def _ws_settings(result: dict[str, Any]) -> list[str]:
         "msg/s counts the echoes completed in the measured window (after its own warm-up), "
         "p50/p99 are the round trips of every 16th message, CPU µs/msg is the server tree's "
         "CPU time over that window per echoed message",
+    ]
+
+
+def _reference_note(result: dict[str, Any], workload: dict[str, Any]) -> list[str]:
+    """What a reference row of the workload's table is, when it has one."""
+    references = [shown_name(result, n) for n in workload["configs"] if shown_name(result, n) != n]
+    if not references:
+        return []
+    return [
+        "",
+        f"{', '.join(references)}: not a peer. nginx runs no app: it answers with the same "
+        "body and content-type from a constant in its nginx.conf (`return 200`), so its CPU "
+        "µs/req is about the least a server spends on this request on this machine, the floor "
+        "the app servers' figures sit above.",
     ]
 
 
@@ -461,9 +484,10 @@ def markdown(result: dict[str, Any], chart_name: str | None) -> str:
             "",
         ]
         if workload["configs"]:
-            lines += workload_table(workload)
+            lines += workload_table(workload, result)
         else:
             lines.append("Nothing measured.")
+        lines += _reference_note(result, workload)
         if workload["idle_connections"]:
             lines += [
                 "",

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
@@ -52,27 +54,43 @@ def _answers(port: int, path: str, timeout: float) -> bool:
 
 
 class RunningServer:
-    """A started server; use as a context manager so that it is always stopped."""
+    """A started server; use as a context manager so that it is always stopped.
+
+    Each server gets its own scratch directory (`workdir`) holding its configuration's
+    `files`; it is removed when the server stops, after any `*.log` the server wrote there has
+    been added to the end of `log_path`.
+    """
 
     def __init__(self, config: ServerConfig, kind: str, log_path: Path, cpu: int | None) -> None:
         self.config = config
         self.port = free_port()
         self.log_path = log_path
-        self.command = [*taskset(cpu), *config.command(kind, self.port)]
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with log_path.open("wb") as log:
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"benchmark-{config.name}-"))
+        try:
+            self.process = self._start(kind, cpu)
+        except BaseException:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            raise
+        self.pid = self.process.pid
+
+    def _start(self, kind: str, cpu: int | None) -> subprocess.Popen[bytes]:
+        files = self.config.files(kind, self.port) if self.config.files else {}
+        for name, text in files.items():
+            (self.workdir / name).write_text(text)
+        self.command = [*taskset(cpu), *self.config.command(kind, self.port, self.workdir)]
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("wb") as log:
             log.write(("$ " + " ".join(self.command) + "\n").encode())
             log.flush()
-            self.process = subprocess.Popen(
+            return subprocess.Popen(
                 self.command,
-                cwd=config.cwd(),
-                env=config.env(),
+                cwd=self.config.cwd(),
+                env=self.config.env(),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        self.pid = self.process.pid
 
     def __enter__(self) -> RunningServer:
         return self
@@ -138,6 +156,16 @@ class RunningServer:
         for pid, ticks in leftovers.items():
             if _same(pid, ticks):
                 _signal(pid, signal.SIGKILL)
+        self._keep_logs_and_remove_workdir()
+
+    def _keep_logs_and_remove_workdir(self) -> None:
+        """Add the server's own log files to its log, then remove its scratch directory."""
+        with contextlib.suppress(OSError), self.log_path.open("ab") as log:
+            for written in sorted(self.workdir.glob("*.log")):
+                text = written.read_bytes()
+                if text:
+                    log.write(f"--- {written.name} ---\n".encode() + text)
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def _same(pid: int, ticks: int | None) -> bool:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import enum
 import os
 import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from benchmarks import nginx
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -21,7 +24,12 @@ APP_SPECS = {
 
 WSGI_THREADS = 4  # threads per worker for the WSGI app: gaw, gthread and granian alike
 
-CommandBuilder = Callable[[str, int], list[str]]
+# (app kind, port, the server's own scratch directory) -> its command line
+CommandBuilder = Callable[[str, int, Path], list[str]]
+# (app kind, port) -> the files, by name, written into that directory before the server starts
+FilesBuilder = Callable[[str, int], dict[str, str]]
+# the scratch directory as reports show a command line (each server gets a fresh one)
+SHOWN_WORKDIR = Path("<workdir>")
 
 
 def _bin(name: str) -> str:
@@ -32,7 +40,7 @@ def _bin(name: str) -> str:
 def _gunicorn(worker_class: str, *extra: str, wsgi_extra: tuple[str, ...] = ()) -> CommandBuilder:
     """A Gunicorn command; wsgi_extra is added only when the app is the WSGI one."""
 
-    def build(kind: str, port: int) -> list[str]:
+    def build(kind: str, port: int, workdir: Path) -> list[str]:
         return [
             _bin("gunicorn"),
             "-w", "1",
@@ -52,7 +60,7 @@ def _gunicorn(worker_class: str, *extra: str, wsgi_extra: tuple[str, ...] = ()) 
     return build
 
 
-def _uvicorn(kind: str, port: int) -> list[str]:
+def _uvicorn(kind: str, port: int, workdir: Path) -> list[str]:
     return [
         _bin("uvicorn"),
         "--workers", "1",
@@ -69,7 +77,7 @@ def _uvicorn(kind: str, port: int) -> list[str]:
     ]  # fmt: skip
 
 
-def _granian(kind: str, port: int) -> list[str]:
+def _granian(kind: str, port: int, workdir: Path) -> list[str]:
     # ASGI: the uvloop event loop; WSGI: the app runs on a pool of blocking threads
     per_kind = ["--loop", "uvloop"] if kind == "asgi" else ["--blocking-threads", str(WSGI_THREADS)]
     return [
@@ -86,7 +94,7 @@ def _granian(kind: str, port: int) -> list[str]:
     ]  # fmt: skip
 
 
-def _hypercorn(kind: str, port: int) -> list[str]:
+def _hypercorn(kind: str, port: int, workdir: Path) -> list[str]:
     return [
         _bin("hypercorn"),
         "-w", "1",
@@ -99,6 +107,21 @@ def _hypercorn(kind: str, port: int) -> list[str]:
     ]  # fmt: skip
 
 
+def _nginx(kind: str, port: int, workdir: Path) -> list[str]:
+    return nginx.command(workdir)
+
+
+def _nginx_files(kind: str, port: int) -> dict[str, str]:
+    return {nginx.CONF_NAME: nginx.conf(HOST, port, KEEPALIVE_S, BACKLOG, MAX_CONNECTIONS)}
+
+
+class Role(enum.Enum):
+    """What a configuration is to the comparison; the value is how reports label it."""
+
+    PEER = "peer"  # a server an app runs on, compared with gaw
+    STATIC_REFERENCE = "static reference"  # constant answers, no app: a floor, not a peer
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     """One server configuration: how to start it and how to tell whether it is installed.
@@ -106,19 +129,32 @@ class ServerConfig:
     `source`, when set, is a directory holding another revision of our packages (see
     `revision.py`): the server runs from there, with it first on the import path, and counts
     as `variant_of` wherever a workload names the configurations that run it.
+    `only_workloads`, when set, names the workloads of its kinds it runs (none of the others).
+    `files` are written into the server's scratch directory before it starts; `missing` says
+    why it cannot run when that is not a Python import (a program outside the venv).
     """
 
     name: str
     description: str
     kinds: tuple[str, ...]
     build: CommandBuilder
-    import_check: str
+    import_check: str = ""
     source: Path | None = None
     variant_of: str | None = None
+    only_workloads: tuple[str, ...] = ()
+    files: FilesBuilder | None = None
+    missing: Callable[[], str | None] | None = None
+    role: Role = Role.PEER
 
-    def command(self, kind: str, port: int) -> list[str]:
-        """The server's command line (without the taskset prefix)."""
-        return self.build(kind, port)
+    @property
+    def label(self) -> str:
+        """The name as reports show it: with the role unless a peer."""
+        return self.name if self.role is Role.PEER else f"{self.name} ({self.role.value})"
+
+    def command(self, kind: str, port: int, workdir: Path) -> list[str]:
+        """The server's command line (without the taskset prefix); `workdir` is its own
+        scratch directory, holding its `files`."""
+        return self.build(kind, port, workdir)
 
     def cwd(self) -> Path:
         """Where the server starts: the repo root, or the other revision's directory."""
@@ -137,7 +173,11 @@ class ServerConfig:
         return env
 
     def unavailable_reason(self) -> str | None:
-        """None when the import check passes in the benchmark venv, else why not."""
+        """None when the import check passes in the benchmark venv (and `missing` finds
+        nothing missing), else why not."""
+        reason = self.missing() if self.missing is not None else None
+        if reason is not None or not self.import_check:
+            return reason
         try:
             done = subprocess.run(
                 [sys.executable, "-c", self.import_check],
@@ -230,6 +270,18 @@ CONFIGS: tuple[ServerConfig, ...] = (
         kinds=("wsgi",),
         build=_gunicorn("sync"),
         import_check="import gunicorn.workers.sync",
+    ),
+    ServerConfig(
+        # the same nginx.conf for both kinds: it answers from constants, no app runs
+        name="nginx",
+        description="nginx, 1 worker process, `return 200 '<body>'` per location "
+        "(plaintext and json only; the static reference, not a peer)",
+        kinds=("asgi", "wsgi"),
+        build=_nginx,
+        files=_nginx_files,
+        missing=nginx.unavailable_reason,
+        only_workloads=nginx.WORKLOADS,
+        role=Role.STATIC_REFERENCE,
     ),
 )
 

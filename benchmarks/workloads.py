@@ -63,9 +63,14 @@ class Workload:
         return "msg" if self.protocol == "ws" else "req"
 
     def serves(self, config: ServerConfig) -> bool:
-        """True when the configuration runs this workload."""
+        """True when the configuration runs this workload: of one of its kinds, among the
+        workload's configurations (if it names them) and its workloads (if it names them)."""
         name = config.variant_of or config.name
-        return self.kind in config.kinds and (not self.configs or name in self.configs)
+        return (
+            self.kind in config.kinds
+            and (not self.configs or name in self.configs)
+            and (not config.only_workloads or self.name in config.only_workloads)
+        )
 
     def wrk_script(self) -> str | None:
         """Lua for wrk when the request is not a plain GET."""

@@ -240,11 +240,15 @@ class AsyncWorkerBase(Worker):
             write_json_access_lines()
         # Before the app is imported: its own metrics may write to the directory at once.
         self.metrics = self._open_metrics(str(self.config.options["metrics_path"]))
-        super().load_wsgi()
         try:
-            self.interface, self.app_callable = load_app(self.wsgi, self.config.interface)
-        except ConfigError as exc:
-            self._boot_error(str(exc))
+            super().load_wsgi()
+            try:
+                self.interface, self.app_callable = load_app(self.wsgi, self.config.interface)
+            except ConfigError as exc:
+                self._boot_error(str(exc))
+        except BaseException:
+            self._close_metrics()  # a worker that never serves leaves no files behind
+            raise
 
     def _open_metrics(self, path: str) -> WorkerMetrics | None:
         """This worker's Prometheus metrics, in the directory the arbiter chose; None with

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
+    from prometheus_client.metrics_core import Metric
 
 # The environment variable prometheus_client reads its directory from.
 ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -74,15 +75,38 @@ def value_file_class() -> ValueFileClass:
     return cast("ValueFileClass", mmap_dict.MmapedDict)
 
 
+class DirectoryCollector:
+    """The sum of every process's files in a directory, as prometheus_client's
+    `MultiProcessCollector` makes it, less any file not yet sized. prometheus_client makes a
+    process's file, then gives it its size: a scrape that reads it between the two fails,
+    and one left empty by a process killed then would fail every scrape after it
+    (prometheus/client_python#1199). An empty file holds no value yet: it is left out here,
+    and removed with its process's other files when they are folded."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+
+    def collect(self) -> Iterable[Metric]:
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        paths = []
+        for name in os.listdir(self.directory):
+            path = os.path.join(self.directory, name)
+            with contextlib.suppress(FileNotFoundError):  # a live gauge's, removed since
+                if name.endswith(".db") and os.path.getsize(path):
+                    paths.append(path)
+        # (Its merge carries no types.)
+        merge = cast("Callable[[list[str], bool], Iterable[Metric]]",
+                     MultiProcessCollector.merge)
+        return merge(paths, True)
+
+
 def summing_registry(directory: str) -> CollectorRegistry:
     """A registry whose one collector sums every process's files in `directory`."""
     from prometheus_client import CollectorRegistry
-    from prometheus_client.multiprocess import MultiProcessCollector
 
     registry = CollectorRegistry()
-    # (The collector's __init__ carries no types.)
-    collector = cast("Callable[[CollectorRegistry, str], object]", MultiProcessCollector)
-    collector(registry, directory)
+    registry.register(DirectoryCollector(directory))
     return registry
 
 
@@ -162,6 +186,8 @@ def _fold(files: ValueFileClass, directory: str, kind: str, paths: Iterable[str]
     totals: dict[str, float] = {}
     sources = [archive, *paths] if os.path.exists(archive) else list(paths)
     for path in sources:
+        if not os.path.getsize(path):  # made, never sized: no value (see DirectoryCollector)
+            continue
         for key, value, _timestamp, _position in files.read_all_values_from_file(path):
             totals[key] = totals.get(key, 0.0) + value
     scratch = os.path.join(directory, f".{kind}_{ARCHIVE}.new")  # not *.db: never scraped

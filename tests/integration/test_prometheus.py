@@ -71,7 +71,7 @@ class Client:
     def scrape(self) -> dict[str, dict[Labels, float]]:
         """name -> {labels: value} of every sample the server reports."""
         status, text = self.request("GET", PATH)
-        assert status == 200, text
+        assert status == 200, (text, self.server.logs())
         found: dict[str, dict[Labels, float]] = {}
         for family in text_string_to_metric_families(text.decode()):
             for sample in family.samples:
@@ -348,7 +348,11 @@ def test_counts_survive_recycled_reloaded_and_killed_workers(
                  and not before & set(server.worker_pids()), what="workers reloaded")
         client.settled(counted(12), "the count after SIGHUP")
 
+        # A worker killed before its metrics began has no files to tell of it: the victim
+        # is killed once it has them.
         victim = server.worker_pids()[0]
+        wait_for(lambda: (directory / f"counter_gaw-{victim}.db").exists(),
+                 what="the victim's metrics files")
         os.kill(victim, signal.SIGKILL)
         wait_for(lambda: not pid_alive(victim) and len(server.worker_pids()) == 2
                  and victim not in server.worker_pids(), what="the killed worker replaced")

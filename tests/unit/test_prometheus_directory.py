@@ -7,10 +7,12 @@ read back with its `MultiProcessCollector`, as a scrape reads them.
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import pytest
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from gunicorn_async_workers.prometheus.directory import (
     check_file_format,
@@ -84,6 +86,22 @@ def test_a_later_fold_adds_into_the_archives(tmp_path: Path) -> None:
                                "histogram_archive.db"]
     assert fold_ended(str(tmp_path), lambda pid: True) == set()  # nothing left: no change
     assert scraped(tmp_path) == after
+
+
+def test_an_empty_file_is_left_out_of_scrapes_and_folded_away(tmp_path: Path) -> None:
+    """prometheus_client makes a process's file before it sizes it: a process killed
+    between the two leaves an empty file, which fails every scrape of its own collector
+    (prometheus/client_python#1199)."""
+    processes(tmp_path)
+    for name in ("counter_104.db", "histogram_gaw-104.db", "gauge_livesum_104.db"):
+        (tmp_path / name).touch()
+    with pytest.raises(struct.error):
+        list(MultiProcessCollector(None, path=str(tmp_path)).collect())
+    jobs = ("jobs_total", frozenset({("kind", "a")}))
+    assert scraped(tmp_path)[jobs] == 101 + 102 + 103
+    assert fold_ended(str(tmp_path), lambda pid: pid == 104) == {104}
+    assert not [name for name in names(tmp_path) if "104" in name]
+    assert scraped(tmp_path)[jobs] == 101 + 102 + 103
 
 
 @pytest.mark.parametrize(("name", "owner"), [

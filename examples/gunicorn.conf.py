@@ -57,6 +57,12 @@ worker_class = UvloopWorker.configure(
     ws_deflate_client_max_window_bits=12,
     ws_deflate_memory_level=5,
     ws_deflate_compression_level=6,
+    # Prometheus metrics summed over the workers, served at this path on the bound sockets
+    # (e.g. "/metrics"; needs the `prometheus` extra; docs/metrics.md); "": off.
+    metrics_path="",
+    # Their prometheus_client multiprocess directory; "": PROMETHEUS_MULTIPROC_DIR if set,
+    # else a temporary one, removed when Gunicorn exits.
+    metrics_dir="",
 )
 # Not set above: three options that follow a Gunicorn setting of their own (asgi_lifespan
 # and root_path since Gunicorn 24, websocket_max_message_size since 27). Set that setting

@@ -2,14 +2,17 @@
 
 Gunicorn's logger (`self.log.access`, so a user's `logger_class` and `access_log_format`
 keep working) and the `pre_request` / `post_request` hooks expect a request, a response and
-a WSGI-style environ. These are built only when the access log or a hook is configured;
-otherwise the protocol never calls in here.
+a WSGI-style environ. These are built only when the access log or a hook is configured.
+With Prometheus metrics on, each finished request is also counted in the worker's
+`RequestTally` (its method, status, duration and body bytes, nothing more). With none of
+these configured the protocol never calls in here.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import timedelta
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Protocol, TypedDict, cast
 
@@ -21,6 +24,7 @@ if TYPE_CHECKING:
 
     from .asgi.types import Address, Headers, HTTPScope, WebSocketScope
     from .http.response import Framing
+    from .prometheus.tally import RequestTally
 
 
 class WsgiRecordScope(TypedDict):
@@ -77,8 +81,9 @@ class ResponseInfo:
 # ours pass these, which have what Gunicorn's hooks and log atoms read).
 PreRequestHook = Callable[["Worker", RequestInfo], object]
 PostRequestHook = Callable[["Worker", RequestInfo, Mapping[str, object], ResponseInfo], object]
-# The request's own record: what it was, and when it began.
-Record = tuple[RequestInfo, datetime]
+# The request's own record: what it was (None when only metrics count it), and when it
+# began (`time.perf_counter()`).
+Record = tuple[RequestInfo | None, float]
 
 
 class Recorded(Protocol):
@@ -86,6 +91,7 @@ class Recorded(Protocol):
     WebSocket session (a WSGI cycle's scope is None unless requests are recorded)."""
 
     record: Record | None
+    is_websocket: bool
 
     @property
     def scope(self) -> HTTPScope | WebSocketScope | WsgiRecordScope | None: ...
@@ -133,21 +139,29 @@ def make_environ(req: RequestInfo) -> dict[str, str]:
 
 
 class RequestRecorder:
-    """Calls the request hooks and writes the access log line, when any is configured."""
+    """Calls the request hooks, writes the access log line and counts the request for
+    Prometheus, as far as each is configured."""
 
-    def __init__(self, config: ServerConfig, log: Logger, worker: Worker) -> None:
+    def __init__(self, config: ServerConfig, log: Logger, worker: Worker,
+                 tally: RequestTally | None = None) -> None:
         self.log = cast("AccessLogger", log)  # (see AccessLogger)
         self.worker = worker
         self.access_log = config.access_log
         self.pre_request = config.pre_request
         self.post_request = config.post_request
-        self.enabled = bool(self.access_log or self.pre_request or self.post_request)
+        # Whether the log or a hook wants Gunicorn-shaped records (else only metrics count).
+        self.describes = bool(self.access_log or self.pre_request or self.post_request)
+        self.tally = tally
+        self.enabled = self.describes or tally is not None
 
     def start(self, cycle: Recorded) -> None:
+        if not self.describes:
+            cycle.record = (None, time.perf_counter())
+            return
         scope = cycle.scope
         assert scope is not None  # a WSGI cycle has its scope whenever requests are recorded
         req = RequestInfo(scope)
-        cycle.record = (req, datetime.now())
+        cycle.record = (req, time.perf_counter())
         if self.pre_request is not None:
             try:
                 self.pre_request(self.worker, req)
@@ -159,6 +173,18 @@ class RequestRecorder:
         if record is None:
             return
         req, started = record
+        elapsed = time.perf_counter() - started
+        tally = self.tally
+        if tally is not None:
+            if cycle.is_websocket:
+                tally.session_finished(cycle.status, cycle.bytes_sent)
+            else:
+                scope = cycle.scope
+                assert scope is not None and "method" in scope  # an HTTP request's scope
+                tally.request_finished(scope["method"], cycle.status, elapsed,
+                                       cycle.bytes_sent)
+        if req is None:
+            return
         headers = cycle.headers
         # A WSGI request's own environ, as Gunicorn's workers log it; for ASGI, one made
         # of the scope.
@@ -177,4 +203,4 @@ class RequestRecorder:
             except Exception:
                 self.log.exception("post_request hook failed")
         if self.access_log:
-            self.log.access(resp, req, environ, datetime.now() - started)
+            self.log.access(resp, req, environ, timedelta(seconds=elapsed))

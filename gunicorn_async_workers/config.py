@@ -107,10 +107,12 @@ class Boolean:
 
 @dataclass(frozen=True)
 class Text:
-    """Text, trimmed of surrounding spaces: a URL path (`path`), a header value (`header`)."""
+    """Text, trimmed of surrounding spaces: a URL path (`path`), a header value (`header`),
+    a directory's name on this machine (`directory`)."""
 
     path: bool = False
     header: bool = False
+    directory: bool = False
 
     @property
     def values(self) -> str:
@@ -118,6 +120,8 @@ class Text:
             return "a URL path starting with /, or empty"
         if self.header:
             return "printable Latin-1 text, or empty"
+        if self.directory:
+            return "a directory's path, or empty"
         return "any text"
 
     def __call__(self, source: str, value: object) -> str:
@@ -128,6 +132,8 @@ class Text:
                 text = None
         if text is not None and self.header and any(
                 c < " " or "\x7f" <= c < "\xa0" or c > "\xff" for c in text):
+            text = None
+        if text is not None and self.directory and "\0" in text:  # no file name has one
             text = None
         if text is None:
             raise ConfigError(f"{source} must be {self.values}; got {value!r}")
@@ -247,6 +253,18 @@ OPTIONS: tuple[Option, ...] = (
            "Seconds a request head or body may take before `header_min_rate` and "
            "`body_min_rate` apply (covers a client's start-up: DNS, slow start, a phone "
            "waking its radio)."),
+    # -- Prometheus metrics (the `prometheus` extra; docs/metrics.md) --
+    Option("metrics_path", Text(path=True), "",
+           "Serve Prometheus metrics, summed over every worker, at this path on Gunicorn's "
+           "own sockets (e.g. `/metrics`: GET or HEAD, answered by the worker, never the "
+           "app); empty: no metrics, and nothing is counted. Needs `pip install "
+           "'gunicorn-async-workers[prometheus]'` (else Gunicorn stops at boot saying so). "
+           "See docs/metrics.md."),
+    Option("metrics_dir", Text(directory=True), "",
+           "The prometheus_client multiprocess directory the workers share (it must exist "
+           "and be writable; the app's own metrics go there too); empty: "
+           "`PROMETHEUS_MULTIPROC_DIR` if set, else a new temporary directory, removed when "
+           "Gunicorn exits. Chosen once, at start: a reload keeps it."),
 )
 OPTIONS_BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
 

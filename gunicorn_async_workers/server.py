@@ -25,6 +25,7 @@ from .http.parsers import HeadPolicy, HttptoolsParser, ParserAdapter
 from .http.protocol import HttpProtocol, TlsHttpProtocol
 from .http.response import DateHeader
 from .http.seams import RequestBridge
+from .prometheus.endpoint import MetricsRoute
 from .tls import TlsInfo
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from gunicorn.workers.base import Worker
 
     from .asgi.types import ASGIApp
+    from .prometheus.worker_metrics import WorkerMetrics
 
 # Connections accepted per readiness callback before the loop attends to other work.
 ACCEPT_BATCH = 64
@@ -69,7 +71,8 @@ class Server:
                  parser_class: type[ParserAdapter] = HttptoolsParser,
                  ssl_context: ssl.SSLContext | None = None,
                  on_max_requests: Callable[[], None] | None = None,
-                 state: dict[str, object] | None = None) -> None:
+                 state: dict[str, object] | None = None,
+                 metrics: WorkerMetrics | None = None) -> None:
         self.config = config
         self.loop = loop
         self.log = log
@@ -116,20 +119,37 @@ class Server:
         # (Gunicorn's worker gives sys.maxsize when it is not).
         self.counts_requests = 0 < config.max_requests < sys.maxsize
         self.requests_left = config.max_requests
-        recorder = RequestRecorder(config, log, worker)
+        # Prometheus metrics (None when off): counted by the recorder, the gauges read
+        # off the connections at every tick.
+        self.metrics = metrics
+        recorder = RequestRecorder(config, log, worker,
+                                   metrics.tally if metrics is not None else None)
         self.recorder = recorder if recorder.enabled else None
         self.app = app
         # The app as ASGI until `serve_wsgi` says it is WSGI (the worker knows which).
-        self.bridge: RequestBridge = AsgiBridge(cast("ASGIApp", app), config, log,
-                                                self.recorder,
-                                                state if state is not None else {})
+        self.bridge: RequestBridge = self._routed(AsgiBridge(
+            cast("ASGIApp", app), config, log, self.recorder,
+            state if state is not None else {}))
 
     def serve_wsgi(self, environ_base: WSGIEnvironment, script_name: str) -> None:
         """Serve a WSGI app instead: each request on a pool of `threads` threads."""
         from .wsgi.bridge import WsgiBridge
 
-        self.bridge = WsgiBridge(cast("WSGIApplication", self.app), self.config, self.log,
-                                 self.recorder, self.loop, environ_base, script_name)
+        self.bridge = self._routed(WsgiBridge(
+            cast("WSGIApplication", self.app), self.config, self.log, self.recorder,
+            self.loop, environ_base, script_name))
+
+    def _routed(self, bridge: RequestBridge) -> RequestBridge:
+        """The app's bridge, behind the route that answers `metrics_path` when metrics are
+        on."""
+        if self.metrics is None:
+            return bridge
+        return MetricsRoute(bridge, self.metrics, self.update_metrics, self.log)
+
+    def update_metrics(self) -> None:
+        """Bring this worker's metrics files up to date (at every tick, before a scrape)."""
+        if self.metrics is not None:
+            self.metrics.update(self.connections)
 
     # -- the connections' host (http/seams.py ConnectionHost) ----------------------------
     def connection_made(self, connection: HttpProtocol) -> None:
@@ -293,6 +313,8 @@ class Server:
 
     def connection_closed(self, connection: HttpProtocol) -> None:
         self.connections.discard(connection)
+        if self.metrics is not None:
+            self.metrics.connection_closed(connection)
         if not self.accepting and not self.draining and not self._at_capacity():
             self.resume_accepting()
 
@@ -303,6 +325,7 @@ class Server:
         now = self.loop.time()
         self.date.refresh()
         self.bridge.tick()
+        self.update_metrics()
         self.victims = []
         for conn in list(self.connections):
             conn.check_timeouts(now)

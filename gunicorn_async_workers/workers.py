@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import os
 import signal
 import sys
@@ -25,6 +26,8 @@ from .asgi.websockets_internals import fast_path_problem
 from .boot_check import check_at_boot
 from .config import ConfigError, ServerConfig, config_file_names, resolve_options
 from .http.parsers import H11Parser, HttptoolsParser, ParserAdapter
+from .prometheus.boot import start_metrics
+from .prometheus.directory import ENV as METRICS_DIR_ENV
 from .server import Server
 
 if TYPE_CHECKING:
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
     from gunicorn.glogging import Logger
 
     from .asgi.types import ASGIApp
+    from .prometheus.worker_metrics import WorkerMetrics
 
 # Gunicorn's arbiter halts instead of respawning when a worker exits with this code.
 WORKER_BOOT_ERROR = 3
@@ -82,6 +86,16 @@ def _remove_own_pidfile(cfg: Config) -> None:
             os.unlink(path)
 
 
+class WorkerExit(enum.Enum):
+    """Why a worker process ends: the `reason` of the `gaw_worker_exits_total` metric."""
+
+    OTHER = "other"  # its loop ended otherwise: `--reload` saw a change, an error
+    SIGNAL = "signal"  # SIGTERM, SIGINT or SIGQUIT: a stop, SIGHUP's reload, fewer workers
+    MAX_REQUESTS = "max_requests"
+    TIMEOUT = "timeout"  # SIGABRT: the arbiter missed its heartbeat for `timeout` seconds
+    PARENT_CHANGED = "parent_changed"
+
+
 class AsyncWorkerBase(Worker):
     """The contract with Gunicorn's arbiter, shared by every worker class of ours."""
 
@@ -105,6 +119,9 @@ class AsyncWorkerBase(Worker):
     app_callable: ASGIApp | WSGIApplication
     quick_exit = False
     _stop: asyncio.Event | None = None
+    # Prometheus metrics (None when off), and why the worker ends (the first reason given).
+    metrics: WorkerMetrics | None = None
+    exit_reason = WorkerExit.OTHER
 
     @classmethod
     def configure(cls, **options: object) -> type[AsyncWorkerBase]:
@@ -135,11 +152,19 @@ class AsyncWorkerBase(Worker):
         """
         try:
             cls.check_class_settings(cfg)
-            warnings = check_at_boot(cls.options, cfg, config_file_names(cfg))
+            config_file = config_file_names(cfg)
+            warnings = check_at_boot(cls.options, cfg, config_file)
+            # Prometheus: the multiprocess directory, set in the environment before the
+            # workers fork (a reload keeps it).
+            metrics = start_metrics(resolve_options(cls.options, cfg, config_file=config_file),
+                                    bool(cfg.preload_app))
         except ConfigError as exc:
             log.error("gunicorn-async-workers: %s", exc)
             _remove_own_pidfile(cfg)
             raise SystemExit(WORKER_BOOT_ERROR) from None
+        if metrics:
+            log.info("gunicorn-async-workers: %s", metrics[0])
+            warnings += metrics[1:]
         for line in warnings:
             log.warning("gunicorn-async-workers: %s", line)
         problem = fast_path_problem()  # WebSockets on the library's public API only
@@ -159,6 +184,7 @@ class AsyncWorkerBase(Worker):
 
     def _early_signal(self, sig: int, frame: object) -> None:
         self.alive = False
+        self._ending(WorkerExit.SIGNAL)
         if sig != signal.SIGTERM:
             self.quick_exit = True
 
@@ -212,11 +238,52 @@ class AsyncWorkerBase(Worker):
             self._boot_error(str(exc))
         if self.config.access_log_json:
             write_json_access_lines()
-        super().load_wsgi()
+        # Before the app is imported: its own metrics may write to the directory at once.
+        self.metrics = self._open_metrics(str(self.config.options["metrics_path"]))
         try:
-            self.interface, self.app_callable = load_app(self.wsgi, self.config.interface)
-        except ConfigError as exc:
-            self._boot_error(str(exc))
+            super().load_wsgi()
+            try:
+                self.interface, self.app_callable = load_app(self.wsgi, self.config.interface)
+            except ConfigError as exc:
+                self._boot_error(str(exc))
+        except BaseException:
+            self._close_metrics()  # a worker that never serves leaves no files behind
+            raise
+
+    def _open_metrics(self, path: str) -> WorkerMetrics | None:
+        """This worker's Prometheus metrics, in the directory the arbiter chose; None with
+        `metrics_path` empty, or when they cannot work (said in the log: serving goes on)."""
+        if not path:
+            return None
+        directory = os.environ.get(METRICS_DIR_ENV)
+        if not directory:  # the arbiter's check_config found metrics off: turned on later
+            self.log.warning("gunicorn-async-workers: metrics_path was set after Gunicorn "
+                             "started (by a reload): restart Gunicorn to serve metrics")
+            return None
+        try:
+            from .prometheus.worker_metrics import WorkerMetrics
+
+            return WorkerMetrics(directory, path)
+        except Exception:  # the directory's trouble: the app is served without metrics
+            self.log.exception("gunicorn-async-workers: Prometheus metrics are off in this "
+                               "worker: its files in %s could not be set up", directory)
+            return None
+
+    def _ending(self, reason: WorkerExit) -> None:
+        if self.exit_reason is WorkerExit.OTHER:
+            self.exit_reason = reason
+
+    def _close_metrics(self) -> None:
+        """Count this worker's end and fold its files (the last thing it does with them)."""
+        metrics = self.metrics
+        if metrics is None:
+            return
+        self.metrics = None
+        try:
+            metrics.close(self.exit_reason.value)
+        except Exception:  # the process is exiting either way
+            self.log.exception("gunicorn-async-workers: Prometheus metrics of this worker "
+                               "could not be folded in %s", metrics.directory)
 
     def init_signals(self) -> None:
         """Plain handlers until the loop runs (uvloop drops a signal that comes between
@@ -247,6 +314,7 @@ class AsyncWorkerBase(Worker):
         """SIGABRT from the arbiter (a missed heartbeat, usually an app blocking the loop):
         stop accepting before the exit unwinds through the loop, which may still run a
         pending accept on its way out; clients in the backlog go to the other workers."""
+        self._ending(WorkerExit.TIMEOUT)
         if self.server is not None:
             with contextlib.suppress(Exception):
                 self.server.stop_listening()
@@ -268,9 +336,11 @@ class AsyncWorkerBase(Worker):
 
     def _on_term(self) -> None:
         self.alive = False
+        self._ending(WorkerExit.SIGNAL)
         self._wake()
 
     def _on_quit(self) -> None:
+        self._ending(WorkerExit.SIGNAL)
         self.quick_exit = True
         if self.alive:
             self.alive = False
@@ -280,6 +350,7 @@ class AsyncWorkerBase(Worker):
     def _on_max_requests(self) -> None:
         if self.alive:
             self.log.info("Autorestarting worker after current request.")
+            self._ending(WorkerExit.MAX_REQUESTS)
             self.alive = False
             self._wake()
 
@@ -294,6 +365,7 @@ class AsyncWorkerBase(Worker):
             if self.server is not None:
                 self.server.stop_listening()
             self._close_loop()
+            self._close_metrics()
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         if not self.cfg.is_ssl:
@@ -319,7 +391,7 @@ class AsyncWorkerBase(Worker):
         server = self.server = Server(
             config, self.app_callable, loop, self.log, self,
             parser_class=type(self).parser_class, ssl_context=self._ssl_context(),
-            on_max_requests=self._on_max_requests, state=state)
+            on_max_requests=self._on_max_requests, state=state, metrics=self.metrics)
         if wsgi:
             from .wsgi.bridge import base_environ
 
@@ -331,6 +403,7 @@ class AsyncWorkerBase(Worker):
             self.notify()
             if self.ppid != os.getppid():
                 self.log.info("Parent changed, shutting down: %s", self)
+                self._ending(WorkerExit.PARENT_CHANGED)
                 break
             server.tick()
             with contextlib.suppress(asyncio.TimeoutError):

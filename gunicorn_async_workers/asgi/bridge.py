@@ -4,7 +4,8 @@ A `RequestBridge` (`http/seams.py`) for ASGI apps: per request it judges what on
 refuses (a path that does not decode), builds the HTTP scope, and returns a `RequestCycle`,
 or a `WebSocketSession` for a WebSocket upgrade; each runs the app as a task when the
 connection starts it. It holds what those objects share: the app, the lifespan state,
-the access-log recorder.
+the access-log recorder (and, with Prometheus metrics on, its tally, which WebSocket
+sessions count their messages in).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING
 from ..http.errors import BadRequest, RequestError
 from .http import RequestCycle
 from .scope import ASGI_VERSION, HTTP_EXTENSIONS, request_extensions, scope_path
-from .websocket import WebSocketSession
+from .websocket import MeteredWebSocketSession, WebSocketSession
 
 if TYPE_CHECKING:
     from ..accesslog import RequestRecorder
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 class AsgiBridge:
     """Builds the request objects of one ASGI app (a `RequestBridge`)."""
 
-    __slots__ = ("app", "config", "log", "recorder", "root_path", "state")
+    __slots__ = ("app", "config", "log", "recorder", "root_path", "state", "tally")
 
     def __init__(self, app: ASGIApp, config: ServerConfig, log: Log,
                  recorder: RequestRecorder | None, state: dict[str, object]) -> None:
@@ -38,6 +39,8 @@ class AsgiBridge:
         self.log = log
         # The access log and the request hooks' recorder; None when nothing wants records.
         self.recorder = recorder
+        # Where WebSocket sessions count their messages; None with metrics off.
+        self.tally = recorder.tally if recorder is not None else None
         self.state = state  # the lifespan state, copied into every scope
         self.root_path = config.root_path
 
@@ -46,7 +49,11 @@ class AsgiBridge:
         upgrade = head.upgrade
         if upgrade is not None and upgrade_allowed and upgrade.lower() == b"websocket":
             try:
-                return WebSocketSession(self, connection, head)
+                if self.tally is None:
+                    return WebSocketSession(self, connection, head)
+                session = MeteredWebSocketSession(self, connection, head)
+                session.tally = self.tally
+                return session
             except RequestError as exc:  # its path: judged as an HTTP request's below
                 return exc
         method = head.method

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from ..accesslog import Record
     from ..http.parsers import ParserAdapter
     from ..http.seams import RequestConnection
+    from ..prometheus.tally import RequestTally
     from .bridge import AsgiBridge
     from .types import (
         ASGISendEvent,
@@ -54,7 +55,8 @@ if TYPE_CHECKING:
         WebSocketSendEvent,
     )
 
-__all__ = ["CLOSE_TIMEOUT", "FRAGMENT_COST", "SessionState", "WebSocketSession"]
+__all__ = ["CLOSE_TIMEOUT", "FRAGMENT_COST", "MeteredWebSocketSession", "SessionState",
+           "WebSocketSession"]
 
 _EXTENSIONS: Extensions = {"websocket.http.response": {}}
 _CONNECT: WebSocketConnectEvent = {"type": "websocket.connect"}
@@ -315,6 +317,26 @@ class WebSocketSession(Exchange):
                 self._deny(403 if code == CloseCode.NORMAL_CLOSURE else 500, [], b"")
         elif self.response_state is not FINISHED:
             self.fail()
+
+
+class MeteredWebSocketSession(WebSocketSession):
+    """A session that counts the messages its app receives and sends, for Prometheus. The
+    bridge makes these only when metrics are on: a plain session counts nothing."""
+
+    __slots__ = ("tally",)
+
+    tally: RequestTally
+
+    async def receive(self) -> WebSocketReceiveEvents:
+        event = await WebSocketSession.receive(self)
+        if event["type"] == "websocket.receive":
+            self.tally.messages_in += 1
+        return event
+
+    async def send(self, message: ASGISendEvent) -> None:
+        await WebSocketSession.send(self, message)
+        if message["type"] == "websocket.send":
+            self.tally.messages_out += 1
 
 
 # A handler takes the event of its message's type: each table picks it by that type (the

@@ -157,7 +157,11 @@ def invalid_values(option_type: object) -> list[object]:
     if isinstance(option_type, Boolean):
         return ["maybe", 2]
     assert isinstance(option_type, Text)
-    return ["api", 5] if option_type.path else ["a\r\nInjected: 1", "caf\u20ac", 5]
+    if option_type.path:
+        return ["api", 5]
+    if option_type.directory:
+        return ["/var/a\0b", 5]
+    return ["a\r\nInjected: 1", "caf\u20ac", 5]
 
 
 # (option, invalid value, how it is given); an environment variable is always text.

@@ -21,9 +21,11 @@ PACKAGE = "gunicorn_async_workers"
 LAYERS: list[tuple[str, ...]] = [
     ("gaw", f"{PACKAGE}.settings_table", PACKAGE),  # the entry points
     (f"{PACKAGE}.workers",),
-    (f"{PACKAGE}.server", f"{PACKAGE}.boot_check", f"{PACKAGE}.tls"),
+    # (Prometheus: the arbiter's setup, the worker's files and the scrape's route.)
+    (f"{PACKAGE}.server", f"{PACKAGE}.boot_check", f"{PACKAGE}.tls", f"{PACKAGE}.prometheus"),
     (f"{PACKAGE}.asgi", f"{PACKAGE}.wsgi"),
-    (f"{PACKAGE}.accesslog", f"{PACKAGE}.access_log_json"),
+    # (With the Prometheus tally: what the recorder and the WebSocket sessions count in.)
+    (f"{PACKAGE}.accesslog", f"{PACKAGE}.access_log_json", f"{PACKAGE}.prometheus.tally"),
     (f"{PACKAGE}.http",),
     # Declarations only: the options, and the ASGI messages' TypedDicts (which the access
     # log's records read too).

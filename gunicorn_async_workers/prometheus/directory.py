@@ -212,12 +212,20 @@ def installed_release() -> str:
         return "(unknown version)"
 
 
+def value_key(metric: str, sample: str, names: list[str], values: list[str],
+              help_text: str) -> str:
+    """The key of one sample in a value file (prometheus_client's `mmap_key`, which is not
+    in its documented API either: every use of that module's internals is in this one)."""
+    from prometheus_client.mmap_dict import mmap_key
+
+    return mmap_key(metric, sample, names, values, help_text)
+
+
 def check_file_format() -> str | None:
     """Why the installed prometheus_client's files cannot be folded as this module folds
     them, or None when they can: a counter and a histogram bucket written by two ended
     processes are folded and scraped in a scratch directory, and must sum."""
-    from prometheus_client.mmap_dict import mmap_key
-
+    mmap_key = value_key
     unknown = (f"prometheus_client {installed_release()} keeps its multiprocess files in a "
                f"way gunicorn-async-workers does not know (tested with {TESTED_RELEASES}): "
                f"install a release in that range")

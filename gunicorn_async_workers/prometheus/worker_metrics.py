@@ -19,7 +19,6 @@ import os
 from collections.abc import Collection
 
 from prometheus_client.exposition import choose_encoder
-from prometheus_client.mmap_dict import mmap_key
 
 from ..http.protocol import HttpProtocol
 from .directory import (
@@ -30,6 +29,7 @@ from .directory import (
     process_ended,
     summing_registry,
     value_file_class,
+    value_key,
 )
 from .endpoint import MetricsAnswer
 from .tally import DURATION_BOUNDS, RequestTally
@@ -61,7 +61,7 @@ _BUCKET_LABELS = [*(repr(bound) for bound in DURATION_BOUNDS), "+Inf"]
 
 def _key(metric: tuple[str, str], sample: str, **labels: str) -> str:
     """A value's key in prometheus_client's files."""
-    return mmap_key(metric[0], sample, list(labels), list(labels.values()), metric[1])
+    return value_key(metric[0], sample, list(labels), list(labels.values()), metric[1])
 
 
 class WorkerMetrics:

@@ -45,12 +45,12 @@ class ThreadPool(Generic[Result]):
     are batched, so that a busy worker pays for a thread wake-up per batch, not per request:
 
     - In: `submit` (on the loop) appends to `pending`; once per pass of the loop, after the
-      callbacks that read requests, `_dispatch` wakes one parked thread if any is parked. A
-      thread takes calls from `pending` until it is empty, and wakes a parked peer when it
-      takes a call while more are waiting and no woken peer is on its way yet (an app that
-      blocks on I/O then does not hold the others back, and an app that does not block
-      wakes one peer per batch, not one per call). A busy thread is never woken: it comes
-      back for the next call itself.
+      callbacks that read requests, `_dispatch` wakes one parked thread unless a woken one
+      is on its way. A thread takes calls from `pending` until it is empty, and wakes a
+      parked peer when it takes a call while more are waiting and no woken peer is on its
+      way yet (an app that blocks on I/O then does not hold the others back, and an app
+      that does not block wakes one peer per batch, not one per call). A busy thread is
+      never woken: it comes back for the next call itself.
     - Out: finished calls wait in `finished`, and the loop is woken once per batch: a thread
       that finishes while a hand-back is already scheduled only appends to the batch.
 
@@ -89,9 +89,10 @@ class ThreadPool(Generic[Result]):
             self.loop.call_soon(self._dispatch)
 
     def _dispatch(self) -> None:
-        """On the loop, once per pass: wake a parked thread for the calls submitted."""
+        """On the loop, once per pass: wake a parked thread for the calls submitted, unless
+        a woken one is on its way already (it takes them)."""
         self.dispatch_scheduled = False
-        if self.pending:
+        if self.pending and not self.standby:
             self._wake_one()
 
     def _wake_one(self) -> None:

@@ -140,7 +140,31 @@ class Text:
         return text
 
 
-ValueType = Choice | Number | Boolean | Text
+@dataclass(frozen=True)
+class Protocols:
+    """HTTP protocols in order of preference, as Gunicorn's `http_protocols` takes them: a
+    comma-separated text (or Gunicorn 27's parsed list) of `h1` and `h2`, each once."""
+
+    allowed: tuple[str, ...] = ("h1", "h2")
+
+    @property
+    def values(self) -> str:
+        return "`h1`, `h2`, `h2,h1` or `h1,h2`"
+
+    def __call__(self, source: str, value: object) -> str:
+        items = value.split(",") if isinstance(value, str) else value
+        try:
+            names = [str(item).strip().lower() for item in cast("Iterable[object]", items)]
+        except TypeError:
+            names = ["?"]
+        names = [name for name in names if name] or ["h1"]
+        if any(name not in self.allowed for name in names) or len(set(names)) != len(names):
+            raise ConfigError(f"{source} must list h1 and/or h2, each once, in order of "
+                              f"preference (e.g. 'h2,h1'); got {value!r}")
+        return ",".join(names)
+
+
+ValueType = Choice | Number | Boolean | Protocols | Text
 
 
 @dataclass(frozen=True)
@@ -253,6 +277,30 @@ OPTIONS: tuple[Option, ...] = (
            "Seconds a request head or body may take before `header_min_rate` and "
            "`body_min_rate` apply (covers a client's start-up: DNS, slow start, a phone "
            "waking its radio)."),
+    # -- HTTP/2 (the `http2` extra; docs/http2.md): Gunicorn 27's settings, ours before it --
+    Option("http_protocols", Protocols(), "h1",
+           "HTTP versions to serve, in order of preference: `h1`, or `h2,h1` to offer "
+           "HTTP/2 too (over TLS by ALPN, in this order; in cleartext as "
+           "`http2_cleartext` says). Needs `pip install 'gunicorn-async-workers[http2]'` "
+           "(else Gunicorn stops at boot saying so).", gunicorn_setting="http_protocols"),
+    Option("http2_cleartext", Choice(("off", "prior-knowledge", "upgrade", "both")), "off",
+           "HTTP/2 without TLS (h2c), for peers in `forwarded_allow_ips` only: "
+           "`prior-knowledge` (a connection that opens with the HTTP/2 preface), `upgrade` "
+           "(an HTTP/1.1 `Upgrade: h2c` request), `both`, or `off`.",
+           gunicorn_setting="http2_cleartext"),
+    Option("http2_max_concurrent_streams", Number(1, integer=True, maximum=2**31 - 1), 100,
+           "HTTP/2 streams a client may have open at once on one connection.",
+           gunicorn_setting="http2_max_concurrent_streams"),
+    Option("http2_initial_window_size", Number(0, integer=True, maximum=2**31 - 1), 65535,
+           "HTTP/2 flow-control window, in bytes, a stream's request body starts with.",
+           gunicorn_setting="http2_initial_window_size"),
+    Option("http2_max_frame_size", Number(16384, integer=True, maximum=16777215), 16384,
+           "Largest HTTP/2 frame payload, in bytes, the worker accepts.",
+           gunicorn_setting="http2_max_frame_size"),
+    Option("http2_max_header_list_size", Number(0, integer=True), 65536,
+           "Largest HTTP/2 header list (decoded, RFC 9113 6.5.2), in bytes; a larger one, "
+           "or a header block that grows past it, is refused before it is decoded "
+           "(0: no limit).", gunicorn_setting="http2_max_header_list_size"),
     # -- Prometheus metrics (the `prometheus` extra; docs/metrics.md) --
     Option("metrics_path", Text(path=True), "",
            "Serve Prometheus metrics, summed over every worker, at this path on Gunicorn's "
@@ -460,6 +508,13 @@ class ServerConfig:
     body_min_rate: float = 500.0
     min_rate_grace: float = 10.0
     access_log_json: bool = False
+    # HTTP/2 (docs/http2.md): the protocols in order of preference ("h1", "h2").
+    http_protocols: tuple[str, ...] = ("h1",)
+    http2_cleartext: str = "off"
+    http2_max_concurrent_streams: int = 100
+    http2_initial_window_size: int = 65535
+    http2_max_frame_size: int = 16384
+    http2_max_header_list_size: int = 65536
     options: dict[str, OptionValue] = field(default_factory=dict)
 
     @classmethod
@@ -530,6 +585,12 @@ class ServerConfig:
             body_min_rate=float(values["body_min_rate"]),
             min_rate_grace=float(values["min_rate_grace"]),
             access_log_json=bool(values["access_log_json"]),
+            http_protocols=tuple(str(values["http_protocols"]).split(",")),
+            http2_cleartext=str(values["http2_cleartext"]),
+            http2_max_concurrent_streams=int(values["http2_max_concurrent_streams"]),
+            http2_initial_window_size=int(values["http2_initial_window_size"]),
+            http2_max_frame_size=int(values["http2_max_frame_size"]),
+            http2_max_header_list_size=int(values["http2_max_header_list_size"]),
             options=values,
         )
 

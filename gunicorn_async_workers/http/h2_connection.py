@@ -32,6 +32,7 @@ import h2.events
 import h2.exceptions
 import h2.settings
 from h2.errors import ErrorCodes
+from hpack.exceptions import HPACKError
 from hyperframe.frame import GoAwayFrame
 
 from .errors import ContentTooLarge, RequestError
@@ -47,6 +48,13 @@ if TYPE_CHECKING:
 _NO_ERROR = ErrorCodes.NO_ERROR
 _METHOD, _PATH, _AUTHORITY, _SCHEME = b":method", b":path", b":authority", b":scheme"
 _HOST = b"host"
+
+
+def _goaway(last_stream_id: int, error_code: ErrorCodes) -> bytes:
+    frame = GoAwayFrame(0)
+    frame.last_stream_id = last_stream_id
+    frame.error_code = error_code
+    return frame.serialize()
 
 
 def _not_available(data: bytes) -> None:
@@ -428,6 +436,10 @@ class Http2Protocol(asyncio.Protocol):
             events = self.h2.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
             self.server.log.debug("HTTP/2 protocol error from %s: %s", self.client, exc)
+            # h2 has queued its GOAWAY: close() adds no GOAWAY (NO_ERROR) after it.
+            self.goaway_last = self.h2.highest_inbound_stream_id
+            if isinstance(exc.__cause__, HPACKError):
+                self.fail_decoding()
             self.flush()
             self.close()
             return
@@ -452,6 +464,18 @@ class Http2Protocol(asyncio.Protocol):
         self.flush()
         if self.peer_gone and not self.streams:
             self.close()
+
+    def fail_decoding(self) -> None:
+        """h2 answers a field block it cannot decode with GOAWAY (PROTOCOL_ERROR); RFC 9113
+        section 4.3 wants COMPRESSION_ERROR. The GOAWAY h2 queued last is swapped for one
+        with that code (left as it is if h2 queued something else)."""
+        last = self.h2.highest_inbound_stream_id
+        data = self.h2.data_to_send()
+        theirs = _goaway(last, ErrorCodes.PROTOCOL_ERROR)
+        if data.endswith(theirs):
+            data = data[:-len(theirs)] + _goaway(last, ErrorCodes.COMPRESSION_ERROR)
+        if data and not self.lost:
+            self.transport.write(data)
 
     def request_received(self, event: h2.events.RequestReceived) -> None:
         stream_id = event.stream_id

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from h2.errors import ErrorCodes
@@ -215,6 +215,7 @@ class H2Wire:
         self.server_settings: dict[int, int] = {}
         self.seen: list[str] = []  # every event read, described, for failure messages
         self._block: tuple[Frame, bytearray] | None = None  # a header block being received
+        self._held: list[bytes] | None = None  # writes kept by together()
 
     @classmethod
     def open(cls, host: str, port: int, *, handshake: bool = True,
@@ -241,10 +242,25 @@ class H2Wire:
 
     # -- writing ---------------------------------------------------------------------------
     def send_bytes(self, data: bytes) -> None:
-        """Write bytes as they are. A write into a connection the server already closed is not
-        an error here (h2spec's rule too): the next read reports the close."""
+        """Write bytes as they are (or keep them, inside `together()`). A write into a
+        connection the server already closed is not an error here (h2spec's rule too): the
+        next read reports the close."""
+        if self._held is not None:
+            self._held.append(data)
+            return
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             self.sock.sendall(data)
+
+    @contextlib.contextmanager
+    def together(self) -> Iterator[None]:
+        """The frames written inside leave in one write, so the server reads them in one
+        piece (separate writes may or may not be coalesced: the outcome would vary)."""
+        self._held = []
+        try:
+            yield
+        finally:
+            held, self._held = self._held, None
+        self.send_bytes(b"".join(held))
 
     def send_raw(self, frame_type: int, flags: int, stream_id: int, payload: bytes = b"", *,
                  length: int | None = None, reserved_bit: bool = False) -> None:

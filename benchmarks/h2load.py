@@ -9,10 +9,13 @@ of the response), which this module reads back.
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import re
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -70,6 +73,7 @@ class H2loadResult:
     socket_errors: dict[str, int]
     non_2xx: int
     output: str
+    client_cpu_pct: float | None = None  # h2load's CPU time over the run ÷ its length
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly, without the raw output."""
@@ -149,6 +153,25 @@ def unavailable_reason() -> str | None:
     return None
 
 
+def _run_measured(command: list[str], output_path: Path, timeout: float) -> tuple[int, float]:
+    """Run command with its output in output_path; its exit code and the CPU seconds it used
+    (taskset execs h2load in the same process, so the child's own rusage is h2load's)."""
+    with output_path.open("w") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    while True:
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            process.returncode = os.waitstatus_to_exitcode(status)
+            return process.returncode, usage.ru_utime + usage.ru_stime
+        if time.monotonic() > deadline:
+            process.kill()
+            process.wait()
+            raise H2loadError(f"h2load did not finish within {timeout:.0f} s")
+        time.sleep(0.05)
+
+
 def run(
     url: str,
     duration_s: float,
@@ -157,10 +180,12 @@ def run(
     cpu: int | None,
     raw_path: Path | None = None,
 ) -> H2loadResult:
-    """Run `h2load -t1 -cN -mM -DS --log-file=…` against url and parse it; the raw output and
-    the log go beside raw_path when given."""
+    """Run `h2load -t1 -cN -mM -DS --log-file=…` against url and parse it, with h2load's own
+    CPU share of its core (`client_cpu_pct`: near 100 % it may be what limits the rate); the
+    raw output goes to raw_path when given (the request log, megabytes, is not kept)."""
     with tempfile.TemporaryDirectory(prefix="bench-h2load-") as scratch:
         log_path = Path(scratch) / "requests.tsv"
+        output_path = Path(scratch) / "output.txt"
         command = [
             *taskset(cpu),
             BINARY,
@@ -171,15 +196,13 @@ def run(
             f"--log-file={log_path}",
             url,
         ]
-        try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=duration_s + 60)
-        except subprocess.TimeoutExpired as error:
-            raise H2loadError(f"h2load did not finish: {error}") from error
+        code, cpu_s = _run_measured(command, output_path, duration_s + 60)
+        output = output_path.read_text(errors="replace")
         log = log_path.read_text() if log_path.exists() else ""
-    text = f"$ {' '.join(command)}\n{done.stdout}{done.stderr}"
     if raw_path is not None:
         raw_path.parent.mkdir(parents=True, exist_ok=True)
-        raw_path.write_text(text)
-    if done.returncode != 0:
-        raise H2loadError(f"h2load exited with {done.returncode}: {done.stderr.strip()[-400:]}")
-    return parse(done.stdout, log)
+        raw_path.write_text(f"$ {' '.join(command)}\n{output}")
+    if code != 0:
+        raise H2loadError(f"h2load exited with {code}: {output.strip()[-400:]}")
+    result = parse(output, log)
+    return dataclasses.replace(result, client_cpu_pct=round(100 * cpu_s / result.duration_s, 1))

@@ -159,8 +159,8 @@ class Protocols:
             names = ["?"]
         names = [name for name in names if name] or ["h1"]
         if any(name not in self.allowed for name in names) or len(set(names)) != len(names):
-            raise ConfigError(f"{source} must list h1 and/or h2, each once, in order of "
-                              f"preference (e.g. 'h2,h1'); got {value!r}")
+            raise ConfigError(f"{source} must be one of {self.values} (h1 and/or h2, each "
+                              f"once, in order of preference); got {value!r}")
         return ",".join(names)
 
 
@@ -522,6 +522,8 @@ class ServerConfig:
                       max_requests: int,
                       config_file: Mapping[str, object] | None = None) -> ServerConfig:
         values = resolve_options(options, cfg, config_file=config_file)
+        if "h2" in str(values["http_protocols"]).split(","):
+            _require_h2()
         line: int = cfg.limit_request_line
         # As Gunicorn: 0 is unlimited (capped at 1 MiB, as its fast parser caps it), a
         # negative or larger value is 8190.
@@ -593,6 +595,16 @@ class ServerConfig:
             http2_max_header_list_size=int(values["http2_max_header_list_size"]),
             options=values,
         )
+
+
+def _require_h2() -> None:
+    """HTTP/2 is asked for: its library must be there (the `http2` extra)."""
+    try:
+        import h2.connection  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            "http_protocols includes h2 but the h2 package is not installed: pip install "
+            "'gunicorn-async-workers[http2]', or drop h2 from http_protocols") from None
 
 
 def _as_list(value: str | Iterable[str] | None) -> list[str]:

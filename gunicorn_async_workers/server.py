@@ -24,7 +24,7 @@ from .config import ServerConfig
 from .http.parsers import HeadPolicy, HttptoolsParser, ParserAdapter
 from .http.protocol import HttpProtocol, TlsHttpProtocol
 from .http.response import DateHeader
-from .http.seams import RequestBridge
+from .http.seams import RequestBridge, ServedConnection
 from .prometheus.endpoint import MetricsRoute
 from .tls import TlsInfo
 
@@ -100,13 +100,13 @@ class Server:
             require_host=config.require_host,
         )
         self.date = DateHeader(config.server_header)
-        self.connections: set[HttpProtocol] = set()
+        self.connections: set[ServedConnection] = set()
         # Accepted sockets whose connection is not made yet (a TLS handshake may be under
         # way): the loop's time they were accepted, and the task making them.
         self.pending: dict[socket.socket, tuple[float, asyncio.Task[None]]] = {}
         # Connections that may be closed to admit a new client, the first to go last; a
         # snapshot, each checked again when its turn comes, dropped at every tick.
-        self.victims: list[tuple[tuple[int, float], socket.socket | HttpProtocol]] = []
+        self.victims: list[tuple[tuple[int, float], socket.socket | ServedConnection]] = []
         self.retry_handle: asyncio.TimerHandle | None = None
         self.waiting_probes: dict[int, select.poll] = {}
         self.evict_rate = max(1.0, config.worker_connections * EVICT_RATE_SHARE)
@@ -118,6 +118,10 @@ class Server:
         # `max_requests`: requests left before the worker restarts, counted only when set
         # (Gunicorn's worker gives sys.maxsize when it is not).
         self.counts_requests = 0 < config.max_requests < sys.maxsize
+        # Cleartext HTTP/2 by prior knowledge (`http_protocols`, `http2_cleartext`); over
+        # TLS, ALPN decides.
+        self.h2_prior_knowledge = ("h2" in config.http_protocols and ssl_context is None
+                                   and config.http2_cleartext in ("prior-knowledge", "both"))
         self.requests_left = config.max_requests
         # Prometheus metrics (None when off): counted by the recorder, the gauges read
         # off the connections at every tick.
@@ -152,7 +156,7 @@ class Server:
             self.metrics.update(self.connections)
 
     # -- the connections' host (http/seams.py ConnectionHost) ----------------------------
-    def connection_made(self, connection: HttpProtocol) -> None:
+    def connection_made(self, connection: ServedConnection) -> None:
         self.connections.add(connection)
 
     def tls_extensions(self, transport: asyncio.BaseTransport
@@ -269,7 +273,7 @@ class Server:
         return False
 
     def _find_victims(self, now: float) -> None:
-        found: list[tuple[tuple[int, float], socket.socket | HttpProtocol]] = []
+        found: list[tuple[tuple[int, float], socket.socket | ServedConnection]] = []
         if self.tls is not None:
             found.extend(((0, accepted), sock) for sock, (accepted, _task)
                          in self.pending.items() if now - accepted >= EVICT_GRACE)
@@ -311,7 +315,7 @@ class Server:
             if not self.accepting and not self.draining and not self._at_capacity():
                 self.resume_accepting()
 
-    def connection_closed(self, connection: HttpProtocol) -> None:
+    def connection_closed(self, connection: ServedConnection) -> None:
         self.connections.discard(connection)
         if self.metrics is not None:
             self.metrics.connection_closed(connection)

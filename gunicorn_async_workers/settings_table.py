@@ -82,9 +82,17 @@ _TLS = ("TLS on the event loop's transport with the context Gunicorn's own worke
         "plaintext or garbage on a TLS port is closed without an error log")
 _TLS_WRAP = ("arguments of Gunicorn's blocking `wrap_socket`; the event loop's TLS transport "
              "does the handshake as the connection opens")
-_HTTP2 = ("our workers speak HTTP/1.0 and HTTP/1.1 only: HTTP/2 is not served; where "
-          "`http_protocols` asks for `h2`, TLS ALPN offers only `http/1.1`, so clients fall "
-          "back to it")
+_HTTP2_PROTOCOLS = ("`h2` serves HTTP/2 beside HTTP/1.1 on every worker class: over TLS "
+                    "offered by ALPN in the order listed (`http/1.1` the fallback), in "
+                    "cleartext as `http2_cleartext` says; the same ASGI and WSGI apps, "
+                    "`http_version` `2` (docs/http2.md). Without the h2 package Gunicorn stops "
+                    "at boot naming the extra to install")
+_HTTP2_CLEARTEXT = ("h2c for peers in `forwarded_allow_ips`: `prior-knowledge` serves a "
+                    "connection that opens with the HTTP/2 preface (any other request from "
+                    "such a peer gets 400, as in Gunicorn); `upgrade` honours an HTTP/1.1 "
+                    "`Upgrade: h2c` request without a body; `both` does both; ignored on TLS")
+_HTTP2_LIMITS = ("sent in the server's SETTINGS and enforced on each HTTP/2 connection "
+                 "(docs/http2.md)")
 _MAX_REQUESTS = ("recycle the worker after that many requests plus a random jitter (drawn by "
                  "Gunicorn's base worker), gracefully: no request lost")
 _HOOK_WORKER = ("called where Gunicorn's own workers call it, with the arguments Gunicorn "
@@ -242,12 +250,12 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "do_handshake_on_connect": (NOT_APPLICABLE, _TLS_WRAP),
     "ciphers": (HONOURED, _TLS),
     # -- HTTP/2 --
-    "http_protocols": (NOT_APPLICABLE, _HTTP2),
-    "http2_cleartext": (NOT_APPLICABLE, _HTTP2),
-    "http2_max_concurrent_streams": (NOT_APPLICABLE, _HTTP2),
-    "http2_initial_window_size": (NOT_APPLICABLE, _HTTP2),
-    "http2_max_frame_size": (NOT_APPLICABLE, _HTTP2),
-    "http2_max_header_list_size": (NOT_APPLICABLE, _HTTP2),
+    "http_protocols": (HONOURED, _HTTP2_PROTOCOLS),
+    "http2_cleartext": (HONOURED, _HTTP2_CLEARTEXT),
+    "http2_max_concurrent_streams": (HONOURED, _HTTP2_LIMITS),
+    "http2_initial_window_size": (HONOURED, _HTTP2_LIMITS),
+    "http2_max_frame_size": (HONOURED, _HTTP2_LIMITS),
+    "http2_max_header_list_size": (HONOURED, _HTTP2_LIMITS),
     # -- Server Mechanics: request head policy --
     "permit_obsolete_folding": (HONOURED, _LENIENT),
     "strip_header_spaces": (HONOURED, _LENIENT),

@@ -1,8 +1,8 @@
 """TLS for our workers: Gunicorn's SSL context, and the ASGI `tls` scope extension.
 
 The context is the one Gunicorn's own workers use (`certfile`, `keyfile`, `ca_certs`,
-`cert_reqs`, `ciphers` and the user's `ssl_context` hook), with ALPN held to HTTP/1.1 when
-`http_protocols` asks for h2, which these workers do not speak. `TlsInfo` is built once per
+`cert_reqs`, `ciphers` and the user's `ssl_context` hook), offering HTTP/2 by ALPN when
+`http_protocols` asks for h2. `TlsInfo` is built once per
 worker; `extension(ssl_object)` is called once per TLS connection, after the handshake, and
 gives the dict of the ASGI TLS extension (asgiref `specs/tls.rst`, version 0.2).
 """
@@ -41,13 +41,19 @@ _SPECIAL = re.compile(r'([\\"+,;<>])')
 Subject = tuple[tuple[tuple[str, str], ...], ...]
 
 
-def server_context(cfg: Config) -> ssl.SSLContext:
-    """Gunicorn's SSL context for `cfg` (its `ssl_context` hook included), HTTP/1.1 only."""
+_ALPN = {"h1": "http/1.1", "h2": "h2"}
+
+
+def server_context(cfg: Config, protocols: tuple[str, ...] = ("h1",)) -> ssl.SSLContext:
+    """Gunicorn's SSL context for `cfg` (its `ssl_context` hook included), offering the
+    `protocols` (`http_protocols`) by ALPN when HTTP/2 is among them."""
     from gunicorn import sock
 
     context = sock.ssl_context(cfg)
-    if "h2" in (getattr(cfg, "http_protocols", None) or ()):
-        context.set_alpn_protocols(["http/1.1"])  # never agree to a protocol we cannot serve
+    if "h2" in protocols:
+        # Offered in the order `http_protocols` lists them; a client that offers neither
+        # speaks HTTP/1.1.
+        context.set_alpn_protocols([_ALPN[name] for name in protocols])
     return context
 
 

@@ -372,7 +372,7 @@ class AsyncWorkerBase(Worker):
             return None
         from .tls import server_context
 
-        return server_context(self.cfg)
+        return server_context(self.cfg, self.config.http_protocols)
 
     async def _serve(self) -> None:
         config = self.config

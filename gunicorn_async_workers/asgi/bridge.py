@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..http.errors import BadRequest, RequestError
-from .http import RequestCycle
+from .http import Http2RequestCycle, RequestCycle
 from .scope import ASGI_VERSION, HTTP_EXTENSIONS, request_extensions, scope_path
 from .websocket import MeteredWebSocketSession, WebSocketSession
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from ..accesslog import RequestRecorder
     from ..config import ServerConfig
     from ..http.exchange import Exchange
-    from ..http.parsers import ParserAdapter
+    from ..http.parsers import HeadFields
     from ..http.seams import Log, RequestConnection
     from .app import ASGIApp
     from .types import HTTPScope
@@ -44,7 +44,7 @@ class AsgiBridge:
         self.state = state  # the lifespan state, copied into every scope
         self.root_path = config.root_path
 
-    def open_request(self, connection: RequestConnection, head: ParserAdapter,
+    def open_request(self, connection: RequestConnection, head: HeadFields,
                      upgrade_allowed: bool) -> Exchange | RequestError:
         upgrade = head.upgrade
         if upgrade is not None and upgrade_allowed and upgrade.lower() == b"websocket":
@@ -70,12 +70,13 @@ class AsgiBridge:
                 path = raw_path.decode("ascii")
             except UnicodeDecodeError:
                 return BadRequest(f"non-ASCII byte in request target {raw_path[:100]!r}")
-        cycle = RequestCycle(connection, head)
+        http_version = head.http_version
+        cycle = (RequestCycle if http_version != "2" else Http2RequestCycle)(connection, head)
         cycle.bridge = self
         scope: HTTPScope = {
             "type": "http",
             "asgi": ASGI_VERSION,
-            "http_version": head.http_version,
+            "http_version": http_version,
             "server": connection.sockname,
             "client": connection.client,
             "scheme": head.scheme,
@@ -89,9 +90,8 @@ class AsgiBridge:
             "extensions": HTTP_EXTENSIONS,
         }
         tls = connection.extensions  # TLS: the connection's ASGI `tls` extension
-        if tls is not None or head.te_trailers or head.http_version != "1.1":
-            scope["extensions"] = request_extensions(tls, head.http_version == "1.0",
-                                                     head.te_trailers)
+        if tls is not None or head.te_trailers or http_version != "1.1":
+            scope["extensions"] = request_extensions(tls, http_version, head.te_trailers)
         cycle.scope = scope
         return cycle
 

@@ -16,11 +16,11 @@ from __future__ import annotations
 import asyncio
 import enum
 import os
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Final
 
 from ..http.exchange import (
     COMPLETE,
-    CONTINUE,
     FINISHED,
     PENDING,
     REFUSED,
@@ -36,10 +36,12 @@ from ..http.file_body import (
     send_file_part,
     set_position,
 )
+from ..http.h2_exchange import Http2Framing
 from ..http.response import (
     CRLF,
     LAST_CHUNK,
     LAST_CHUNK_LINE,
+    NOT_IN_TRAILERS,
     ResponseError,
     frame_early_hints,
     frame_trailers,
@@ -117,7 +119,7 @@ class RequestCycle(Exchange):
                     return _DISCONNECT.copy()
             elif self.expect_continue:
                 self.expect_continue = False
-                protocol.write(CONTINUE)
+                self.send_continue()
             protocol.resume_reading()
             waiter = self.waiter = protocol.loop.create_future()
             await waiter
@@ -262,6 +264,19 @@ class RequestCycle(Exchange):
         if self.trailers is _SEND_TRAILERS and framing is not None and framing.chunked:
             self.protocol.write(LAST_CHUNK_LINE)
 
+    def write_trailers(self, fields: Iterable[tuple[bytes, bytes]], more: bool) -> None:
+        """Trailer fields (a part of them, `more` following): the chunked body's trailer
+        section when the request's TE took them, else dropped; the last ends the response."""
+        framing = self.framing
+        sending = (self.trailers is _SEND_TRAILERS and framing is not None
+                   and framing.chunked)
+        if sending:
+            section = frame_trailers(fields)
+            if section:
+                self.protocol.write(section)
+        if not more:
+            self.finish(CRLF if sending else LAST_CHUNK)
+
     def send_trailers(self, message: HTTPResponseTrailersEvent) -> None:
         """Trailer fields after the body: written as the chunked body's trailer section when
         the request's TE took them, else dropped; the last message ends the response."""
@@ -275,15 +290,7 @@ class RequestCycle(Exchange):
         protocol = self.protocol
         if protocol.closing:
             raise ClientDisconnected("client disconnected")
-        framing = self.framing
-        sending = (self.trailers is _SEND_TRAILERS and framing is not None
-                   and framing.chunked)
-        if sending:
-            fields = frame_trailers(message.get("headers", ()))
-            if fields:
-                protocol.write(fields)
-        if not message.get("more_trailers", False):
-            self.finish(CRLF if sending else LAST_CHUNK)
+        self.write_trailers(message.get("headers", ()), message.get("more_trailers", False))
 
     def send_early_hint(self, message: HTTPResponseEarlyHintEvent) -> None:
         """A 103 Early Hints interim response with the message's links, while no final head
@@ -293,9 +300,13 @@ class RequestCycle(Exchange):
             raise ClientDisconnected("client disconnected")
         if self.framing is not None or self.response_state is FINISHED or self.http10:
             return
-        head = frame_early_hints(message.get("links", ()))
+        self.write_early_hints(message.get("links", ()))
+
+    def write_early_hints(self, links: Iterable[bytes]) -> None:
+        """The 103 head with one `link` field per value (none without a link)."""
+        head = frame_early_hints(links)
         if head:
-            protocol.write(head)
+            self.protocol.write(head)
 
     # -- running the app ---------------------------------------------------------------
     async def run(self) -> None:
@@ -340,3 +351,33 @@ class RequestCycle(Exchange):
             if bridge.recorder is not None:
                 bridge.recorder.end(self)
 
+
+
+class Http2RequestCycle(Http2Framing, RequestCycle):
+    """The ASGI cycle of an HTTP/2 stream: the response as frames (`Http2Framing`), 103
+    Early Hints as an interim HEADERS frame, trailers as the stream's last HEADERS frame."""
+
+    __slots__ = ("trailer_fields",)
+
+    def await_trailers(self) -> None:
+        self.response_state = TRAILING
+        self.trailer_fields: list[tuple[bytes, bytes]] = []
+
+    def write_trailers(self, fields: Iterable[tuple[bytes, bytes]], more: bool) -> None:
+        if self.trailers is _SEND_TRAILERS:
+            frame_trailers(fields)  # raises for a field that must not be sent
+            self.trailer_fields += [(name.lower(), value) for name, value in fields
+                                    if name.lower() not in NOT_IN_TRAILERS]
+        if more:
+            return
+        if self.trailer_fields:
+            self.send_trailer_fields(self.trailer_fields)
+        else:
+            self.finish()
+
+    def write_early_hints(self, links: Iterable[bytes]) -> None:
+        links = list(links)
+        if frame_early_hints(links):  # raises for a link that must not be sent
+            self.stream().send_headers([(b":status", b"103")]
+                                       + [(b"link", link) for link in links],
+                                       end_stream=False)

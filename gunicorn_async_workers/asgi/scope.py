@@ -25,16 +25,20 @@ ZEROCOPYSEND = "http.response.zerocopysend"
 EARLY_HINT = "http.response.early_hint"
 TRAILERS = "http.response.trailers"
 HTTP_EXTENSIONS: Extensions = {PATHSEND: {}, ZEROCOPYSEND: {}, EARLY_HINT: {}}
-# HTTP/1.0 has no interim responses (no 103) and no chunked coding (no trailers).
+# HTTP/1.0 has no interim responses (no 103) and no chunked coding (no trailers); an HTTP/2
+# stream's body is framed by the stream, never sent as a file.
 _HTTP10_EXTENSIONS: Extensions = {PATHSEND: {}, ZEROCOPYSEND: {}}
+_HTTP2_EXTENSIONS: Extensions = {EARLY_HINT: {}}
 
 
-def request_extensions(tls: Mapping[str, Mapping[str, object]] | None, http10: bool,
+def request_extensions(tls: Mapping[str, Mapping[str, object]] | None, http_version: str,
                        te_trailers: bool) -> Extensions:
     """An HTTP scope's `extensions` when they are not `HTTP_EXTENSIONS` as they are: with the
-    connection's `tls`, less what HTTP/1.0 cannot carry, or with `http.response.trailers`
-    for an HTTP/1.1 request whose TE field takes trailers."""
-    extensions = dict(_HTTP10_EXTENSIONS if http10 else HTTP_EXTENSIONS)
+    connection's `tls`, less what HTTP/1.0 or HTTP/2 cannot carry, or with
+    `http.response.trailers` for a request whose TE field takes trailers."""
+    http10 = http_version == "1.0"
+    extensions = dict(_HTTP10_EXTENSIONS if http10 else _HTTP2_EXTENSIONS
+                      if http_version == "2" else HTTP_EXTENSIONS)
     if te_trailers and not http10:
         extensions[TRAILERS] = {}
     if tls is not None:

@@ -38,7 +38,7 @@ from .websocket_connection import (
 
 if TYPE_CHECKING:
     from ..accesslog import Record
-    from ..http.parsers import ParserAdapter
+    from ..http.parsers import HeadFields
     from ..http.seams import RequestConnection
     from ..prometheus.tally import RequestTally
     from .bridge import AsgiBridge
@@ -75,7 +75,7 @@ class WebSocketSession(Exchange):
     record: Record | None
 
     def __init__(self, bridge: AsgiBridge, protocol: RequestConnection,
-                 head: ParserAdapter) -> None:
+                 head: HeadFields) -> None:
         # Built by the ASGI bridge (the app, its log, the lifespan state, the request
         # recorder); the connection gives the scope's addresses and TLS extension.
         self.bridge = bridge

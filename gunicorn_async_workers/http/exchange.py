@@ -23,7 +23,7 @@ from .response import LAST_CHUNK, Framing, ResponseError, chunk, frame_response_
 if TYPE_CHECKING:
     import asyncio
 
-    from .parsers import ParserAdapter
+    from .parsers import HeadFields
     from .seams import RequestConnection
 
     # What an app waiting for request body (or a disconnect) waits on: the Future an ASGI
@@ -89,6 +89,8 @@ class Exchange:
     HIGH_WATER = BODY_HIGH_WATER
     # A WebSocket session takes its connection over once accepted.
     is_websocket = False
+    # Whether a file body may go out through the loop's sendfile (not on HTTP/2).
+    sendfile_allowed = True
 
     __slots__ = (
         "body",
@@ -109,7 +111,7 @@ class Exchange:
         "waiter",
     )
 
-    def __init__(self, protocol: RequestConnection, head: ParserAdapter) -> None:
+    def __init__(self, protocol: RequestConnection, head: HeadFields) -> None:
         """The connection-facing state of a request just parsed (its bridge adds the rest)."""
         self.protocol = protocol
         self.keep_alive = head.keep_alive and protocol.may_keep_alive
@@ -166,6 +168,10 @@ class Exchange:
                 waiter.set_result(None)
 
     # -- response writing --------------------------------------------------------------
+    def send_continue(self) -> None:
+        """Tell a client waiting with `Expect: 100-continue` to send its body."""
+        self.protocol.write(CONTINUE)
+
     def write_head(self, body: bytes, more: bool) -> None:
         protocol = self.protocol
         framing = Framing()

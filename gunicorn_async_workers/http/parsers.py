@@ -169,37 +169,20 @@ class HeadPolicy:
         self.watch_trusted = _POLICY_NAMES | frozenset(scheme_headers)
 
 
-class ParserAdapter:
-    """The parsed head of the current request, the shared per-header policy, and the framing
-    of the byte stream into messages (`feed`), the same for every parser.
+class HeadFields:
+    """A request head's fields as every HTTP version shares them, and the header policy
+    (`HeadPolicy`) applied to each field as it arrives (`on_header`).
 
-    Attributes read by the protocol in `on_request_head`: `method` (str), `target` (bytes),
-    `http_version` (str), `headers` (list of (lower-cased name, value)), `keep_alive`,
-    `expect_continue`, `upgrade` (the Upgrade header's value or None), `scheme` ("http" or
-    "https", after trusted scheme headers), `chunked`, `content_length`, `te_trailers` (a TE
-    field lists `trailers`: the client takes a chunked response's trailer section). After a
-    feed: `upgraded` (the request left HTTP/1.1) and `upgrade_data` (the bytes after it).
+    Attributes: `method` (str), `target` (bytes), `http_version` (str), `headers` (list of
+    (lower-cased name, value)), `keep_alive`, `expect_continue`, `upgrade` (the Upgrade
+    header's value or None), `scheme` ("http" or "https", after trusted scheme headers),
+    `chunked`, `content_length`, `te_trailers` (a TE field lists `trailers`: the client
+    takes a response's trailer section), `host`, `trusted` (the peer is in
+    `forwarded_allow_ips`). The HTTP/1.x parser adapters and the HTTP/2 head
+    (`http/h2_head.py`) build on it.
     """
 
-    # What each parser supplies: the head in pieces before its blank line arrived
-    # (`feed_head_piece`) and up to it (`feed_head`, which ends in `on_request_head` and
-    # sets the stage the body needs), Content-Length body pieces (`feed_body`), and the end
-    # of a chunked body the shared decoder read (`end_chunked`).
-    feed_head_piece: Callable[[bytes], None]
-    feed_head: Callable[[bytes], None]
-    feed_body: Callable[[bytes], None]
-    end_chunked: Callable[[], None]
-    # What `feed_head` raises when a head asks to leave HTTP/1.1, and on a malformed head.
-    upgrade_exception: type[Exception] = NotRaised
-    parse_exception: type[Exception] = NotRaised
-
-    def __init__(self, listener: RequestListener, policy: HeadPolicy, *,
-                 trusted: bool, scheme: str) -> None:
-        self.listener = listener
-        # The listener's calls, looked up once (httptools also looks `on_body` up here).
-        self.on_request_head = listener.on_request_head
-        self.on_body = listener.on_body
-        self.on_request_end = listener.on_request_end
+    def __init__(self, policy: HeadPolicy, *, trusted: bool, scheme: str) -> None:
         self.policy = policy
         self.trusted = trusted
         self.base_scheme = scheme
@@ -220,18 +203,6 @@ class ParserAdapter:
         self._seen: set[bytes] | None = None
         self._scheme_set = False
         self._policed = False  # whether `police` changed anything since the last reset
-        self.raw_head = b""  # the head as received, kept only for lenient field sizes
-        self.method_override: str | None = None  # a method the parser was shown as GET
-        # The framing of the byte stream (see `Stage`).
-        self.state = _LINE
-        self.held = b""  # LINE: the start of a request line, held until its CRLF has come
-        self.tail = b""  # FIELDS: the last bytes fed of a head (a CRLFCRLF may straddle)
-        self.head_bytes = 0  # FIELDS: the bytes fed of a head whose blank line has not come
-        self.body_left = 0  # BODY: Content-Length bytes still to come
-        self.decoder: ChunkedDecoder | None = None  # CHUNKED
-        # UPGRADED: a plain attribute too, for the protocol reads it after every feed.
-        self.upgraded = False
-        self.upgrade_data = b""
         # The RequestError that refused the request: recorded by a parser callback before
         # the parser is stopped (then `feed` raises it), or by `feed` as it raises one judged
         # elsewhere. The connection ends with it.
@@ -302,6 +273,82 @@ class ParserAdapter:
             self.scheme = scheme
         return True
 
+    def on_header(self, name: bytes, value: bytes) -> None:
+        """One header field (an llhttp callback; h11's adapter calls it for each field)."""
+        policy = self.policy
+        headers = self.headers
+        try:
+            if len(headers) >= policy.limit_fields:
+                raise HeadersTooLarge(
+                    f"more than {policy.limit_fields} header fields (limit_request_fields)")
+            if policy.lenient_headers:
+                name = name.rstrip(b" \t")
+                if not _TOKEN.fullmatch(name):
+                    raise BadRequest(f"invalid header name {name[:40]!r}")
+            elif len(name) + len(value) + 4 > policy.limit_field_size:
+                raise HeadersTooLarge(
+                    f"header {name[:40]!r} is {len(name) + len(value) + 4} bytes, "
+                    f"limit_request_field_size is {policy.limit_field_size}")
+            name = name.lower()
+            if value[-1:] in _WHITESPACE:
+                value = value.rstrip(b" \t")  # RFC 9110 5.5: llhttp keeps trailing whitespace
+            if name == _HOST:
+                if self.host is not None:
+                    raise BadRequest("repeated host header")
+                self.host = value
+            elif (name in self.watch or b"_" in name) and not self.police(name, value):
+                return
+        except RequestError as error:
+            self.error = error  # recorded; raised to stop llhttp, then raised again by feed
+            raise
+        headers.append((name, value))
+
+
+class ParserAdapter(HeadFields):
+    """The parsed head of the current request, the shared per-header policy, and the framing
+    of the byte stream into messages (`feed`), the same for every parser.
+
+    Attributes read by the protocol in `on_request_head`: `method` (str), `target` (bytes),
+    `http_version` (str), `headers` (list of (lower-cased name, value)), `keep_alive`,
+    `expect_continue`, `upgrade` (the Upgrade header's value or None), `scheme` ("http" or
+    "https", after trusted scheme headers), `chunked`, `content_length`, `te_trailers` (a TE
+    field lists `trailers`: the client takes a chunked response's trailer section). After a
+    feed: `upgraded` (the request left HTTP/1.1) and `upgrade_data` (the bytes after it).
+    """
+
+    # What each parser supplies: the head in pieces before its blank line arrived
+    # (`feed_head_piece`) and up to it (`feed_head`, which ends in `on_request_head` and
+    # sets the stage the body needs), Content-Length body pieces (`feed_body`), and the end
+    # of a chunked body the shared decoder read (`end_chunked`).
+    feed_head_piece: Callable[[bytes], None]
+    feed_head: Callable[[bytes], None]
+    feed_body: Callable[[bytes], None]
+    end_chunked: Callable[[], None]
+    # What `feed_head` raises when a head asks to leave HTTP/1.1, and on a malformed head.
+    upgrade_exception: type[Exception] = NotRaised
+    parse_exception: type[Exception] = NotRaised
+
+    def __init__(self, listener: RequestListener, policy: HeadPolicy, *,
+                 trusted: bool, scheme: str) -> None:
+        super().__init__(policy, trusted=trusted, scheme=scheme)
+        self.listener = listener
+        # The listener's calls, looked up once (httptools also looks `on_body` up here).
+        self.on_request_head = listener.on_request_head
+        self.on_body = listener.on_body
+        self.on_request_end = listener.on_request_end
+        self.raw_head = b""  # the head as received, kept only for lenient field sizes
+        self.method_override: str | None = None  # a method the parser was shown as GET
+        # The framing of the byte stream (see `Stage`).
+        self.state = _LINE
+        self.held = b""  # LINE: the start of a request line, held until its CRLF has come
+        self.tail = b""  # FIELDS: the last bytes fed of a head (a CRLFCRLF may straddle)
+        self.head_bytes = 0  # FIELDS: the bytes fed of a head whose blank line has not come
+        self.body_left = 0  # BODY: Content-Length bytes still to come
+        self.decoder: ChunkedDecoder | None = None  # CHUNKED
+        # UPGRADED: a plain attribute too, for the protocol reads it after every feed.
+        self.upgraded = False
+        self.upgrade_data = b""
+
     def finish_head(self) -> None:
         """Checks that need the whole head (RFC 9112 sections 3.2, 6.1 and 6.3).
 
@@ -346,36 +393,6 @@ class ParserAdapter:
             raise BadRequest(f"invalid request target {target[:100]!r}")
 
     # -- shared by every adapter -------------------------------------------------------
-    def on_header(self, name: bytes, value: bytes) -> None:
-        """One header field (an llhttp callback; h11's adapter calls it for each field)."""
-        policy = self.policy
-        headers = self.headers
-        try:
-            if len(headers) >= policy.limit_fields:
-                raise HeadersTooLarge(
-                    f"more than {policy.limit_fields} header fields (limit_request_fields)")
-            if policy.lenient_headers:
-                name = name.rstrip(b" \t")
-                if not _TOKEN.fullmatch(name):
-                    raise BadRequest(f"invalid header name {name[:40]!r}")
-            elif len(name) + len(value) + 4 > policy.limit_field_size:
-                raise HeadersTooLarge(
-                    f"header {name[:40]!r} is {len(name) + len(value) + 4} bytes, "
-                    f"limit_request_field_size is {policy.limit_field_size}")
-            name = name.lower()
-            if value[-1:] in _WHITESPACE:
-                value = value.rstrip(b" \t")  # RFC 9110 5.5: llhttp keeps trailing whitespace
-            if name == _HOST:
-                if self.host is not None:
-                    raise BadRequest("repeated host header")
-                self.host = value
-            elif (name in self.watch or b"_" in name) and not self.police(name, value):
-                return
-        except RequestError as error:
-            self.error = error  # recorded; raised to stop llhttp, then raised again by feed
-            raise
-        headers.append((name, value))
-
     def _check_raw_field_sizes(self) -> None:
         """With lenient headers, a field's size is that of its raw lines, folds included."""
         limit = self.policy.limit_field_size

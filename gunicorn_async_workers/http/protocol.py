@@ -24,6 +24,7 @@ from typing import IO, TYPE_CHECKING, cast
 
 from .errors import BadRequest, Forbidden, RequestError, error_response
 from .exchange import COMPLETE, REFUSED, Exchange
+from .h2_preface import PREFACE
 from .proxy_protocol import NO_HEADER, ProxyHeader, proxy_signature, read_proxy_header
 from .stdlib_transport import high_water_check
 
@@ -100,6 +101,8 @@ class HttpProtocol(asyncio.Protocol):
         "pipeline",
         "proxy",
         "proxy_buffer",
+        "proxy_pending",
+        "h2_preface",
         "read_paused",
         "received",
         "server",
@@ -148,8 +151,11 @@ class HttpProtocol(asyncio.Protocol):
         self.undelivered = 0
         self.client: tuple[str, int] | None = None
         self.sockname: tuple[str, int | None] | None = None
-        # Bytes held while a PROXY protocol header may still be arriving; None when done.
+        # Bytes held while a PROXY protocol header (`proxy_pending`) or the HTTP/2 preface
+        # (`h2_preface`) may still be arriving; None when neither is awaited.
         self.proxy_buffer: bytes | None = None
+        self.proxy_pending = False
+        self.h2_preface = False
         # The PROXY header that named this connection's client, if one did.
         self.proxy: ProxyHeader | None = None
         self.websocket: UpgradedStream | None = None  # the session this connection became
@@ -189,13 +195,17 @@ class HttpProtocol(asyncio.Protocol):
         self.parser = server.parser_class(
             self, server.policy, trusted=config.trusted_peers.allows(peer),
             scheme="https" if config.is_ssl else "http")
-        if config.proxy_protocol != "off":
+        self.proxy_pending = config.proxy_protocol != "off"
+        # Cleartext HTTP/2 by prior knowledge, for a trusted peer: the preface is looked for
+        # before the first request (`_read_prelude`).
+        self.h2_preface = server.h2_prior_knowledge and self.parser.trusted
+        if self.proxy_pending or self.h2_preface:
             self.proxy_buffer = b""
 
     def data_received(self, data: bytes) -> None:
         self.received += len(data)
         if self.proxy_buffer is not None:
-            data = self._read_proxy_header(data)
+            data = self._read_prelude(data)
             if not data:
                 return
         parser = self.parser
@@ -222,6 +232,56 @@ class HttpProtocol(asyncio.Protocol):
             elif cycle.body_state is not REFUSED:  # start() inlined: one call fewer
                 cycle.start()
 
+    def _read_prelude(self, data: bytes) -> bytes:
+        """What may come before the first HTTP/1.1 request: a PROXY header
+        (`proxy_protocol`), then, where cleartext HTTP/2 is served by prior knowledge, the
+        HTTP/2 preface (the connection then becomes HTTP/2). Returns the bytes that are
+        HTTP/1.1's; b"" while more must arrive first, or once the connection is handed on."""
+        if self.proxy_pending:
+            data = self._read_proxy_header(data)
+            if self.proxy_pending or not data:
+                if not self.proxy_pending and self.h2_preface:
+                    self.proxy_buffer = b""  # the preface is still to come
+                return b""
+        if not self.h2_preface:
+            self.proxy_buffer = None
+            return data
+        buffer = self.proxy_buffer + data if self.proxy_buffer else data
+        if len(buffer) < len(PREFACE) and PREFACE.startswith(buffer):
+            self.proxy_buffer = buffer
+            return b""
+        self.proxy_buffer = None
+        self.h2_preface = False
+        if buffer.startswith(PREFACE):
+            self.become_http2(buffer)
+            return b""
+        if self.server.config.http2_cleartext == "prior-knowledge":
+            # As Gunicorn: a trusted peer on a prior-knowledge port is expected to speak
+            # HTTP/2; answering it in HTTP/1.1 would hide a misconfiguration.
+            self.reject(BadRequest("expected the HTTP/2 connection preface "
+                                   "(http2_cleartext is prior-knowledge)"))
+            return b""
+        return buffer
+
+    def become_http2(self, data: bytes) -> None:
+        """Hand the connection to an HTTP/2 protocol (ALPN chose h2, or the preface came),
+        with the bytes already read."""
+        from .h2_connection import Http2Protocol
+
+        parser = self.parser
+        assert parser is not None
+        connection = Http2Protocol(
+            self.server, client=self.client, sockname=self.sockname, proxy=self.proxy,
+            extensions=self.extensions, trusted=parser.trusted, scheme=parser.base_scheme,
+            received=self.received - len(data))
+        self.closing = True  # nothing more of this protocol's
+        self.server.connection_closed(self)
+        transport = self.transport
+        transport.set_protocol(connection)
+        connection.connection_made(transport)
+        if data:
+            connection.data_received(data)
+
     def _read_proxy_header(self, data: bytes) -> bytes:
         """Consume a PROXY header, if any, and return the bytes that follow it."""
         buffer = self.proxy_buffer + data if self.proxy_buffer else data
@@ -237,12 +297,14 @@ class HttpProtocol(asyncio.Protocol):
                 header = None if found is None else NO_HEADER
         except RequestError as exc:
             self.proxy_buffer = None
+            self.proxy_pending = self.h2_preface = False
             self.reject(exc)
             return b""
         if header is None:
             self.proxy_buffer = buffer
             return b""
         self.proxy_buffer = None
+        self.proxy_pending = False
         if header.client is not None:
             # As in Gunicorn's workers: the client is the header's; the server stays the
             # address this worker listens on (WSGI's PROXY_ADDR/PROXY_PORT name the proxy's).
@@ -642,9 +704,15 @@ class HttpProtocol(asyncio.Protocol):
 class TlsHttpProtocol(HttpProtocol):
     """`HttpProtocol` on a TLS transport. TLS has no half-open state: the transport closes
     after the client's close_notify whatever `eof_received` answers (and asyncio warns when
-    it answers True)."""
+    it answers True). A client that chose `h2` by ALPN is handed to HTTP/2 at once."""
 
     __slots__ = ()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
+            self.become_http2(b"")
 
     def eof_received(self) -> bool:
         super().eof_received()

@@ -49,7 +49,7 @@ _FORBIDDEN_IN_VALUE = re.compile(rb"[\r\n\0]")
 # Fields a trailer section never carries, whatever the app sends: those that frame the
 # message or belong to the connection (RFC 9110 6.5.1, RFC 9112 7.1.2). Which other fields
 # may be trailers is the app's to know (the ASGI extension leaves it to the app).
-_NOT_IN_TRAILERS = frozenset((
+NOT_IN_TRAILERS = frozenset((
     b"content-length", b"transfer-encoding", b"trailer", b"host", b"connection",
     b"keep-alive", b"proxy-connection", b"te", b"upgrade"))
 
@@ -72,17 +72,21 @@ def status_line(status: int) -> bytes:
 class DateHeader:
     """The `date` and `server` header lines, rebuilt once a second by the worker's ticker."""
 
-    __slots__ = ("date_line", "lines", "server", "server_line", "value")
+    __slots__ = ("date_line", "h2_fields", "lines", "server", "server_line", "value")
 
     def __init__(self, server: bytes = b"gunicorn") -> None:
         self.server = server
         self.server_line = b"server: " + server + CRLF if server else b""
         self.value = self.date_line = b""
         self.lines = 0
+        # The same two fields for an HTTP/2 response head: (date, server) pairs.
+        self.h2_fields: list[tuple[bytes, bytes]] = []
         self.refresh()
 
     def refresh(self) -> None:
-        self.date_line = b"date: " + formatdate(usegmt=True).encode("ascii") + CRLF
+        date = formatdate(usegmt=True).encode("ascii")
+        self.date_line = b"date: " + date + CRLF
+        self.h2_fields = [(b"date", date)] + ([(b"server", self.server)] if self.server else [])
         self.value = value = self.date_line + self.server_line
         self.lines = value.count(b"\n")
 
@@ -237,9 +241,81 @@ def frame_trailers(fields: Iterable[tuple[bytes, bytes]]) -> bytes:
             if type(value) is not bytes or _FORBIDDEN_IN_VALUE.search(value):
                 raise ResponseError(f"trailer {name!r:.40} has a value that is not bytes or "
                                     "carries CR, LF or NUL")
-            if name.lower() not in _NOT_IN_TRAILERS:
+            if name.lower() not in NOT_IN_TRAILERS:
                 parts += (name, b": ", value, CRLF)
     except (TypeError, ValueError):
         raise ResponseError(f"trailers must be (bytes, bytes) pairs, got {fields!r:.100}"
                             ) from None
     return b"".join(parts)
+
+
+# HTTP/2 (RFC 9113 8.2.2): fields that are the connection's in HTTP/1.1 never appear; the
+# names are sent lower-cased.
+_H2_CONNECTION_FIELDS = frozenset((b"keep-alive", b"proxy-connection", b"upgrade"))
+_H2_STATUS: dict[int, bytes] = {code: b"%d" % code for code in STATUS_LINES}
+_H2_NAMES: dict[bytes, bytes] = {}
+
+
+def frame_h2_head(status: int, headers: Iterable[tuple[bytes, bytes]], date: DateHeader,
+                  framing: Framing, *, head_request: bool,
+                  body_length: int | None) -> list[tuple[bytes, bytes]]:
+    """An HTTP/2 response's header list (`:status` first, names lower-cased, the fields of
+    HTTP/1.1's connection left out); how its body ends goes into `framing` (a length, or
+    the end of the stream). The same rules as `frame_response_head`: ResponseError for a
+    status or field that must not be sent."""
+    code = _H2_STATUS.get(status)
+    if code is None:
+        status_line(status)  # raises for a status that is no final one
+        code = _H2_STATUS[status] = b"%d" % status
+    fields = [(b":status", code)]
+    app_length: bytes | None = None
+    own_date = own_server = False
+    values = []
+    try:
+        for name, value in headers:
+            kind = _NAME_KINDS.get(name)
+            if kind is None:
+                kind = _name_kind(name)
+            if kind:
+                if kind == _CONTENT_LENGTH:
+                    if app_length is not None:
+                        raise ResponseError("more than one content-length header")
+                    app_length = value
+                    continue  # stated below, once
+                if kind in (_CONNECTION, _TRANSFER_ENCODING):
+                    continue
+                own_date = own_date or kind == _DATE
+                own_server = own_server or kind == _SERVER
+            lower = _H2_NAMES.get(name)
+            if lower is None:
+                lower = name.lower()
+                if len(_H2_NAMES) < _NAME_KINDS_MAX:
+                    _H2_NAMES[name] = lower
+            if lower in _H2_CONNECTION_FIELDS:
+                continue
+            values.append(value)
+            fields.append((lower, value))
+        joined = b"".join(values)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ResponseError(f"response headers must be (bytes, bytes) pairs: {exc}") from None
+    if b"\r" in joined or b"\n" in joined or b"\0" in joined:
+        raise ResponseError("response header value contains CR, LF or NUL")
+    bodiless = status == 204 or status == 304 or head_request
+    if bodiless:
+        framing.no_body = True
+    if app_length is not None:
+        if not app_length.isdigit():
+            raise ResponseError(f"invalid content-length {app_length!r}")
+        framing.content_length = int(app_length)
+        if status != 204:
+            fields.append((b"content-length", app_length))
+    elif body_length is not None and status != 204 and status != 304 and (
+            body_length or not head_request):
+        framing.content_length = body_length
+        fields.append((b"content-length", b"%d" % body_length))
+    if own_date or own_server:
+        fields += [field for field in date.h2_fields
+                   if not (own_date if field[0] == b"date" else own_server)]
+    else:
+        fields += date.h2_fields
+    return fields

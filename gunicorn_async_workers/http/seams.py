@@ -10,7 +10,7 @@ talk to http/ through these two and the `Exchange` base class; http/ imports not
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import IO, TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -20,8 +20,7 @@ if TYPE_CHECKING:
     from ..config import ServerConfig
     from .errors import RequestError
     from .exchange import Exchange
-    from .parsers import HeadPolicy, ParserAdapter
-    from .protocol import HttpProtocol
+    from .parsers import HeadFields, HeadPolicy, ParserAdapter
     from .proxy_protocol import ProxyHeader
     from .response import DateHeader
 
@@ -76,7 +75,9 @@ class RequestConnection(Protocol):
     lost: bool
     eof: bool
     read_paused: bool
-    write_paused: bool
+    # The transport's buffer (or an HTTP/2 stream's window) is full: `drain` before more.
+    @property
+    def write_paused(self) -> bool: ...
     # The transport's own write, for a request that checked `closing` itself (one Python
     # call fewer than `write` on the path every response takes).
     transport_write: Callable[[bytes], object]
@@ -102,7 +103,7 @@ class RequestConnection(Protocol):
 class RequestBridge(Protocol):
     """One app interface (ASGI or WSGI): builds the request objects of its app."""
 
-    def open_request(self, connection: RequestConnection, head: ParserAdapter,
+    def open_request(self, connection: RequestConnection, head: HeadFields,
                      upgrade_allowed: bool) -> Exchange | RequestError:
         """The request object for a parsed head, not started yet; or the error that
         refuses the request (the connection answers it). Never raises for a client's
@@ -119,6 +120,26 @@ class RequestBridge(Protocol):
         ...
 
 
+class ServedConnection(Protocol):
+    """What the server holds of each connection, HTTP/1.1 (`HttpProtocol`) or HTTP/2
+    (`Http2Protocol`): its timeouts, draining and closing, and what the metrics read."""
+
+    received: int
+    websocket: UpgradedStream | None
+    cycle: Exchange | None
+
+    @property
+    def pipeline(self) -> Collection[Exchange]: ...
+    def check_timeouts(self, now: float) -> None: ...
+    def eviction_rank(self, now: float, grace: float) -> tuple[int, float] | None: ...
+    def evict(self) -> None: ...
+    def begin_drain(self, *, going_away: bool) -> None: ...
+    def is_idle(self) -> bool: ...
+    def idle_time(self, now: float) -> float: ...
+    def close(self) -> None: ...
+    def abort(self) -> None: ...
+
+
 class ConnectionHost(Protocol):
     """What a connection is given by the server that accepted it."""
 
@@ -131,6 +152,8 @@ class ConnectionHost(Protocol):
     bridge: RequestBridge
     # Whether `request_received` must be called for each request (`max_requests` is set).
     counts_requests: bool
+    # Whether a cleartext connection from a trusted peer may open with the HTTP/2 preface.
+    h2_prior_knowledge: bool
 
     @property
     def log(self) -> Log: ...
@@ -138,5 +161,5 @@ class ConnectionHost(Protocol):
     def request_received(self) -> None: ...
     def tls_extensions(self, transport: asyncio.BaseTransport
                        ) -> dict[str, Mapping[str, object]] | None: ...
-    def connection_made(self, connection: HttpProtocol) -> None: ...
-    def connection_closed(self, connection: HttpProtocol) -> None: ...
+    def connection_made(self, connection: ServedConnection) -> None: ...
+    def connection_closed(self, connection: ServedConnection) -> None: ...

@@ -16,7 +16,7 @@ from ..http.exchange import STARTED, Exchange
 
 if TYPE_CHECKING:
     from ..http.errors import RequestError
-    from ..http.parsers import ParserAdapter
+    from ..http.parsers import HeadFields
     from ..http.seams import Log, RequestBridge, RequestConnection
     from .worker_metrics import WorkerMetrics
 
@@ -38,7 +38,7 @@ class MetricsRoute:
         self.path = metrics.path.encode("latin-1")
         self.path_query = self.path + b"?"
 
-    def open_request(self, connection: RequestConnection, head: ParserAdapter,
+    def open_request(self, connection: RequestConnection, head: HeadFields,
                      upgrade_allowed: bool) -> Exchange | RequestError:
         target = head.target
         if target == self.path or target.startswith(self.path_query):

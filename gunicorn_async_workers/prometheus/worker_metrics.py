@@ -20,7 +20,7 @@ from collections.abc import Collection
 
 from prometheus_client.exposition import choose_encoder
 
-from ..http.protocol import HttpProtocol
+from ..http.seams import ServedConnection
 from .directory import (
     ValueFile,
     fold_ended,
@@ -75,7 +75,7 @@ class WorkerMetrics:
         # Request bytes of connections closed or counted so far, and each open connection's
         # `received` when last counted.
         self.request_bytes = 0
-        self.counted: dict[HttpProtocol, int] = {}
+        self.counted: dict[ServedConnection, int] = {}
         self.in_flight = self.connections = self.sessions = 0
         # Our own files from an earlier process with this pid are an ended process's too.
         lost = fold_ended(directory, lambda owner: owner == pid or process_ended(owner))
@@ -100,10 +100,10 @@ class WorkerMetrics:
         self.flush()
 
     # -- counting ------------------------------------------------------------------------
-    def connection_closed(self, connection: HttpProtocol) -> None:
+    def connection_closed(self, connection: ServedConnection) -> None:
         self.request_bytes += connection.received - self.counted.pop(connection, 0)
 
-    def update(self, connections: Collection[HttpProtocol]) -> None:
+    def update(self, connections: Collection[ServedConnection]) -> None:
         """Read the gauges and the request bytes off the open connections; write it all."""
         counted = self.counted
         received = in_flight = sessions = 0

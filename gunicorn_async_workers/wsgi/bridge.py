@@ -35,6 +35,7 @@ from ..http.exchange import (
     split_target,
 )
 from ..http.file_body import loop_sendfile_usable
+from ..http.h2_exchange import Http2Framing
 from ..http.response import ResponseError
 from .input import NO_BODY, WsgiInput
 from .pool import ThreadPool
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
 
     from ..accesslog import Record, RequestRecorder, WsgiRecordScope
     from ..config import ServerConfig
-    from ..http.parsers import ParserAdapter
+    from ..http.parsers import HeadFields
     from ..http.seams import Log, RequestConnection
 
 # RFC 9110 5.6.2 token, and the hop-by-hop fields a WSGI app must not set (PEP 3333).
@@ -117,7 +118,7 @@ class WsgiBridge:
         # the app's thread and streamed with backpressure like any other iterable.
         self.sendfile_allowed = loop_sendfile_usable(loop, config)
 
-    def open_request(self, connection: RequestConnection, head: ParserAdapter,
+    def open_request(self, connection: RequestConnection, head: HeadFields,
                      upgrade_allowed: bool) -> Exchange | RequestError:
         """A WSGI app sees an upgrade request as plain HTTP (`upgrade_allowed` is moot)."""
         method = head.method
@@ -131,7 +132,7 @@ class WsgiBridge:
         script_name = self.script_name
         if script_name and (path == script_name or path.startswith(script_name + "/")):
             path = path[len(script_name):]
-        cycle = WsgiCycle(connection, head)
+        cycle = (WsgiCycle if http_version != "2" else Http2WsgiCycle)(connection, head)
         cycle.bridge = self
         base = connection.bridge_state
         if base is None:
@@ -246,7 +247,7 @@ class WsgiCycle(Exchange):
     cond: threading.Condition | None
     record: Record | None
 
-    def __init__(self, protocol: RequestConnection, head: ParserAdapter) -> None:
+    def __init__(self, protocol: RequestConnection, head: HeadFields) -> None:
         super().__init__(protocol, head)
         self.wrote = False
         self.scope: WsgiRecordScope | None = None
@@ -383,7 +384,7 @@ class WsgiCycle(Exchange):
                     raise AssertionError("the app returned before calling start_response()")
                 return b"".join(result)
             if (isinstance(result, FileWrapper) and not self.wrote
-                    and self.bridge.sendfile_allowed):
+                    and self.bridge.sendfile_allowed and self.sendfile_allowed):
                 sent = asyncio.run_coroutine_threadsafe(
                     self._sendfile_on_loop(result), self.protocol.loop).result()
                 if sent:
@@ -451,3 +452,9 @@ class WsgiCycle(Exchange):
         # collections every ~140 requests cost CPU and latency; the app may keep the
         # environ, not this cycle).
         self.environ = _FINISHED
+
+
+class Http2WsgiCycle(Http2Framing, WsgiCycle):
+    """A WSGI request on an HTTP/2 stream: its response as frames (`Http2Framing`)."""
+
+    __slots__ = ()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from ..http.exchange import COMPLETE, CONTINUE, ClientDisconnected
+from ..http.exchange import COMPLETE, ClientDisconnected
 
 if TYPE_CHECKING:
     from .bridge import WsgiCycle
@@ -46,7 +46,7 @@ class WsgiInput:
                         raise ClientDisconnected("client disconnected while sending the body")
                     if cycle.expect_continue:
                         cycle.expect_continue = False
-                        loop.call_soon_threadsafe(protocol.write, CONTINUE)
+                        loop.call_soon_threadsafe(cycle.send_continue)
                     if protocol.read_paused:
                         loop.call_soon_threadsafe(protocol.resume_reading)
                     cond.wait(_WAIT)

@@ -25,7 +25,6 @@ import trustme
 from conftest import WORKER_CLASSES
 from cryptography import x509
 from gunicorn_process import (
-    GUNICORN_SETTINGS,
     GunicornProcess,
     error_log,
     read_until_close,
@@ -357,22 +356,40 @@ def test_ragged_eof_ends_the_connection_quietly(hooked: TlsGunicorn, pki: Pki) -
     assert_quiet(hooked)
 
 
-@pytest.mark.skipif("http_protocols" not in GUNICORN_SETTINGS,
-                    reason="this Gunicorn has no http_protocols setting (no HTTP/2)")
-def test_alpn_never_agrees_to_h2(pki: Pki, worker_class: str) -> None:
-    """http_protocols asks for h2, which Gunicorn's context would offer over ALPN: our
-    workers speak HTTP/1.1 only, so they agree to http/1.1 (and a client offering h2 alone
-    gets no protocol, then HTTP/1.1)."""
-    proc = TlsGunicorn(ASGI_APP, worker_class, settings=pki.tls_settings(
-        http_protocols="h2,h1"), client_context=pki.client_context())
+@pytest.mark.parametrize("protocols", ["h2,h1", "h1,h2", "h1"])
+def test_alpn_offers_what_http_protocols_lists(pki: Pki, worker_class: str,
+                                               protocols: str) -> None:
+    """ALPN offers the protocols `http_protocols` lists, the server's order deciding: `h2`
+    first agrees to h2 with a client offering both, `h1` first to http/1.1 (`h1` alone
+    offers nothing); a client offering http/1.1 alone (or nothing) is served HTTP/1.1
+    either way. Over h2 a real HTTP/2 client gets the app's answer, with the TLS extension
+    in its scope."""
+    settings = pki.tls_settings(http_protocols=protocols)
+    proc = TlsGunicorn(ASGI_APP, worker_class, settings=settings,
+                       client_context=pki.client_context())
+    first = "h2" if protocols.startswith("h2") else "http/1.1"
     with proc:
-        for offered, agreed in ((["h2", "http/1.1"], "http/1.1"), (["h2"], None)):
+        for offered, agreed in ((["h2", "http/1.1"], first), (["http/1.1"], "http/1.1"),
+                                (None, None)):
             context = pki.client_context()
-            context.set_alpn_protocols(offered)
+            if offered is not None:
+                context.set_alpn_protocols(offered)
             with proc.tls_connect(context) as s:
-                assert s.selected_alpn_protocol() == agreed
+                # With `h1` alone the server takes no part in ALPN (as Gunicorn's workers).
+                assert s.selected_alpn_protocol() == (agreed if "h2" in protocols else None)
+                if agreed == "h2":
+                    continue
                 s.sendall(b"GET /scope HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
                 assert ResponseReader(s).read_response().status == 200
+        if first == "h2":
+            with httpx.Client(http2=True, verify=pki.client_context(),
+                              timeout=5.0) as client:
+                response = client.get(f"https://127.0.0.1:{proc.port}/scope")
+            assert response.http_version == "HTTP/2"
+            scope = response.json()
+            assert scope["http_version"] == "2"
+            assert scope["scheme"] == "https"
+            assert "tls" in scope["extensions"]
 
 
 # Gunicorn 27's proxy_protocol mode for v1; Gunicorn 23's setting is a boolean (v1 only).

@@ -18,6 +18,7 @@ from gunicorn_async_workers.config import (
     ConfigError,
     Number,
     Option,
+    Protocols,
     ServerConfig,
     Text,
     TrustedPeers,
@@ -141,6 +142,8 @@ def valid_text(option_type: object) -> tuple[str, object]:
         return f" {value} ", value
     if isinstance(option_type, Boolean):
         return "off", False
+    if isinstance(option_type, Protocols):
+        return " H2, h1 ", "h2,h1"
     assert isinstance(option_type, Text)
     return ("/mount/", "/mount") if option_type.path else ("edge", "edge")
 
@@ -156,6 +159,8 @@ def invalid_values(option_type: object) -> list[object]:
         return values + ([1.5] if option_type.integer else [])
     if isinstance(option_type, Boolean):
         return ["maybe", 2]
+    if isinstance(option_type, Protocols):
+        return ["h3", "h2,h2", 5]
     assert isinstance(option_type, Text)
     if option_type.path:
         return ["api", 5]

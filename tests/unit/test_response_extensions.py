@@ -126,13 +126,13 @@ def test_te_trailers_adds_the_trailers_extension_to_its_request_only(
 
 def test_request_extensions_less_for_http10_and_with_tls() -> None:
     tls = {"tls": {"tls_version": 0x0304}}
-    assert sorted(request_extensions(None, True, True)) == [
+    assert sorted(request_extensions(None, "1.0", True)) == [
         "http.response.pathsend", "http.response.zerocopysend"]
-    assert sorted(request_extensions(tls, False, False)) == [
+    assert sorted(request_extensions(tls, "1.1", False)) == [
         "http.response.early_hint", "http.response.pathsend", "http.response.zerocopysend",
         "tls"]
-    assert "http.response.trailers" in request_extensions(tls, False, True)
-    assert request_extensions(None, False, True) is not HTTP_EXTENSIONS
+    assert "http.response.trailers" in request_extensions(tls, "1.1", True)
+    assert request_extensions(None, "1.1", True) is not HTTP_EXTENSIONS
     assert "http.response.trailers" not in HTTP_EXTENSIONS  # the shared one is untouched
 
 

@@ -41,6 +41,7 @@ from .parsers import HeadFields
 from .stdlib_transport import high_water_check
 
 if TYPE_CHECKING:
+    from .h2_preface import H2cUpgrade
     from .proxy_protocol import ProxyHeader
     from .response import DateHeader
     from .seams import ConnectionHost, RequestBridge, UpgradedStream
@@ -350,7 +351,7 @@ class Http2Protocol(asyncio.Protocol):
     def __init__(self, server: ConnectionHost, *, client: tuple[str, int] | None,
                  sockname: tuple[str, int | None] | None, proxy: ProxyHeader | None,
                  extensions: dict[str, Mapping[str, object]] | None, trusted: bool,
-                 scheme: str, received: int = 0) -> None:
+                 scheme: str, received: int = 0, upgrade: H2cUpgrade | None = None) -> None:
         self.server = server
         self.loop = server.loop
         config = server.config
@@ -366,6 +367,7 @@ class Http2Protocol(asyncio.Protocol):
         self.trusted = trusted
         self.scheme = scheme
         self.bridge_state: object = None
+        self.upgrade = upgrade
         self.transport = cast("asyncio.Transport", None)
         self.h2 = h2.connection.H2Connection(h2.config.H2Configuration(
             client_side=False, header_encoding=None, validate_outbound_headers=False,
@@ -415,18 +417,20 @@ class Http2Protocol(asyncio.Protocol):
         self.transport = cast("asyncio.Transport", transport)
         self.writelines_check = high_water_check(transport)
         self.server.connection_made(self)
-        self.h2.initiate_connection()
-        self.flush()
-
-    def start_upgraded(self, settings: bytes, head: HeadFields) -> None:
-        """After `101 Switching Protocols` for an `Upgrade: h2c` request: the request is
-        stream 1, its body already read (RFC 7540 3.2)."""
-        self.h2.initiate_upgrade_connection(settings)
+        upgrade = self.upgrade
+        if upgrade is None:
+            self.h2.initiate_connection()
+            self.flush()
+            return
+        # After `101 Switching Protocols` for an `Upgrade: h2c` request: the request is
+        # stream 1, already complete (RFC 7540 3.2).
+        self.upgrade = None
+        self.h2.initiate_upgrade_connection(upgrade.settings)
         self.flush()
         stream = Http2Stream(self, 1)
         self.streams[1] = stream
         stream.body_done = True
-        self.open_exchange(stream, head)
+        self.open_exchange(stream, upgrade.head)
         self.start_streams()
 
     # -- asyncio callbacks ---------------------------------------------------------------

@@ -47,6 +47,9 @@ if TYPE_CHECKING:
     from .seams import ConnectionHost, RequestBridge, UpgradedStream
 
 _NO_ERROR = ErrorCodes.NO_ERROR
+# Request body bytes a stream reads and drops after its response is complete, before it is
+# reset instead (nginx keeps reading for its lingering_time, 30 s, in the same case).
+DISCARD_LIMIT = 16 * 1024 * 1024
 _METHOD, _PATH, _AUTHORITY, _SCHEME = b":method", b":path", b":authority", b":scheme"
 _HOST = b"host"
 
@@ -104,6 +107,7 @@ class Http2Stream:
         "closing",
         "connection",
         "date",
+        "discarding",
         "drain_waiter",
         "draining",
         "ended",
@@ -143,6 +147,8 @@ class Http2Stream:
         self.unacknowledged = 0  # body bytes received while paused, their window held
         self.body_done = False  # the request's END_STREAM has arrived
         self.body_size = 0
+        # The response is complete: the rest of the request's body is read and dropped.
+        self.discarding = False
         # Response data waiting for the peer's window, and whether the stream ends after it.
         self.pending: deque[bytes] = deque()
         self.pending_end = False
@@ -527,10 +533,15 @@ class Http2Protocol(asyncio.Protocol):
         assert stream_id is not None
         size = event.flow_controlled_length or 0
         stream = self.streams.get(stream_id)
-        exchange = stream.exchange if stream is not None else None
-        if stream is None or exchange is None or stream.closing:
+        if stream is None or stream.discarding or stream.closing:
             self.h2.acknowledge_received_data(size, stream_id)
+            if stream is not None and stream.discarding:
+                stream.body_size += len(event.data)
+                if stream.body_size > DISCARD_LIMIT:
+                    self.drop(stream)
             return
+        exchange = stream.exchange
+        assert exchange is not None  # a stream without one is refused, or discarding
         data = event.data
         stream.body_size += len(data)
         limit = self.policy.max_body_size
@@ -552,7 +563,10 @@ class Http2Protocol(asyncio.Protocol):
             return
         stream.body_done = True
         exchange = stream.exchange
-        if exchange is not None and exchange.body_state is not REFUSED:
+        if stream.discarding:
+            stream.closing = True
+            self.stream_closed(stream)
+        elif exchange is not None and exchange.body_state is not REFUSED:
             exchange.body_state = COMPLETE
             if exchange.waiter is not None:
                 exchange.wake()
@@ -585,18 +599,41 @@ class Http2Protocol(asyncio.Protocol):
                              (b"content-length", b"%d" % len(body)), *self.date.h2_fields],
                             end_stream=False)
         stream.send_data(body, True)
+        stream.closing = True  # the app, if it runs, writes no more
         if exchange is not None:
             exchange.response_state = FINISHED
             exchange.wake()
-        if not stream.body_done:
-            stream.closing = False
-            stream.reset(_NO_ERROR)
-        else:
+        if stream.body_done:
             self.stream_closed(stream)
+        else:
+            self.discard(stream)
+
+    def discard(self, stream: Http2Stream) -> None:
+        """The response is complete and the request's body is still coming: it is read
+        and dropped, as HTTP/1.1 does (a client may be waiting to send all of it before it
+        reads the response; RFC 9113 8.1 allows RST_STREAM NO_ERROR instead, which some
+        clients take for a failure). Past DISCARD_LIMIT bytes the stream is reset."""
+        stream.discarding = True
+        exchange = stream.exchange
+        if exchange is not None:
+            exchange.discard_body()
+        held = stream.unacknowledged
+        if held:
+            stream.unacknowledged = 0
+            self.h2.acknowledge_received_data(held, stream.id)
+            self.flush_soon()
+
+    def drop(self, stream: Http2Stream) -> None:
+        """End a stream whose response is complete, refusing the rest of its body."""
+        with contextlib.suppress(h2.exceptions.StreamClosedError):
+            self.h2.reset_stream(stream.id, _NO_ERROR)
+        stream.closing = True
+        self.flush_soon()
+        self.stream_closed(stream)
 
     def response_complete(self, stream: Http2Stream) -> None:
-        """A response is written: once its END_STREAM is out the stream is done; a body
-        still coming is refused (RST_STREAM NO_ERROR, RFC 9113 8.1)."""
+        """A response is written: once its END_STREAM is out the stream is done, or reads
+        and drops the rest of its body (`discard`)."""
         if stream.ended and not stream.pending:
             self.stream_ended(stream)
 
@@ -605,10 +642,9 @@ class Http2Protocol(asyncio.Protocol):
         exchange = stream.exchange
         if exchange is None or exchange.response_state is not FINISHED:
             return  # the exchange reports completion itself, then this runs again
-        if not stream.body_done and not stream.closing:
-            stream.closing = True
-            with contextlib.suppress(h2.exceptions.StreamClosedError):
-                self.h2.reset_stream(stream.id, _NO_ERROR)
+        if not stream.body_done:
+            self.discard(stream)
+            return
         stream.closing = True
         self.stream_closed(stream)
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -241,3 +243,61 @@ def test_header_timeout_closes_a_silent_h2_connection(gunicorn: object) -> None:
         assert goaway.error_code == 0
         wire.expect_close()
     assert "Traceback" not in proc.logs()
+
+
+_SUCCEEDED = re.compile(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded")
+
+
+@pytest.mark.skipif(H2LOAD is None, reason="h2load (Debian's nghttp2-client) is not installed")
+def test_no_stream_lost_across_sighup_and_max_requests(worker_class: str,
+                                                       tmp_path: Path) -> None:
+    """h2load keeps 4 connections × 10 streams busy (a new h2load whenever one ends: it
+    does not reconnect after GOAWAY) across three SIGHUPs and `max_requests` recycling.
+    Every stream the app started is answered with a 2xx: the app's count of requests it
+    started equals h2load's count of successes. (Streams past a GOAWAY's last stream id
+    are refused unseen by the app, which RFC 9113 makes safe to retry.)"""
+    assert H2LOAD is not None
+    started = tmp_path / "started"
+    proc = GunicornProcess(
+        "apps.reliability:app", worker_class, workers=2,
+        settings={**H2C, "max_requests": 400, "max_requests_jitter": 50,
+                  "graceful_timeout": 10},
+        env={"GAW_TEST_STARTED": str(started)})
+    succeeded: list[int] = []
+    outputs: list[str] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set():
+            out = subprocess.run(
+                [H2LOAD, "-n", "2000", "-c", "4", "-m", "10", f"{proc.url}/r?id=s&ms=1"],
+                capture_output=True, timeout=60, text=True).stdout
+            found = _SUCCEEDED.search(out)
+            assert found is not None, out
+            succeeded.append(int(found.group(1)))
+            outputs.append(out)
+
+    with proc:
+        boots = proc.logs().count("Booting worker")
+        thread = threading.Thread(target=load)
+        thread.start()
+        try:
+            for _ in range(3):
+                wait_for(lambda: len(succeeded) >= 1, timeout=30, what="load running")
+                before = len(succeeded)
+                assert proc.proc is not None
+                os.kill(proc.proc.pid, signal.SIGHUP)
+                wait_for(lambda b=before: len(succeeded) > b, timeout=30,  # type: ignore[misc]
+                         what="load after a SIGHUP")
+            wait_for(lambda: proc.logs().count("Booting worker") >= boots + 8, timeout=60,
+                     what="max_requests recycling workers too")
+        finally:
+            stop.set()
+            thread.join(timeout=90)
+    assert not thread.is_alive()
+    answered = sum(succeeded)
+    noted = len(started.read_text().splitlines())
+    assert answered > 0
+    print(f"h2load runs: {len(succeeded)}, answered: {answered}, boots: "
+          f"{proc.logs().count('Booting worker') - boots}")
+    assert noted == answered, f"{noted} started by the app, {answered} answered"

@@ -15,11 +15,15 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
 from pathlib import Path
 
+import h2.config
+import h2.connection
+import h2.events
 import httpx
 import pytest
 from apps.http_behaviour import pattern
@@ -90,6 +94,73 @@ def test_wsgi_app_unchanged_over_h2c(gunicorn: object) -> None:
         # (the rest of the body is read and dropped, the window kept open).
         assert client.post(f"{proc.url}/raise", content=body).status_code == 500
     assert "WSGIWarning" not in proc.logs()
+
+
+def test_request_body_window_follows_the_app(gunicorn: object, tmp_path: Path) -> None:
+    """A request body's window reopens as the app reads it: while the app has not read
+    (it waits for a file), the client can send no more than the stream's window and the
+    exchange's high-water mark (256 KiB) before the server stops granting window; once
+    the app reads, the rest flows and the whole body arrives."""
+    proc: GunicornProcess = gunicorn(ASGI_APP, settings=H2C)  # type: ignore[operator]
+    entered, go = tmp_path / "entered", tmp_path / "go"
+    body = os.urandom(4 * 1024 * 1024)
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    with socket.create_connection(("127.0.0.1", proc.port), timeout=10) as sock:
+        client.initiate_connection()
+        client.send_headers(1, [(":method", "POST"), (":scheme", "http"),
+                                (":authority", "localhost"),
+                                (":path", f"/expect?entered={entered}&go={go}")])
+        sock.sendall(client.data_to_send())
+        received: list[bytes] = []
+        ended = False
+
+        def read(timeout: float) -> bool:
+            """One read, its events handled; False when nothing came within `timeout`."""
+            nonlocal ended
+            sock.settimeout(timeout)
+            try:
+                data = sock.recv(1 << 20)
+            except TimeoutError:
+                return False
+            assert data, "the server closed the connection"
+            for event in client.receive_data(data):
+                if isinstance(event, h2.events.DataReceived) and event.stream_id == 1:
+                    received.append(event.data)
+                    client.acknowledge_received_data(event.flow_controlled_length, 1)
+                ended = ended or (isinstance(event, h2.events.StreamEnded)
+                                  and event.stream_id == 1)
+            sock.sendall(client.data_to_send())
+            return True
+
+        def send(data: bytes, stall: float) -> int:
+            """Send `data` as far as the window allows; stop when the window stays shut
+            for `stall` seconds. The bytes sent."""
+            sent = 0
+            while sent < len(data):
+                window = min(client.local_flow_control_window(1),
+                             client.max_outbound_frame_size)
+                if window <= 0:
+                    if not read(stall):
+                        return sent
+                    continue
+                piece = data[sent:sent + window]
+                client.send_data(1, piece)
+                sock.sendall(client.data_to_send())
+                sent += len(piece)
+            return sent
+
+        held = send(body, stall=1.0)
+        assert held < len(body)
+        assert held <= 256 * 1024 + 65535 + 16384, held
+        go.touch()  # the app reads from now on: the rest flows as windows reopen
+        assert send(body[held:], stall=10.0) == len(body) - held
+        client.end_stream(1)
+        sock.sendall(client.data_to_send())
+        deadline = time.monotonic() + 20
+        while not ended and time.monotonic() < deadline:
+            read(1.0)
+    assert ended
+    assert len(b"".join(received)) == 4 + 4 * 1024 * 1024
 
 
 @pytest.mark.parametrize("how", ["--http2-prior-knowledge", "--http2"])

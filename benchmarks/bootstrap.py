@@ -1,5 +1,5 @@
 """Create or reuse benchmarks/.venv with the pinned peers and our project, and install wrk
-(and nginx, for the static reference)."""
+(and nginx, for the static reference, and h2load, for the HTTP/2 workloads)."""
 
 from __future__ import annotations
 
@@ -71,10 +71,11 @@ def _can_apt() -> bool:
     return os.geteuid() == 0 and shutil.which("apt-get") is not None
 
 
-def ensure_tools(with_nginx: bool = False) -> None:
+def ensure_tools(with_nginx: bool = False, with_h2load: bool = False) -> None:
     """Install wrk with apt-get when missing; fail clearly when taskset is missing. With
     `with_nginx`, also install nginx when missing: not required, the suite leaves out the
-    nginx reference when it still is, and its preflight says why."""
+    nginx reference when it still is, and its preflight says why. With `with_h2load` the same
+    for h2load (Debian's nghttp2-client) and the h2 workloads."""
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     updated = False
     if shutil.which("wrk") is None:
@@ -91,15 +92,21 @@ def ensure_tools(with_nginx: bool = False) -> None:
             if not updated:
                 _run(["apt-get", "update"], env=env)
             _run(["apt-get", "install", "-y", "nginx"], env=env)
+            updated = True
+    if with_h2load and shutil.which("h2load") is None and _can_apt():
+        with contextlib.suppress(subprocess.CalledProcessError):
+            if not updated:
+                _run(["apt-get", "update"], env=env)
+            _run(["apt-get", "install", "-y", "nghttp2-client"], env=env)
 
 
 def prepare_and_reexec(argv: list[str], module: str = "benchmarks", tools: bool = True,
-                       with_nginx: bool = False) -> None:
-    """Make the venv (and, with `tools`, wrk, and with `with_nginx` nginx too) ready; re-run
-    `-m module` inside the venv if needed."""
+                       with_nginx: bool = False, with_h2load: bool = False) -> None:
+    """Make the venv (and, with `tools`, wrk, with `with_nginx` nginx and with `with_h2load`
+    h2load too) ready; re-run `-m module` inside the venv if needed."""
     ensure_venv(reinstall="--reinstall" in argv)
     if tools:
-        ensure_tools(with_nginx)
+        ensure_tools(with_nginx, with_h2load)
     if not in_venv():
         args = [a for a in argv if a != "--reinstall"]
         os.chdir(REPO_ROOT)

@@ -32,8 +32,9 @@ RESULTS = BENCH_DIR / "results"
 SERVER_CPU = 0
 CLIENT_CPU = 1
 SMOKE_DURATION_S = 2.0
-# --only asgi / wsgi select every workload of that app kind; --only ws every WebSocket workload
-KINDS = ("asgi", "wsgi", "ws")
+# --only asgi / wsgi select every workload of that app kind; --only ws every WebSocket workload,
+# --only h2 every HTTP/2 one
+KINDS = ("asgi", "wsgi", "ws", "h2")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -51,7 +52,8 @@ def parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAMES",
         help="comma-separated configuration and/or workload names to run, or `asgi`/`wsgi` "
-        "for every workload of that kind, `ws` for the WebSocket ones (repeatable)",
+        "for every workload of that kind, `ws` for the WebSocket ones, `h2` for the HTTP/2 "
+        "ones (repeatable)",
     )
     p.add_argument("--rounds", type=int, default=3, help="rounds per workload (default 3)")
     p.add_argument(
@@ -93,7 +95,8 @@ def parser() -> argparse.ArgumentParser:
 def select(
     only: list[str],
 ) -> tuple[tuple[ServerConfig, ...], tuple[Workload, ...]]:
-    """Apply --only: configuration, workload or kind (asgi, wsgi, ws) names; none means all."""
+    """Apply --only: configuration, workload or kind (asgi, wsgi, ws, h2) names; none means
+    all."""
     names = [n.strip() for item in only for n in item.split(",") if n.strip()]
     unknown = [
         n
@@ -119,6 +122,13 @@ def runs_nginx(argv: list[str]) -> bool:
     the bootstrap installs nginx only then."""
     configs, workloads = select(parser().parse_args(argv).only)
     return any(w.serves(c) for c in configs if c.name == "nginx" for w in workloads)
+
+
+def runs_h2(argv: list[str]) -> bool:
+    """Whether the selection (`--only`) holds an h2 workload: the bootstrap installs h2load
+    only then."""
+    _, workloads = select(parser().parse_args(argv).only)
+    return any(w.protocol == "h2" for w in workloads)
 
 
 def smoke_selection(
@@ -175,17 +185,19 @@ def _shown(path: Path) -> str:
     return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
 
 
-def _shown_command(config: ServerConfig, kind: str) -> str:
-    """The configuration's command line for that app kind, without the venv's bin path."""
-    command = " ".join(config.command(kind, 8000, SHOWN_WORKDIR))
+def _shown_command(config: ServerConfig, kind: str, protocol: str = "http") -> str:
+    """The configuration's command line for that app kind (and "h2": for the HTTP/2
+    workloads), without the venv's bin path."""
+    command = " ".join(config.command(kind, 8000, SHOWN_WORKDIR, protocol))
     return command.replace(str(Path(sys.executable).parent) + "/", "")
 
 
 def _commands(
     configs: tuple[ServerConfig, ...], workloads: tuple[Workload, ...]
 ) -> list[dict[str, str]]:
-    """One command line per configuration and app kind measured; one in all for a reference,
-    which runs no app (its command is the same for both kinds)."""
+    """One command line per configuration and app kind measured, and one more for the HTTP/2
+    workloads (kind "asgi, h2-*"); one in all for a reference, which runs no app (its command
+    is the same for both kinds)."""
     rows: list[dict[str, str]] = []
     for config in configs:
         served = [w for w in workloads if w.serves(config)]
@@ -193,8 +205,12 @@ def _commands(
         if not kinds:
             continue
         if config.role is Role.PEER:
-            rows += [{"config": config.name, "kind": kind,
-                      "command": _shown_command(config, kind)} for kind in kinds]
+            for kind in kinds:
+                protocols = {suite.server_protocol(w) for w in served if w.kind == kind}
+                rows += [{"config": config.name, "kind": kind if protocol == "http"
+                          else f"{kind}, {protocol}-*",
+                          "command": _shown_command(config, kind, protocol)}
+                         for protocol in ("http", "h2") if protocol in protocols]
         else:
             rows.append({"config": config.name, "kind": f"none ({' and '.join(kinds)} workloads)",
                          "command": _shown_command(config, kinds[0])})
@@ -237,6 +253,7 @@ def build_result(
                     if workload.protocol == "ws"
                     else {}
                 ),
+                **({"streams": workload.h2_streams} if workload.protocol == "h2" else {}),
                 "baseline": workload.baseline,
                 "configs": summarise_workload(
                     by_config, workload.baseline, bool(workload.idle_connections)
@@ -373,7 +390,8 @@ def _run(
     for workload in result["workloads"]:
         if workload["configs"]:
             log(f"{workload['name']} (baseline {workload['baseline']})")
-            for line in report.workload_table(workload, result):
+            for line in [*report.workload_table(workload, result),
+                         *report.failed_runs_note(workload)]:
                 log(line)
             log("")
     for item in result["skipped"]:

@@ -23,6 +23,7 @@ PEERS = (
     "uvloop",
     "httptools",
     "websockets",
+    "h2",
     "matplotlib",
 )
 
@@ -59,7 +60,8 @@ def memory_total() -> str:
 
 
 def versions() -> dict[str, str]:
-    """Installed version of each peer package (or 'not installed'), plus nginx's and wrk's."""
+    """Installed version of each peer package (or 'not installed'), plus nginx's, h2load's
+    and wrk's."""
     found: dict[str, str] = {}
     for name in PEERS:
         try:
@@ -67,6 +69,8 @@ def versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             found[name] = "not installed"
     found["nginx"] = nginx.version()
+    h2load = _command_output(["h2load", "--version"])  # "h2load nghttp2/1.52.0"
+    found["h2load"] = h2load.removeprefix("h2load ") if h2load else "not installed"
     try:
         wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
     except FileNotFoundError:  # a WebSocket-only run needs no wrk (its load is wsload)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import http.client
 import socket
+from collections.abc import Callable
 
-from benchmarks import wsload
+from benchmarks import h2c_request, wsload
 from benchmarks.workloads import Workload
 
 WS_TEXT = "hello, websocket"
@@ -16,6 +17,8 @@ def problem(workload: Workload, host: str, port: int, timeout: float = 10.0) -> 
     """Send the workload's request once; None if the response is right, else what is wrong."""
     if workload.protocol == "ws":
         return ws_problem(workload, host, port, timeout)
+    if workload.protocol == "h2":
+        return h2_problem(workload, host, port, timeout)
     connection = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         headers = {"Content-Type": "application/octet-stream"} if workload.request_body else {}
@@ -28,16 +31,33 @@ def problem(workload: Workload, host: str, port: int, timeout: float = 10.0) -> 
         return f"{workload.method} {workload.path}: {type(error).__name__}: {error}"
     finally:
         connection.close()
-    return _compare(workload, response, body)
+    return _compare(workload, response.status, response.getheader, body)
 
 
-def _compare(workload: Workload, response: http.client.HTTPResponse, body: bytes) -> str | None:
+def h2_problem(workload: Workload, host: str, port: int, timeout: float = 10.0) -> str | None:
+    """The workload's GET over cleartext HTTP/2 with prior knowledge, checked like an HTTP/1.1
+    one (a server that answers it in HTTP/1 or not at all has a problem)."""
+    try:
+        response = h2c_request.get(host, port, workload.path, timeout)
+    except (OSError, h2c_request.H2RequestError) as error:
+        return f"HTTP/2 GET {workload.path}: {type(error).__name__}: {error}"
+    headers = response.headers
+
+    def header(name: str, default: str | None = None) -> str | None:
+        return headers.get(name, default)
+
+    return _compare(workload, response.status, header, response.body)
+
+
+def _compare(
+    workload: Workload, status: int, header: Callable[[str, str | None], str | None], body: bytes
+) -> str | None:
     where = f"{workload.method} {workload.path}"
     expected = workload.expected
     assert expected is not None
-    if response.status != 200:
-        return f"{where}: status {response.status} {body[:200]!r}"
-    content_type = response.getheader("content-type", "")
+    if status != 200:
+        return f"{where}: status {status} {body[:200]!r}"
+    content_type = header("content-type", "") or ""
     if not content_type.startswith(expected.content_type):
         return f"{where}: content-type {content_type!r}, expected {expected.content_type!r}"
     if expected.body is not None and body != expected.body:
@@ -45,8 +65,8 @@ def _compare(workload: Workload, response: http.client.HTTPResponse, body: bytes
     if expected.length is not None and len(body) != expected.length:
         return f"{where}: body of {len(body)} bytes, expected {expected.length}"
     if expected.chunked:
-        encoding = (response.getheader("transfer-encoding") or "").lower()
-        if "chunked" not in encoding or response.getheader("content-length") is not None:
+        encoding = (header("transfer-encoding", None) or "").lower()
+        if "chunked" not in encoding or header("content-length", None) is not None:
             return f"{where}: expected a chunked response without content-length"
     return None
 

@@ -49,6 +49,11 @@ def _is_ws(workload: dict[str, Any]) -> bool:
     return workload.get("protocol") == "ws"
 
 
+def _is_h2(workload: dict[str, Any]) -> bool:
+    """An HTTP/2 workload, driven by h2load."""
+    return workload.get("protocol") == "h2"
+
+
 def labels(workload: dict[str, Any]) -> dict[str, str]:
     """Column label per metric key; msg/s and CPU µs/msg for the WebSocket workloads."""
     names = {key: label for key, (label, _, _) in {**METRICS, **IDLE_METRICS}.items()}
@@ -256,6 +261,8 @@ def glance_tables(result: dict[str, Any]) -> list[str]:
             names += [n for n in workload["configs"] if n not in names]
         names.sort(key=lambda n: order.index(n) if n in order else len(order))
         caption = f"Baseline **{baseline}**; each cell: req/s × / CPU µs/req × / p99 ×."
+        if any(_is_h2(w) for w in workloads):
+            caption += " The h2-* columns are cleartext HTTP/2 (h2load, prior knowledge)."
         if any(_is_ws(w) for w in workloads):
             caption += (
                 " In the ws-* columns a request is one echoed WebSocket message: "
@@ -290,7 +297,7 @@ def workload_table(workload: dict[str, Any], result: dict[str, Any] | None = Non
     header = ["configuration"]
     for key in keys:
         header += [names[key], "×base"]
-    header += ["errors", "other load %", "rounds"]
+    header += ["failed (errored)" if _is_h2(workload) else "errors", "other load %", "rounds"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, summary in workload["configs"].items():
         row = [f"**{name}**" if name == workload["baseline"] else shown_name(result or {}, name)]
@@ -298,9 +305,34 @@ def workload_table(workload: dict[str, Any], result: dict[str, Any] | None = Non
             row += [_figure(summary["figures"], key), _ratio(summary["ratios"].get(key))]
         rounds = f"{summary['rounds_ok']}/{summary['rounds_ok'] + summary['rounds_failed']}"
         other = summary.get("other_load_max_pct")
-        row += [str(summary["errors"]), "n/a" if other is None else f"{other:.0f}", rounds]
+        row += [_errors_cell(workload, summary), "n/a" if other is None else f"{other:.0f}",
+                rounds]
         lines.append("| " + " | ".join(row) + " |")
     return lines
+
+
+def _errors_cell(workload: dict[str, Any], summary: dict[str, Any]) -> str:
+    """wrk's or wsload's error count; for h2 workloads h2load's failed requests with the
+    errored ones among them, in bold and flagged when there are any."""
+    if not _is_h2(workload):
+        return str(summary["errors"])
+    failed, errored = summary.get("failed", 0), summary.get("errored", 0)
+    if not failed:
+        return f"{failed} ({errored})"
+    return f"**{failed} ({errored}) FAILED**"
+
+
+def failed_runs_note(workload: dict[str, Any]) -> list[str]:
+    """The h2 rounds that had failed requests, one line each (none: nothing)."""
+    lines = []
+    for name, summary in workload["configs"].items():
+        for bad in summary.get("failed_rounds", []):
+            lines.append(
+                f"- **{name}, round {bad['round']}: {bad['failed']} failed requests** "
+                f"({bad['errored']} errored, {bad['timeout']} timed out): its figures count "
+                "only the requests that completed"
+            )
+    return ["", *lines] if lines else []
 
 
 def _commands_table(result: dict[str, Any]) -> list[str]:
@@ -314,6 +346,25 @@ def _commands_table(result: dict[str, Any]) -> list[str]:
         "|---|---|---|",
         *(f"| {shown_name(result, c['config'])} | {c['kind']} | `{c['command']}` |"
           for c in commands),
+    ]
+
+
+def _h2_settings(result: dict[str, Any]) -> list[str]:
+    """How the HTTP/2 workloads were driven, when the run had any."""
+    h2 = [w for w in result["workloads"] if _is_h2(w)]
+    if not h2:
+        return []
+    return [
+        f"- HTTP/2 workloads (h2-*): `h2load -t1 -c{h2[0]['connections']} "
+        f"-m{h2[0].get('streams', '?')} -D<duration>` on the client core, cleartext HTTP/2 "
+        "with prior knowledge (h2load's default for an http:// URL; the servers run their "
+        "h2c command, see the `asgi, h2-*` rows below), after a warm-up run of its own; "
+        "req/s is h2load's; p50/p99 are the nearest-rank percentiles of the per-request "
+        "times h2load writes with `--log-file` (time until the end of the response, answered "
+        "requests only; h2load's own summary gives only min/max/mean/sd, kept in the JSON as "
+        "`mean_ms`, `max_ms`, `sd_ms`), `n/a` when that log was empty; `failed (errored)` is "
+        "h2load's failed requests, summed over the rounds, with the errored ones (stream or "
+        "connection errors, timeouts) among them. A run with failed requests is flagged",
     ]
 
 
@@ -352,8 +403,12 @@ def _baseline_words(result: dict[str, Any]) -> str:
     other = result["settings"].get("baseline_rev")
     if other:
         return f"{other['name']}, gaw as of the other revision, for every workload"
-    return ("uvicorn-worker for the ASGI workloads, gthread for the WSGI ones, since "
-            "uvicorn-worker serves no WSGI")
+    words = ("uvicorn-worker for the ASGI workloads, gthread for the WSGI ones, since "
+             "uvicorn-worker serves no WSGI")
+    if any(_is_h2(w) for w in result["workloads"]):
+        words += (", and gunicorn-asgi (Gunicorn 27's own HTTP/2) for the h2-* ones, since "
+                  "uvicorn-worker serves no HTTP/2 either")
+    return words
 
 
 def _revision_settings(result: dict[str, Any]) -> list[str]:
@@ -411,6 +466,7 @@ def markdown(result: dict[str, Any], chart_name: str | None) -> str:
         "- wrk: `wrk -t1 -c<connections> -d<duration> --latency` (keep-alive), "
         "64 connections unless stated",
         *_ws_settings(result),
+        *_h2_settings(result),
         "- configurations, one worker process each, access logs off:",
         "",
         *_commands_table(result),
@@ -488,6 +544,7 @@ def markdown(result: dict[str, Any], chart_name: str | None) -> str:
         else:
             lines.append("Nothing measured.")
         lines += _reference_note(result, workload)
+        lines += failed_runs_note(workload)
         if workload["idle_connections"]:
             lines += [
                 "",

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from benchmarks import proctree
+from benchmarks import h2c_request, proctree
 from benchmarks.servers import HOST, ServerConfig
 
 READY_TIMEOUT_S = 30.0
@@ -53,16 +53,29 @@ def _answers(port: int, path: str, timeout: float) -> bool:
     return head.split(b"\r\n", 1)[0].split(b" ")[1:2] == [b"200"]
 
 
+def _h2_problem(port: int, path: str, timeout: float) -> str | None:
+    """None when one real GET of path over cleartext HTTP/2 (prior knowledge) gets a 200,
+    else what went wrong."""
+    try:
+        status = h2c_request.get(HOST, port, path, timeout).status
+    except (OSError, h2c_request.H2RequestError) as error:
+        return f"{type(error).__name__}: {error}"
+    return None if status == 200 else f"status {status}"
+
+
 class RunningServer:
     """A started server; use as a context manager so that it is always stopped.
 
     Each server gets its own scratch directory (`workdir`) holding its configuration's
     `files`; it is removed when the server stops, after any `*.log` the server wrote there has
-    been added to the end of `log_path`.
+    been added to the end of `log_path`. With `protocol` "h2" it runs the configuration's
+    HTTP/2 command and is ready once it answers over cleartext HTTP/2.
     """
 
-    def __init__(self, config: ServerConfig, kind: str, log_path: Path, cpu: int | None) -> None:
+    def __init__(self, config: ServerConfig, kind: str, log_path: Path, cpu: int | None,
+                 protocol: str = "http") -> None:
         self.config = config
+        self.protocol = protocol
         self.port = free_port()
         self.log_path = log_path
         self.workdir = Path(tempfile.mkdtemp(prefix=f"benchmark-{config.name}-"))
@@ -77,7 +90,9 @@ class RunningServer:
         files = self.config.files(kind, self.port) if self.config.files else {}
         for name, text in files.items():
             (self.workdir / name).write_text(text)
-        self.command = [*taskset(cpu), *self.config.command(kind, self.port, self.workdir)]
+        self.command = [
+            *taskset(cpu), *self.config.command(kind, self.port, self.workdir, self.protocol)
+        ]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("wb") as log:
             log.write(("$ " + " ".join(self.command) + "\n").encode())
@@ -116,15 +131,22 @@ class RunningServer:
         """Poll until a real request succeeds; return seconds taken or raise ServerStartError."""
         started = time.monotonic()
         deadline = started + timeout
+        problem = None
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise ServerStartError(
                     f"exited with code {self.process.returncode}: {self.log_tail()}"
                 )
-            if _answers(self.port, path, timeout=2.0):
+            if self.protocol == "h2":
+                problem = _h2_problem(self.port, path, timeout=2.0)
+                if problem is None:
+                    return time.monotonic() - started
+            elif _answers(self.port, path, timeout=2.0):
                 return time.monotonic() - started
             time.sleep(0.05)
-        raise ServerStartError(f"no 200 from {path} within {timeout:.0f} s: {self.log_tail()}")
+        over_h2 = f" over HTTP/2 (last: {problem})" if problem else ""
+        raise ServerStartError(
+            f"no 200 from {path}{over_h2} within {timeout:.0f} s: {self.log_tail()}")
 
     def tree(self) -> list[int]:
         """The server's live process tree (arbiter or main process first)."""

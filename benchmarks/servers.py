@@ -23,6 +23,10 @@ APP_SPECS = {
 }
 
 WSGI_THREADS = 4  # threads per worker for the WSGI app: gaw, gthread and granian alike
+# Gunicorn's settings for cleartext HTTP/2 with prior knowledge (ours and Gunicorn 27's asgi
+# worker read the same names); the loopback client is in forwarded_allow_ips by default, so it
+# may speak h2c
+GUNICORN_H2C = ("--http-protocols", "h2,h1", "--http2-cleartext", "prior-knowledge")
 
 # (app kind, port, the server's own scratch directory) -> its command line
 CommandBuilder = Callable[[str, int, Path], list[str]]
@@ -94,6 +98,11 @@ def _granian(kind: str, port: int, workdir: Path) -> list[str]:
     ]  # fmt: skip
 
 
+def _granian_h2(kind: str, port: int, workdir: Path) -> list[str]:
+    # HTTP/2 only: on a plaintext bind granian then serves h2c with prior knowledge
+    return [*_granian(kind, port, workdir), "--http", "2"]
+
+
 def _hypercorn(kind: str, port: int, workdir: Path) -> list[str]:
     return [
         _bin("hypercorn"),
@@ -132,6 +141,8 @@ class ServerConfig:
     `only_workloads`, when set, names the workloads of its kinds it runs (none of the others).
     `files` are written into the server's scratch directory before it starts; `missing` says
     why it cannot run when that is not a Python import (a program outside the venv).
+    `h2_build`, when set, is its command for the h2 workloads: cleartext HTTP/2 with prior
+    knowledge on the same plaintext bind (without it, the configuration runs none of them).
     """
 
     name: str
@@ -145,15 +156,21 @@ class ServerConfig:
     files: FilesBuilder | None = None
     missing: Callable[[], str | None] | None = None
     role: Role = Role.PEER
+    h2_build: CommandBuilder | None = None
 
     @property
     def label(self) -> str:
         """The name as reports show it: with the role unless a peer."""
         return self.name if self.role is Role.PEER else f"{self.name} ({self.role.value})"
 
-    def command(self, kind: str, port: int, workdir: Path) -> list[str]:
-        """The server's command line (without the taskset prefix); `workdir` is its own
-        scratch directory, holding its `files`."""
+    def command(self, kind: str, port: int, workdir: Path, protocol: str = "http") -> list[str]:
+        """The server's command line (without the taskset prefix) for a workload of that
+        protocol ("h2": its `h2_build`); `workdir` is its own scratch directory, holding its
+        `files`."""
+        if protocol == "h2":
+            if self.h2_build is None:
+                raise ValueError(f"{self.name} has no HTTP/2 command")
+            return self.h2_build(kind, port, workdir)
         return self.build(kind, port, workdir)
 
     def cwd(self) -> Path:
@@ -199,10 +216,12 @@ class ServerConfig:
 CONFIGS: tuple[ServerConfig, ...] = (
     ServerConfig(
         name="gaw",
-        description="gunicorn -w 1 -k gaw.UvloopWorker (WSGI: --threads 4)",
+        description="gunicorn -w 1 -k gaw.UvloopWorker (WSGI: --threads 4; h2-*: "
+        "--http-protocols h2,h1 --http2-cleartext prior-knowledge)",
         kinds=("asgi", "wsgi"),
         build=_gunicorn("gaw.UvloopWorker", wsgi_extra=("--threads", str(WSGI_THREADS))),
         import_check="import gaw; gaw.UvloopWorker",
+        h2_build=_gunicorn("gaw.UvloopWorker", *GUNICORN_H2C),
     ),
     ServerConfig(
         name="gaw-asyncio",
@@ -229,10 +248,13 @@ CONFIGS: tuple[ServerConfig, ...] = (
     ),
     ServerConfig(
         name="gunicorn-asgi",
-        description="gunicorn -w 1 -k asgi --http-parser fast --asgi-loop uvloop (gunicorn_h1c)",
+        description="gunicorn -w 1 -k asgi --http-parser fast --asgi-loop uvloop (gunicorn_h1c; "
+        "h2-*: --http-protocols h2,h1 --http2-cleartext prior-knowledge, the h2 baseline)",
         kinds=("asgi",),
         build=_gunicorn("asgi", "--http-parser", "fast", "--asgi-loop", "uvloop"),
         import_check="import gunicorn.workers.gasgi, gunicorn_h1c, uvloop",
+        h2_build=_gunicorn("asgi", "--http-parser", "fast", "--asgi-loop", "uvloop",
+                           *GUNICORN_H2C),
     ),
     ServerConfig(
         name="uvicorn",
@@ -244,17 +266,21 @@ CONFIGS: tuple[ServerConfig, ...] = (
     ServerConfig(
         name="granian",
         description="granian --interface asgi|wsgi --workers 1 "
-        "(ASGI: --loop uvloop; WSGI: --blocking-threads 4)",
+        "(ASGI: --loop uvloop; WSGI: --blocking-threads 4; h2-*: --http 2)",
         kinds=("asgi", "wsgi"),
         build=_granian,
         import_check="import granian",
+        h2_build=_granian_h2,
     ),
     ServerConfig(
         name="hypercorn",
-        description="hypercorn -w 1 -k uvloop",
+        description="hypercorn -w 1 -k uvloop (h2-*: the same command; it serves h2c with "
+        "prior knowledge on a plaintext bind)",
         kinds=("asgi",),
         build=_hypercorn,
         import_check="import hypercorn, uvloop",
+        # hypercorn serves h2c with prior knowledge (and HTTP/1.1) on any plaintext bind
+        h2_build=_hypercorn,
     ),
     ServerConfig(
         name="gthread",
@@ -303,6 +329,7 @@ def revision_config(short: str, source: Path) -> ServerConfig:
         kinds=("asgi", "wsgi"),
         build=_gunicorn("gaw.UvloopWorker", wsgi_extra=("--threads", str(WSGI_THREADS))),
         import_check=check,
+        h2_build=_gunicorn("gaw.UvloopWorker", *GUNICORN_H2C),
         source=source,
         variant_of="gaw",
     )

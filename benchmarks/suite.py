@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks import corestat, loadgen, probe, proctree, wsload
+from benchmarks import corestat, h2load, loadgen, probe, proctree, wsload
 from benchmarks.idle import IdleConnectionError, IdleConnections
 from benchmarks.server_process import RunningServer, ServerStartError
 from benchmarks.servers import HOST, ServerConfig
@@ -19,6 +19,15 @@ from benchmarks.workloads import Workload
 START_STOP_OVERHEAD_S = 1.0  # rough, for the time estimate only
 
 Log = Callable[[str], None]
+LoadResult = loadgen.WrkResult | wsload.WsResult | h2load.H2loadResult
+# what a failed run raises: the server, a load generator or the socket layer
+RUN_ERRORS = (ServerStartError, loadgen.WrkError, wsload.WsLoadError, h2load.H2loadError, OSError)
+
+
+def server_protocol(workload: Workload) -> str:
+    """The protocol a workload's server is started for: "h2" (its HTTP/2 command), else
+    "http" (HTTP/1.1; the WebSocket workloads upgrade from it)."""
+    return "h2" if workload.protocol == "h2" else "http"
 
 
 @dataclass(frozen=True)
@@ -70,23 +79,32 @@ def preflight(settings: Settings, log: Log) -> dict[tuple[str, str], str]:
                 skipped[(config.name, workload.name)] = f"not available: {reason}"
             log(f"  {config.name}: skipped, {reason}")
             continue
-        for kind in sorted({w.kind for w in mine}):
-            of_kind = [w for w in mine if w.kind == kind]
-            log_path = settings.raw_dir / "logs" / f"preflight-{config.name}-{kind}.log"
+        for kind, protocol in sorted({(w.kind, server_protocol(w)) for w in mine}):
+            of_kind = [w for w in mine if w.kind == kind and server_protocol(w) == protocol]
+            shown = kind if protocol == "http" else f"{kind}, {protocol}"
+            if protocol == "h2" and (missing := h2load.unavailable_reason()) is not None:
+                for workload in of_kind:
+                    skipped[(config.name, workload.name)] = f"not available: {missing}"
+                log(f"  {config.name} ({shown}): skipped, {missing}")
+                continue
+            suffix = "" if protocol == "http" else f"-{protocol}"
+            log_path = settings.raw_dir / "logs" / f"preflight-{config.name}-{kind}{suffix}.log"
             try:
-                with RunningServer(config, kind, log_path, settings.server_cpu) as server:
+                with RunningServer(config, kind, log_path, settings.server_cpu,
+                                   protocol) as server:
                     took = server.wait_ready()
                     problems = {w.name: probe.problem(w, HOST, server.port) for w in of_kind}
             except ServerStartError as error:
                 for workload in of_kind:
-                    skipped[(config.name, workload.name)] = f"{kind} server did not start: {error}"
-                log(f"  {config.name} ({kind}): skipped, did not start: {error}")
+                    skipped[(config.name, workload.name)] = (
+                        f"{shown} server did not start: {error}")
+                log(f"  {config.name} ({shown}): skipped, did not start: {error}")
                 continue
             for name, problem in problems.items():
                 if problem is not None:
                     skipped[(config.name, name)] = f"wrong response: {problem}"
-                    log(f"  {config.name} ({kind}) {name}: skipped, {problem}")
-            log(f"  {config.name} ({kind}): ready in {took:.2f} s, probes done")
+                    log(f"  {config.name} ({shown}) {name}: skipped, {problem}")
+            log(f"  {config.name} ({shown}): ready in {took:.2f} s, probes done")
     return skipped
 
 
@@ -124,7 +142,7 @@ class Window:
 
 def _load(
     workload: Workload, server: RunningServer, window: Window, settings: Settings, stem: str
-) -> loadgen.WrkResult | wsload.WsResult:
+) -> LoadResult:
     """Warm up and run the measured load; `window` is read around the measured part."""
     if workload.protocol == "ws":
         # wsload warms up on its own connections, then says when the window starts and ends
@@ -146,6 +164,21 @@ def _load(
             raw_path=settings.raw_dir / "wsload" / f"{stem}.txt",
         )
     url = f"http://{HOST}:{server.port}{workload.path}"
+    if workload.protocol == "h2":
+        # a separate warm-up run, as for wrk, so the window holds the measured run alone
+        h2load.run(url, settings.warmup_s, workload.connections, workload.h2_streams,
+                   settings.client_cpu)
+        window.start()
+        h2_result = h2load.run(
+            url,
+            settings.duration_s,
+            workload.connections,
+            workload.h2_streams,
+            settings.client_cpu,
+            raw_path=settings.raw_dir / "h2load" / f"{stem}.txt",
+        )
+        window.end()
+        return h2_result
     script = workload.wrk_script()
     loadgen.run(url, settings.warmup_s, workload.connections, script, settings.client_cpu)
     window.start()
@@ -167,7 +200,8 @@ def measure(config: ServerConfig, workload: Workload, round_no: int, settings: S
     record: dict[str, Any] = {"round": round_no, "ok": False}
     started = time.monotonic()
     log_path = settings.raw_dir / "logs" / f"{stem}.log"
-    with RunningServer(config, workload.kind, log_path, settings.server_cpu) as server:
+    with RunningServer(config, workload.kind, log_path, settings.server_cpu,
+                       server_protocol(workload)) as server:
         record["ready_s"] = round(server.wait_ready(), 3)
         idle: contextlib.AbstractContextManager[IdleConnections | None] = (
             IdleConnections(HOST, server.port, workload.idle_connections, workload.path)
@@ -192,7 +226,7 @@ def measure(config: ServerConfig, workload: Workload, round_no: int, settings: S
 def _complete(
     record: dict[str, Any],
     window: Window,
-    result: loadgen.WrkResult | wsload.WsResult,
+    result: LoadResult,
     workload: Workload,
     settings: Settings,
     servers_cpu_s: float,
@@ -243,18 +277,19 @@ def measure_together(
         for config in configs:
             log_path = settings.raw_dir / "logs" / f"{workload.name}-{config.name}-r{round_no}.log"
             servers[config.name] = stack.enter_context(
-                RunningServer(config, workload.kind, log_path, settings.server_cpu)
+                RunningServer(config, workload.kind, log_path, settings.server_cpu,
+                              server_protocol(workload))
             )
         for name, server in servers.items():
             records[name]["ready_s"] = round(server.wait_ready(), 3)
         windows = {name: Window(server) for name, server in servers.items()}
-        results: dict[str, loadgen.WrkResult | wsload.WsResult] = {}
+        results: dict[str, LoadResult] = {}
 
         def drive(name: str) -> None:
             stem = f"{workload.name}-{name}-r{round_no}"
             try:
                 results[name] = _load(workload, servers[name], windows[name], settings, stem)
-            except (ServerStartError, loadgen.WrkError, wsload.WsLoadError, OSError) as error:
+            except RUN_ERRORS as error:
                 records[name]["error"] = str(error)
 
         threads = [threading.Thread(target=drive, args=(name,)) for name in servers]
@@ -319,13 +354,7 @@ def run(
                 prefix = f"[{done}/{total}] {workload.name} r{round_no} {config.name}"
                 try:
                     record = measure(config, workload, round_no, settings)
-                except (
-                    ServerStartError,
-                    loadgen.WrkError,
-                    wsload.WsLoadError,
-                    IdleConnectionError,
-                    OSError,
-                ) as error:
+                except (*RUN_ERRORS, IdleConnectionError) as error:
                     record = {"round": round_no, "ok": False, "error": str(error)}
                     log(f"{prefix}: FAILED {error}")
                 else:
@@ -336,13 +365,19 @@ def run(
 
 def describe(record: dict, unit: str = "req") -> str:
     """One progress line for a finished measurement (unit: "req", or "msg" for WebSocket)."""
+    def ms(key: str) -> str:
+        return "n/a" if record.get(key) is None else f"{record[key]:.2f} ms"
+
     text = (
         f"{record['rps']:,.0f} {unit}/s, {record['cpu_us_per_req']:.1f} µs CPU/{unit}, "
-        f"p50 {record['p50_ms']:.2f} ms, p99 {record['p99_ms']:.2f} ms, "
-        f"RSS {record['rss_mib']:.1f} MiB"
+        f"p50 {ms('p50_ms')}, p99 {ms('p99_ms')}, RSS {record['rss_mib']:.1f} MiB"
     )
     errors = sum(record["socket_errors"].values()) + record["non_2xx"]
-    if errors:
+    if "failed" in record:  # h2load's counts
+        if record["failed"]:
+            text += (f", FAILED REQUESTS: {record['failed']} failed, {record['errored']} "
+                     f"errored, {record['timeout']} timeout")
+    elif errors:
         text += f", {errors} errors {record['socket_errors']} non-2xx {record['non_2xx']}"
     if record.get("other_load_on_server_core_pct", 0) >= 10:
         text += f", other load on server core {record['other_load_on_server_core_pct']:.0f}%"

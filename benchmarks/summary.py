@@ -52,6 +52,21 @@ def summarise_config(records: list[dict], metric_keys: list[str]) -> dict[str, A
             default=None,
         ),
         "figures": figures,
+        # h2load's counts (h2 workloads): `errors` above is their failed; each round with a
+        # failed request is listed so that the report can flag it
+        **(
+            {
+                "failed": sum(r["failed"] for r in good),
+                "errored": sum(r["errored"] for r in good),
+                "failed_rounds": [
+                    {key: r[key] for key in ("round", "failed", "errored", "timeout")}
+                    for r in good
+                    if r["failed"]
+                ],
+            }
+            if any("failed" in r for r in good)
+            else {}
+        ),
     }
 
 

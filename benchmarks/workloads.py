@@ -1,7 +1,9 @@
 """The workloads: endpoint, method, body, connection counts and the response each must get.
 
-Most are HTTP requests driven by wrk. The ws-echo-* workloads are WebSocket echoes driven by
-`benchmarks/wsload.py` (wrk cannot speak WebSocket); for them a "request" is one echoed message.
+Most are HTTP/1.1 requests driven by wrk. The ws-echo-* workloads are WebSocket echoes driven
+by `benchmarks/wsload.py` (wrk cannot speak WebSocket); for them a "request" is one echoed
+message. The h2-* workloads are the same requests over cleartext HTTP/2 (prior knowledge),
+driven by h2load with several streams in flight per connection (`benchmarks/h2load.py`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ WS_PATH = "/ws"
 WS_WINDOW = 8  # messages in flight per WebSocket connection
 # the servers whose WebSockets the issue compares: ours, uvicorn-worker's and Gunicorn 27's asgi
 WS_CONFIGS = ("gaw", "gaw-asyncio", "gaw-h11", "uvicorn-worker", "gunicorn-asgi")
+# uvicorn-worker serves no HTTP/2: the h2 workloads compare with Gunicorn 27's own asgi worker
+H2_BASELINE = "gunicorn-asgi"
+H2_STREAMS = 10  # concurrent streams per HTTP/2 connection (h2load -m)
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,10 @@ class Workload:
     """One workload: wrk drives `connections` keep-alive connections at `path`.
 
     With protocol "ws", wsload instead opens `connections` WebSocket connections at `path` and
-    keeps `ws_window` binary messages of `ws_message_size` bytes in flight on each.
+    keeps `ws_window` binary messages of `ws_message_size` bytes in flight on each. With
+    protocol "h2", h2load opens `connections` cleartext HTTP/2 connections (prior knowledge)
+    and keeps `h2_streams` requests in flight on each; only the configurations that have an
+    HTTP/2 command (`ServerConfig.h2_build`) run it.
     """
 
     name: str
@@ -52,9 +60,10 @@ class Workload:
     connections: int = 64
     idle_connections: int = 0
     baseline: str = ASGI_BASELINE
-    protocol: str = "http"  # "http" (wrk) or "ws" (wsload)
+    protocol: str = "http"  # "http" (wrk), "ws" (wsload) or "h2" (h2load)
     ws_message_size: int = 0
     ws_window: int = WS_WINDOW
+    h2_streams: int = H2_STREAMS
     configs: tuple[str, ...] = ()  # the configurations that run it; empty means all of its kind
 
     @property
@@ -64,10 +73,12 @@ class Workload:
 
     def serves(self, config: ServerConfig) -> bool:
         """True when the configuration runs this workload: of one of its kinds, among the
-        workload's configurations (if it names them) and its workloads (if it names them)."""
+        workload's configurations (if it names them) and its workloads (if it names them);
+        an h2 workload only on a configuration that can serve HTTP/2."""
         name = config.variant_of or config.name
         return (
             self.kind in config.kinds
+            and (self.protocol != "h2" or config.h2_build is not None)
             and (not self.configs or name in self.configs)
             and (not config.only_workloads or self.name in config.only_workloads)
         )
@@ -157,6 +168,27 @@ WORKLOADS: tuple[Workload, ...] = (
         protocol="ws",
         ws_message_size=16 * 1024,
         configs=WS_CONFIGS,
+    ),
+    # HTTP/2: the plaintext and json requests over h2c with prior knowledge, driven by h2load
+    Workload(
+        name="h2-plaintext",
+        description='HTTP/2 (h2c, prior knowledge): GET, 13-byte text/plain body "Hello, world!", '
+        f"{H2_STREAMS} streams in flight per connection",
+        kind="asgi",
+        path="/plaintext",
+        expected=Expected("text/plain", body=asgi_apps.PLAINTEXT_BODY),
+        baseline=H2_BASELINE,
+        protocol="h2",
+    ),
+    Workload(
+        name="h2-json",
+        description='HTTP/2 (h2c, prior knowledge): GET, small JSON {"message":"Hello, world!"} '
+        f"serialised per request, {H2_STREAMS} streams in flight per connection",
+        kind="asgi",
+        path="/json",
+        expected=Expected("application/json", body=b'{"message":"Hello, world!"}'),
+        baseline=H2_BASELINE,
+        protocol="h2",
     ),
     # WSGI: the same requests against the WSGI app (apps/wsgi_apps.py); gthread is the baseline
     Workload(

@@ -121,7 +121,9 @@ def make_environ(req: RequestInfo) -> dict[str, str]:
         "RAW_URI": req.uri,
         "PATH_INFO": req.path,
         "QUERY_STRING": req.query,
-        "SERVER_PROTOCOL": f"HTTP/{req.version[0]}.{req.version[1]}",
+        # HTTP/2 has no minor version (RFC 9113): `HTTP/2`, as the WSGI environ says it.
+        "SERVER_PROTOCOL": (f"HTTP/{req.version[0]}.{req.version[1]}" if req.version[0] < 2
+                            else f"HTTP/{req.version[0]}"),
         "wsgi.url_scheme": req.scheme,
     }
     if req.peer_addr:

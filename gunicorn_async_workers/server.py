@@ -120,8 +120,10 @@ class Server:
         self.counts_requests = 0 < config.max_requests < sys.maxsize
         # Cleartext HTTP/2 by prior knowledge (`http_protocols`, `http2_cleartext`); over
         # TLS, ALPN decides.
-        self.h2_prior_knowledge = ("h2" in config.http_protocols and ssl_context is None
-                                   and config.http2_cleartext in ("prior-knowledge", "both"))
+        cleartext = "h2" in config.http_protocols and ssl_context is None
+        self.h2_prior_knowledge = cleartext and config.http2_cleartext in ("prior-knowledge",
+                                                                           "both")
+        self.h2c_upgrade = cleartext and config.http2_cleartext in ("upgrade", "both")
         self.requests_left = config.max_requests
         # Prometheus metrics (None when off): counted by the recorder, the gauges read
         # off the connections at every tick.

@@ -32,6 +32,7 @@ import h2.events
 import h2.exceptions
 import h2.settings
 from h2.errors import ErrorCodes
+from hpack.exceptions import HPACKError
 from hyperframe.frame import GoAwayFrame
 
 from .errors import ContentTooLarge, RequestError
@@ -41,13 +42,24 @@ from .parsers import HeadFields
 from .stdlib_transport import high_water_check
 
 if TYPE_CHECKING:
+    from .h2_preface import H2cUpgrade
     from .proxy_protocol import ProxyHeader
     from .response import DateHeader
     from .seams import ConnectionHost, RequestBridge, UpgradedStream
 
 _NO_ERROR = ErrorCodes.NO_ERROR
+# Request body bytes a stream reads and drops after its response is complete, before it is
+# reset instead (nginx keeps reading for its lingering_time, 30 s, in the same case).
+DISCARD_LIMIT = 16 * 1024 * 1024
 _METHOD, _PATH, _AUTHORITY, _SCHEME = b":method", b":path", b":authority", b":scheme"
 _HOST = b"host"
+
+
+def _goaway(last_stream_id: int, error_code: ErrorCodes) -> bytes:
+    frame = GoAwayFrame(0)
+    frame.last_stream_id = last_stream_id
+    frame.error_code = error_code
+    return frame.serialize()
 
 
 def _not_available(data: bytes) -> None:
@@ -98,6 +110,7 @@ class Http2Stream:
         "closing",
         "connection",
         "date",
+        "discarding",
         "drain_waiter",
         "draining",
         "ended",
@@ -140,6 +153,8 @@ class Http2Stream:
         # When the body's clock last started (None: at the next tick), and its size then.
         self.body_since: float | None = None
         self.body_mark = 0
+        # The response is complete: the rest of the request's body is read and dropped.
+        self.discarding = False
         # Response data waiting for the peer's window, and whether the stream ends after it.
         self.pending: deque[bytes] = deque()
         self.pending_end = False
@@ -348,7 +363,7 @@ class Http2Protocol(asyncio.Protocol):
     def __init__(self, server: ConnectionHost, *, client: tuple[str, int] | None,
                  sockname: tuple[str, int | None] | None, proxy: ProxyHeader | None,
                  extensions: dict[str, Mapping[str, object]] | None, trusted: bool,
-                 scheme: str, received: int = 0) -> None:
+                 scheme: str, received: int = 0, upgrade: H2cUpgrade | None = None) -> None:
         self.server = server
         self.loop = server.loop
         config = server.config
@@ -364,6 +379,7 @@ class Http2Protocol(asyncio.Protocol):
         self.trusted = trusted
         self.scheme = scheme
         self.bridge_state: object = None
+        self.upgrade = upgrade
         self.transport = cast("asyncio.Transport", None)
         self.h2 = h2.connection.H2Connection(h2.config.H2Configuration(
             client_side=False, header_encoding=None, validate_outbound_headers=False,
@@ -417,18 +433,20 @@ class Http2Protocol(asyncio.Protocol):
         self.transport = cast("asyncio.Transport", transport)
         self.writelines_check = high_water_check(transport)
         self.server.connection_made(self)
-        self.h2.initiate_connection()
-        self.flush()
-
-    def start_upgraded(self, settings: bytes, head: HeadFields) -> None:
-        """After `101 Switching Protocols` for an `Upgrade: h2c` request: the request is
-        stream 1, its body already read (RFC 7540 3.2)."""
-        self.h2.initiate_upgrade_connection(settings)
+        upgrade = self.upgrade
+        if upgrade is None:
+            self.h2.initiate_connection()
+            self.flush()
+            return
+        # After `101 Switching Protocols` for an `Upgrade: h2c` request: the request is
+        # stream 1, already complete (RFC 7540 3.2).
+        self.upgrade = None
+        self.h2.initiate_upgrade_connection(upgrade.settings)
         self.flush()
         stream = Http2Stream(self, 1)
         self.streams[1] = stream
         stream.body_done = True
-        self.open_exchange(stream, head)
+        self.open_exchange(stream, upgrade.head)
         self.start_streams()
 
     # -- asyncio callbacks ---------------------------------------------------------------
@@ -442,8 +460,10 @@ class Http2Protocol(asyncio.Protocol):
             events = self.h2.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
             self.server.log.debug("HTTP/2 protocol error from %s: %s", self.client, exc)
-            # h2 has queued its GOAWAY with the error's code: no second one.
+            # h2 has queued its GOAWAY: close() adds no GOAWAY (NO_ERROR) after it.
             self.goaway_last = self.h2.highest_inbound_stream_id
+            if isinstance(exc.__cause__, HPACKError):
+                self.fail_decoding()
             self.flush()
             self.close()
             return
@@ -468,6 +488,18 @@ class Http2Protocol(asyncio.Protocol):
         self.flush()
         if self.peer_gone and not self.streams:
             self.close()
+
+    def fail_decoding(self) -> None:
+        """h2 answers a field block it cannot decode with GOAWAY (PROTOCOL_ERROR); RFC 9113
+        section 4.3 wants COMPRESSION_ERROR. The GOAWAY h2 queued last is swapped for one
+        with that code (left as it is if h2 queued something else)."""
+        last = self.h2.highest_inbound_stream_id
+        data = self.h2.data_to_send()
+        theirs = _goaway(last, ErrorCodes.PROTOCOL_ERROR)
+        if data.endswith(theirs):
+            data = data[:-len(theirs)] + _goaway(last, ErrorCodes.COMPRESSION_ERROR)
+        if data and not self.lost:
+            self.transport.write(data)
 
     def request_received(self, event: h2.events.RequestReceived) -> None:
         stream_id = event.stream_id
@@ -515,10 +547,15 @@ class Http2Protocol(asyncio.Protocol):
         assert stream_id is not None
         size = event.flow_controlled_length or 0
         stream = self.streams.get(stream_id)
-        exchange = stream.exchange if stream is not None else None
-        if stream is None or exchange is None or stream.closing:
+        if stream is None or stream.discarding or stream.closing:
             self.h2.acknowledge_received_data(size, stream_id)
+            if stream is not None and stream.discarding:
+                stream.body_size += len(event.data)
+                if stream.body_size > DISCARD_LIMIT:
+                    self.drop(stream)
             return
+        exchange = stream.exchange
+        assert exchange is not None  # a stream without one is refused, or discarding
         data = event.data
         stream.body_size += len(data)
         limit = self.policy.max_body_size
@@ -540,7 +577,10 @@ class Http2Protocol(asyncio.Protocol):
             return
         stream.body_done = True
         exchange = stream.exchange
-        if exchange is not None and exchange.body_state is not REFUSED:
+        if stream.discarding:
+            stream.closing = True
+            self.stream_closed(stream)
+        elif exchange is not None and exchange.body_state is not REFUSED:
             exchange.body_state = COMPLETE
             if exchange.waiter is not None:
                 exchange.wake()
@@ -573,18 +613,41 @@ class Http2Protocol(asyncio.Protocol):
                              (b"content-length", b"%d" % len(body)), *self.date.h2_fields],
                             end_stream=False)
         stream.send_data(body, True)
+        stream.closing = True  # the app, if it runs, writes no more
         if exchange is not None:
             exchange.response_state = FINISHED
             exchange.wake()
-        if not stream.body_done:
-            stream.closing = False
-            stream.reset(_NO_ERROR)
-        else:
+        if stream.body_done:
             self.stream_closed(stream)
+        else:
+            self.discard(stream)
+
+    def discard(self, stream: Http2Stream) -> None:
+        """The response is complete and the request's body is still coming: it is read
+        and dropped, as HTTP/1.1 does (a client may be waiting to send all of it before it
+        reads the response; RFC 9113 8.1 allows RST_STREAM NO_ERROR instead, which some
+        clients take for a failure). Past DISCARD_LIMIT bytes the stream is reset."""
+        stream.discarding = True
+        exchange = stream.exchange
+        if exchange is not None:
+            exchange.discard_body()
+        held = stream.unacknowledged
+        if held:
+            stream.unacknowledged = 0
+            self.h2.acknowledge_received_data(held, stream.id)
+            self.flush_soon()
+
+    def drop(self, stream: Http2Stream) -> None:
+        """End a stream whose response is complete, refusing the rest of its body."""
+        with contextlib.suppress(h2.exceptions.StreamClosedError):
+            self.h2.reset_stream(stream.id, _NO_ERROR)
+        stream.closing = True
+        self.flush_soon()
+        self.stream_closed(stream)
 
     def response_complete(self, stream: Http2Stream) -> None:
-        """A response is written: once its END_STREAM is out the stream is done; a body
-        still coming is refused (RST_STREAM NO_ERROR, RFC 9113 8.1)."""
+        """A response is written: once its END_STREAM is out the stream is done, or reads
+        and drops the rest of its body (`discard`)."""
         if stream.ended and not stream.pending:
             self.stream_ended(stream)
 
@@ -593,10 +656,9 @@ class Http2Protocol(asyncio.Protocol):
         exchange = stream.exchange
         if exchange is None or exchange.response_state is not FINISHED:
             return  # the exchange reports completion itself, then this runs again
-        if not stream.body_done and not stream.closing:
-            stream.closing = True
-            with contextlib.suppress(h2.exceptions.StreamClosedError):
-                self.h2.reset_stream(stream.id, _NO_ERROR)
+        if not stream.body_done:
+            self.discard(stream)
+            return
         stream.closing = True
         self.stream_closed(stream)
 

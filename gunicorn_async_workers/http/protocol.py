@@ -24,7 +24,7 @@ from typing import IO, TYPE_CHECKING, cast
 
 from .errors import BadRequest, Forbidden, RequestError, error_response
 from .exchange import COMPLETE, REFUSED, Exchange
-from .h2_preface import PREFACE
+from .h2_preface import PREFACE, SWITCHING, H2cUpgrade, h2c_upgrade
 from .proxy_protocol import NO_HEADER, ProxyHeader, proxy_signature, read_proxy_header
 from .stdlib_transport import high_water_check
 
@@ -103,6 +103,8 @@ class HttpProtocol(asyncio.Protocol):
         "proxy_buffer",
         "proxy_pending",
         "h2_preface",
+        "h2c_allowed",
+        "h2c",
         "read_paused",
         "received",
         "server",
@@ -156,6 +158,9 @@ class HttpProtocol(asyncio.Protocol):
         self.proxy_buffer: bytes | None = None
         self.proxy_pending = False
         self.h2_preface = False
+        # Cleartext HTTP/2 by `Upgrade: h2c` (for a trusted peer), and the upgrade taken.
+        self.h2c_allowed = False
+        self.h2c: H2cUpgrade | None = None
         # The PROXY header that named this connection's client, if one did.
         self.proxy: ProxyHeader | None = None
         self.websocket: UpgradedStream | None = None  # the session this connection became
@@ -199,6 +204,7 @@ class HttpProtocol(asyncio.Protocol):
         # Cleartext HTTP/2 by prior knowledge, for a trusted peer: the preface is looked for
         # before the first request (`_read_prelude`).
         self.h2_preface = server.h2_prior_knowledge and self.parser.trusted
+        self.h2c_allowed = server.h2c_upgrade and self.parser.trusted
         if self.proxy_pending or self.h2_preface:
             self.proxy_buffer = b""
 
@@ -216,6 +222,9 @@ class HttpProtocol(asyncio.Protocol):
             self.reject(exc)
         else:
             cycle = self.cycle
+            if self.h2c is not None:
+                self._switch_to_h2c(self.h2c)
+                return
             if parser.upgraded and (cycle is None or not cycle.is_websocket):
                 # An upgrade nobody serves: the request is answered as plain HTTP with
                 # `connection: close`; what follows the upgrade request is not HTTP/1.1.
@@ -263,9 +272,18 @@ class HttpProtocol(asyncio.Protocol):
             return b""
         return buffer
 
-    def become_http2(self, data: bytes) -> None:
-        """Hand the connection to an HTTP/2 protocol (ALPN chose h2, or the preface came),
-        with the bytes already read."""
+    def _switch_to_h2c(self, upgrade: H2cUpgrade) -> None:
+        """101 for an `Upgrade: h2c` request; the request becomes stream 1 of HTTP/2."""
+        parser = self.parser
+        assert parser is not None
+        data = parser.upgrade_data
+        parser.upgrade_data = b""
+        self.transport.write(SWITCHING)
+        self.become_http2(data, upgrade)
+
+    def become_http2(self, data: bytes, upgrade: H2cUpgrade | None = None) -> None:
+        """Hand the connection to an HTTP/2 protocol (ALPN chose h2, the preface came, or
+        an upgrade was taken), with the bytes already read."""
         from .h2_connection import Http2Protocol
 
         parser = self.parser
@@ -273,7 +291,7 @@ class HttpProtocol(asyncio.Protocol):
         connection = Http2Protocol(
             self.server, client=self.client, sockname=self.sockname, proxy=self.proxy,
             extensions=self.extensions, trusted=parser.trusted, scheme=parser.base_scheme,
-            received=self.received - len(data))
+            received=self.received - len(data), upgrade=upgrade)
         self.closing = True  # nothing more of this protocol's
         self.server.connection_closed(self)
         transport = self.transport
@@ -384,6 +402,10 @@ class HttpProtocol(asyncio.Protocol):
 
     # -- called by the parser adapter ----------------------------------------------------
     def on_request_head(self, head: ParserAdapter) -> RequestError | None:
+        if (head.upgrade is not None and self.h2c_allowed and self.cycle is None
+                and (upgrade := h2c_upgrade(head)) is not None):
+            self.h2c = upgrade  # switched once the bytes at hand are parsed
+            return None
         cycle = self.bridge.open_request(self, head, self.cycle is None)
         if not isinstance(cycle, Exchange):
             return cycle  # refused before any request object exists: `reject` answers it
@@ -407,7 +429,8 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_request_end(self) -> None:
         cycle = self.parsing
-        assert cycle is not None
+        if cycle is None:
+            return  # an `Upgrade: h2c` request: stream 1 of the HTTP/2 connection
         self.parsing = None
         cycle.body_state = COMPLETE
         if cycle.waiter is not None:

@@ -152,8 +152,10 @@ class ConnectionHost(Protocol):
     bridge: RequestBridge
     # Whether `request_received` must be called for each request (`max_requests` is set).
     counts_requests: bool
-    # Whether a cleartext connection from a trusted peer may open with the HTTP/2 preface.
+    # Whether a cleartext connection from a trusted peer may open with the HTTP/2 preface,
+    # and whether it may ask for HTTP/2 with `Upgrade: h2c`.
     h2_prior_knowledge: bool
+    h2c_upgrade: bool
 
     @property
     def log(self) -> Log: ...

@@ -6,7 +6,8 @@ Routes (a configured `root_path` prefix is stripped before routing):
 - ``/echo``                  reads the body; JSON: its length, sha256, message shape, scope fields
 - ``/scope...``              reads the body; JSON of the whole scope (bytes decoded latin-1),
                              plus ``_types``: the Python type name of each scope value
-- ``/stream?parts=N``        response without content-length, sent in N body messages
+- ``/stream?parts=N&delay=S`` response without content-length, sent in N body messages
+                             (each after S seconds)
 - ``/head``                  a fixed body with content-length, sent whatever the method
 - ``/status/<n>``            status n; 1xx/204/304 without body or content-length
 - ``/noread``                answers without ever calling receive()
@@ -150,9 +151,12 @@ async def dump_scope(scope: Scope, receive: Receive, send: Send) -> None:
 
 async def stream(scope: Scope, receive: Receive, send: Send) -> None:
     parts = int(query(scope).get("parts", "3"))
+    delay = float(query(scope).get("delay", "0"))
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"text/plain")]})
     for i in range(parts):
+        if delay:
+            await asyncio.sleep(delay)
         await send({"type": "http.response.body", "body": b"part%d;" % i, "more_body": True})
     await send({"type": "http.response.body", "body": b"", "more_body": False})
 

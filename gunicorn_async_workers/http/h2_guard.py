@@ -4,7 +4,8 @@
 length; never a payload, never a copy) in front of `h2.receive_data`, and counts what
 costs the worker work without giving it a request. When a limit is passed it returns a
 `Refusal`: the connection answers GOAWAY with its code and closes, and h2 never sees the
-bytes. Sans-I/O: bytes and the loop's time in, a decision out.
+bytes: the whole read that passed the limit is dropped, so the GOAWAY's last stream is the
+last one h2 took before it. Sans-I/O: bytes and the loop's time in, a decision out.
 
 The limits, per connection:
 
@@ -40,6 +41,11 @@ and, after `min_rate_grace`, at `body_min_rate` bytes a second, as over HTTP/1.1
 while it is the client's turn: not while the app leaves its body unread, nor before a
 `100 Continue`). A stream that falls behind is reset (CANCEL) and its app hears a
 disconnect; the connection and its other streams go on.
+
+Not limited here: frames that make h2 answer with RST_STREAM (frames on closed streams,
+CVE-2019-9514) and empty DATA frames (CVE-2019-9518) cost CPU only, as much as any frame;
+a peer that never opens its window holds its streams (each with about one app write
+buffered, the app waiting in `drain`) for as long as it keeps the connection open.
 
 Cost: `scan` runs on every `data_received`; it is a loop over frame headers. Measured with
 timeit on the development machine (Python 3.11, 2 shared cores): 0.09 µs for a read wholly

@@ -9,6 +9,7 @@ from h2.errors import ErrorCodes
 from hyperframe.frame import (
     ContinuationFrame,
     DataFrame,
+    Frame,
     HeadersFrame,
     PingFrame,
     RstStreamFrame,
@@ -45,8 +46,8 @@ def scan(data: bytes, piece: int = 0, now: float = 0.0) -> Refusal | None:
     return None
 
 
-def frames(*fs: object) -> bytes:
-    return b"".join(f.serialize() for f in fs)  # type: ignore[attr-defined]
+def frames(*fs: Frame) -> bytes:
+    return b"".join(f.serialize() for f in fs)
 
 
 def block(size: int, pieces: int, *, end: bool) -> bytes:
@@ -111,7 +112,7 @@ def test_resets_spread_over_time_drain_away() -> None:
 
 
 @pytest.mark.parametrize("control", [PingFrame(0, b"12345678"), SettingsFrame(0)])
-def test_a_control_frame_flood_is_refused(control: object) -> None:
+def test_a_control_frame_flood_is_refused(control: Frame) -> None:
     data = frames(*[control] * (CONTROL_BURST + 1))
     refusal = scan(data, 4096)
     assert refusal is not None and refusal.code is ErrorCodes.ENHANCE_YOUR_CALM

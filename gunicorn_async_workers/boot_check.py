@@ -1,9 +1,10 @@
 """What the arbiter checks once, before it forks any worker: our options as a whole.
 
 An unknown or invalid option is a `ConfigError` (one line, the arbiter exits 3 before any
-worker boots); an option that overrides a Gunicorn setting the user also set, a top-level
-name in the config file that looks like a misspelt option, and a JSON access log that has
-nowhere to go or makes `access_log_format` useless, are warnings.
+worker boots), and so is HTTP/2 asked for without the h2 package; an option that overrides
+a Gunicorn setting the user also set, a top-level name in the config file that looks like
+a misspelt option, and a JSON access log that has nowhere to go or makes
+`access_log_format` useless, are warnings.
 """
 
 from __future__ import annotations
@@ -14,7 +15,15 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from .config import OPTIONS, OPTIONS_BY_NAME, ConfigError, Resolved, resolve_sources, source_name
+from .config import (
+    OPTIONS,
+    OPTIONS_BY_NAME,
+    ConfigError,
+    Resolved,
+    require_h2,
+    resolve_sources,
+    source_name,
+)
 
 if TYPE_CHECKING:
     from gunicorn.config import Config
@@ -100,5 +109,7 @@ def check_at_boot(explicit: Mapping[str, object], cfg: Config,
                   environ: Mapping[str, str] = os.environ) -> list[str]:
     """The warnings to log once; raises ConfigError for an option no worker could boot with."""
     resolved = resolve_sources(explicit, cfg, environ, config_file)
+    if "h2" in str(resolved["http_protocols"].value).split(","):
+        require_h2()
     return (shadowed_settings(resolved, cfg) + misspelt_names(config_file, cfg)
             + json_access_log_problems(resolved, cfg))

@@ -61,17 +61,21 @@ class Number:
     def type_name(self) -> str:
         return "integer" if self.integer else "number"
 
+    def _show(self, bound: float) -> str:
+        return f"{int(bound)}" if self.integer else f"{bound:g}"
+
     @property
     def values(self) -> str:
         if self.maximum < math.inf:
-            return f"{self.type_name} from {self.minimum:g} to {self.maximum:g}"
-        return f"{self.type_name} ≥ {self.minimum:g}"
+            return (f"{self.type_name} from {self._show(self.minimum)} to "
+                    f"{self._show(self.maximum)}")
+        return f"{self.type_name} ≥ {self._show(self.minimum)}"
 
     @property
     def bounds(self) -> str:
         if self.maximum < math.inf:
-            return f"from {self.minimum:g} to {self.maximum:g}"
-        return f"of at least {self.minimum:g}"
+            return f"from {self._show(self.minimum)} to {self._show(self.maximum)}"
+        return f"of at least {self._show(self.minimum)}"
 
     def __call__(self, source: str, value: object) -> float | int:
         try:  # float() decides what it takes: anything else is a TypeError, so a bad value
@@ -523,7 +527,7 @@ class ServerConfig:
                       config_file: Mapping[str, object] | None = None) -> ServerConfig:
         values = resolve_options(options, cfg, config_file=config_file)
         if "h2" in str(values["http_protocols"]).split(","):
-            _require_h2()
+            require_h2()
         line: int = cfg.limit_request_line
         # As Gunicorn: 0 is unlimited (capped at 1 MiB, as its fast parser caps it), a
         # negative or larger value is 8190.
@@ -597,7 +601,7 @@ class ServerConfig:
         )
 
 
-def _require_h2() -> None:
+def require_h2() -> None:
     """HTTP/2 is asked for: its library must be there (the `http2` extra)."""
     try:
         import h2.connection  # noqa: F401

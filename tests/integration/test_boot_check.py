@@ -164,3 +164,19 @@ def test_option_agreeing_with_a_gunicorn_setting_is_not_warned(
                       args=["--root-path", "/api"])
     assert httpx.get(server.url + "/api/scope", timeout=10).json()["root_path"] == "/api"
     assert not our_lines(server.logs()), server.logs()
+
+
+def test_http2_without_h2_is_one_line_naming_the_extra(
+        worker_class: str, gunicorn: Callable[..., GunicornProcess], tmp_path: Path) -> None:
+    """HTTP/2 asked for (our `http_protocols` option) where the h2 package cannot be
+    imported: one line naming the extra to install, exit code 3, no worker forked."""
+    blocker = tmp_path / "sitecustomize.py"  # `import h2` fails in this process
+    blocker.write_text("import sys\nsys.modules['h2'] = None\n")
+    server = gunicorn(APP, wait=False, env={
+        "GAW_HTTP_PROTOCOLS": "h2,h1",
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO), str(TESTS)])})
+    assert server.proc is not None
+    assert server.proc.wait(30) == 3, server.logs()
+    assert_one_line_no_traceback(
+        server.logs(), "http_protocols includes h2 but the h2 package is not installed: "
+        "pip install 'gunicorn-async-workers[http2]'")

@@ -11,6 +11,7 @@ test_tls.py.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -43,6 +44,12 @@ def h2_client() -> httpx.Client:
     return httpx.Client(http1=False, http2=True, timeout=10.0)
 
 
+def request(wire: H2Wire, stream_id: int, path: str,
+            extra: list[tuple[str, str]] | None = None) -> None:
+    wire.headers(stream_id, [(":method", "GET"), (":path", path), (":scheme", "http"),
+                             (":authority", "localhost"), *(extra or [])])
+
+
 def test_asgi_app_unchanged_over_h2c(gunicorn: object) -> None:
     """The scope says `http_version` 2, the Host comes from :authority, and bodies cross
     in both directions well past the 64 KiB default windows (flow control reopened as the
@@ -73,11 +80,16 @@ def test_asgi_app_unchanged_over_h2c(gunicorn: object) -> None:
     assert " ERROR " not in error_log(proc)
 
 
-def test_wsgi_app_unchanged_over_h2c(gunicorn: object) -> None:
+def test_wsgi_app_unchanged_over_h2c(gunicorn: object, tmp_path: Path) -> None:
     """PEP 3333 under `wsgiref.validate` over HTTP/2: SERVER_PROTOCOL `HTTP/2`, wsgi.input
-    streamed from the stream's DATA frames, a generator body as DATA frames."""
+    streamed from the stream's DATA frames, a generator body and a `wsgi.file_wrapper` file
+    as DATA frames."""
     proc: GunicornProcess = gunicorn(WSGI_APP, settings=H2C)  # type: ignore[operator]
+    data = tmp_path / "data.bin"
+    data.write_bytes(os.urandom(700000))
     with h2_client() as client:
+        sent = client.get(f"{proc.url}/v/file", params={"path": str(data)})
+        assert sent.content == data.read_bytes()
         environ = client.get(f"{proc.url}/v/environ/x").json()
         assert environ["SERVER_PROTOCOL"] == "HTTP/2"
         assert environ["HTTP_HOST"] == f"127.0.0.1:{proc.port}"
@@ -163,6 +175,53 @@ def test_request_body_window_follows_the_app(gunicorn: object, tmp_path: Path) -
     assert len(b"".join(received)) == 4 + 4 * 1024 * 1024
 
 
+def stream_blocks(wire: H2Wire, stream_id: int) -> tuple[list[dict[str, str]], bytes]:
+    """Every header block of a stream, in order, and its body, up to END_STREAM."""
+    deadline = time.monotonic() + 10
+    blocks: list[dict[str, str]] = []
+    body = b""
+    while True:
+        event = wire.next_event(deadline)
+        assert not isinstance(event, Timeout | Closed), wire.seen[-8:]
+        if getattr(event, "stream_id", None) != stream_id:
+            continue
+        decoded = getattr(event, "decoded", None)
+        if decoded is not None:
+            blocks.append(dict(decoded))
+        if isinstance(event, DataFrame):
+            body += event.data
+        if isinstance(event, DataFrame | HeadersFrame) and "END_STREAM" in event.flags:
+            return blocks, body
+
+
+def test_asgi_extensions_over_h2(gunicorn: object, tmp_path: Path) -> None:
+    """An HTTP/2 scope offers 103 Early Hints and (with `te: trailers`) trailers, not the
+    file extensions; early hints go out as an interim HEADERS frame, trailers as the
+    stream's last HEADERS frame; Starlette's FileResponse falls back to body messages."""
+    (tmp_path / "small.bin").write_bytes(b"0123456789" * 1000)
+    proc: GunicornProcess = gunicorn(  # type: ignore[operator]
+        "apps.extension_apps:app", settings=H2C, env={"GAW_TEST_FILES": str(tmp_path)})
+    te = [("te", "trailers")]
+    with H2Wire.open("127.0.0.1", proc.port) as wire:
+        request(wire, 1, "/extensions", te)
+        blocks, body = stream_blocks(wire, 1)
+        assert blocks[0][":status"] == "200"
+        assert sorted(json.loads(body)) == ["http.response.early_hint",
+                                            "http.response.trailers"]
+        request(wire, 3, "/early")
+        blocks, body = stream_blocks(wire, 3)
+        assert [b[":status"] for b in blocks] == ["103", "200"]
+        assert blocks[0]["link"] == "</app.js>; rel=preload; as=script"  # the last of two
+        assert body == b"ok"
+        request(wire, 5, "/trailers?parts=3", te)
+        blocks, body = stream_blocks(wire, 5)
+        assert body == b"part0;part1;part2;"
+        assert blocks[-1] == {"x-checksum": "abc", "x-count": "3"}
+        request(wire, 7, "/starlette?file=small.bin")
+        blocks, body = stream_blocks(wire, 7)
+        assert blocks[0][":status"] == "200" and body == b"0123456789" * 1000
+
+
 @pytest.mark.parametrize("how", ["--http2-prior-knowledge", "--http2"])
 def test_curl_prior_knowledge_and_upgrade(gunicorn: object, how: str) -> None:
     """curl with prior knowledge, and with `Upgrade: h2c` (101, then stream 1): both end
@@ -245,17 +304,13 @@ def test_limits_per_stream(gunicorn: object) -> None:
     assert " ERROR " not in error_log(proc)
 
 
-def request(wire: H2Wire, stream_id: int, path: str) -> None:
-    wire.headers(stream_id, [(":method", "GET"), (":path", path), (":scheme", "http"),
-                             (":authority", "localhost")])
 
 
-def read_until_goaway(wire: H2Wire, streams: list[int], timeout: float = 15.0
-                      ) -> tuple[GoAwayFrame, set[int]]:
-    """Frames until a GOAWAY has come and every stream in `streams` has ended (or the
-    connection closed): the GOAWAY and the streams that ended."""
+def read_until_goaway(wire: H2Wire, streams: list[int], timeout: float = 15.0,
+                      goaway: GoAwayFrame | None = None) -> tuple[GoAwayFrame, set[int]]:
+    """Frames until a GOAWAY has come (unless one is given) and every stream in `streams`
+    has ended (or the connection closed): the GOAWAY and the streams that ended."""
     deadline = time.monotonic() + timeout
-    goaway: GoAwayFrame | None = None
     ended: set[int] = set()
     while goaway is None or not set(streams) <= ended:
         event = wire.next_event(deadline)
@@ -270,8 +325,9 @@ def read_until_goaway(wire: H2Wire, streams: list[int], timeout: float = 15.0
 
 
 def test_sigterm_sends_goaway_and_streams_taken_finish(gunicorn: object) -> None:
-    """SIGTERM: GOAWAY (NO_ERROR) naming the last stream taken; the streams already taken
-    are answered in full before the connection closes."""
+    """SIGTERM: GOAWAY (NO_ERROR) naming the last stream taken; a stream opened after it is
+    refused (REFUSED_STREAM: the app never saw it); the streams already taken are answered
+    in full before the connection closes."""
     proc: GunicornProcess = gunicorn(ASGI_APP, settings=H2C)  # type: ignore[operator]
     with H2Wire.open("127.0.0.1", proc.port) as wire:
         slow = [1, 3, 5]
@@ -280,7 +336,10 @@ def test_sigterm_sends_goaway_and_streams_taken_finish(gunicorn: object) -> None
         wire.expect("the first response's HEADERS",
                     lambda e: True if isinstance(e, HeadersFrame) else None)
         os.kill(worker_pid(proc), signal.SIGTERM)
-        goaway, ended = read_until_goaway(wire, slow)
+        first = wire.expect_goaway(0)
+        request(wire, 7, "/head")  # past the GOAWAY's last stream: refused, unseen
+        wire.expect_rst_stream(7, 7)  # REFUSED_STREAM
+        goaway, ended = read_until_goaway(wire, slow, goaway=first)
     assert goaway.error_code == 0 and goaway.last_stream_id == 5
     assert set(slow) <= ended
 

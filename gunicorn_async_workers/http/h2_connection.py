@@ -38,6 +38,7 @@ from hyperframe.frame import GoAwayFrame
 
 from .errors import ContentTooLarge, RequestError
 from .exchange import COMPLETE, FINISHED, REFUSED, Exchange
+from .h2_guard import FrameGuard, Refusal, body_overdue
 from .parsers import HeadFields
 from .stdlib_transport import high_water_check
 
@@ -152,6 +153,8 @@ class Http2Stream:
 
     __slots__ = (
         "body_done",
+        "body_mark",
+        "body_since",
         "body_size",
         "client",
         "closing",
@@ -197,6 +200,9 @@ class Http2Stream:
         self.unacknowledged = 0  # body bytes received while paused, their window held
         self.body_done = False  # the request's END_STREAM has arrived
         self.body_size = 0
+        # When the body's clock last started (None: at the next tick), and its size then.
+        self.body_since: float | None = None
+        self.body_mark = 0
         # The response is complete: the rest of the request's body is read and dropped.
         self.discarding = False
         # Response data waiting for the peer's window, and whether the stream ends after it.
@@ -441,6 +447,10 @@ class Http2Protocol(asyncio.Protocol):
         self.h2.max_inbound_frame_size = config.http2_max_frame_size
         self.h2.decoder.max_header_list_size = config.http2_max_header_list_size or 2**31 - 1
         self.max_frame = self.h2.max_outbound_frame_size
+        # Limits on hostile peers, read from frame headers before h2 reads the frames.
+        self.guard = FrameGuard(
+            max_header_list_size=config.http2_max_header_list_size,
+            max_concurrent_streams=config.http2_max_concurrent_streams)
         self.streams: dict[int, Http2Stream] = {}
         self.starting: list[Http2Stream] = []
         # Streams whose response waits for the peer's window, and trailers waiting behind
@@ -493,6 +503,10 @@ class Http2Protocol(asyncio.Protocol):
     # -- asyncio callbacks ---------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
         self.received += len(data)
+        refusal = self.guard.scan(data, self.loop.time())
+        if refusal is not None:
+            self.refuse_connection(refusal)
+            return
         try:
             events = self.h2.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
@@ -767,6 +781,24 @@ class Http2Protocol(asyncio.Protocol):
         if not self.streams:
             self.loop.call_soon(self.close)
 
+    def refuse_connection(self, refusal: Refusal) -> None:
+        """A limit of `h2_guard` is passed: GOAWAY with its code, and close (the bytes
+        that passed it are never read; a peer that is not reading is cut off at once)."""
+        if self.closing:
+            return
+        self.server.log.debug("HTTP/2 connection from %s refused: %s", self.client,
+                              refusal.reason)
+        if self.goaway_last is None:
+            self.goaway_last = self.h2.highest_inbound_stream_id
+        frame = GoAwayFrame(0)
+        frame.last_stream_id = self.goaway_last
+        frame.error_code = refusal.code
+        self.flush()
+        self.transport.write(frame.serialize())
+        self.close()
+        if self.write_paused:
+            self.abort()
+
     def begin_drain(self, *, going_away: bool) -> None:
         self.draining = True
         for stream in self.streams.values():
@@ -781,13 +813,42 @@ class Http2Protocol(asyncio.Protocol):
 
     def check_timeouts(self, now: float) -> None:
         """An idle connection (no stream open) is closed after `keepalive` seconds (before
-        its first request, `header_timeout`)."""
-        if self.streams or self.closing:
+        its first request, `header_timeout`); a stream whose request body is too slow is
+        reset (`check_bodies`)."""
+        if self.closing:
+            return
+        if self.streams:
+            self.check_bodies(now)
             return
         config = self.config
         limit = config.keepalive if self.served else config.header_timeout
         if now - self.idle_since >= limit:
             self.close()
+
+    def check_bodies(self, now: float) -> None:
+        """Reset (CANCEL) each stream whose request body comes slower than `body_timeout`
+        and `body_min_rate` allow (`h2_guard.body_overdue`); its clock is stopped while the
+        app leaves the body unread or the client waits for `100 Continue`."""
+        config = self.config
+        timeout, min_rate = config.body_timeout, config.body_min_rate
+        if timeout <= 0 and min_rate <= 0:
+            return
+        for stream in list(self.streams.values()):
+            exchange = stream.exchange
+            if stream.body_done or stream.closing or exchange is None:
+                continue
+            if stream.body_since is None or stream.read_paused or exchange.expect_continue:
+                stream.body_since = now
+                stream.body_mark = stream.body_size
+                continue
+            reason = body_overdue(now - stream.body_since, stream.body_size - stream.body_mark,
+                                  timeout=timeout, min_rate=min_rate,
+                                  grace=config.min_rate_grace)
+            if reason is not None:
+                self.server.log.debug("HTTP/2 stream %d from %s reset: %s", stream.id,
+                                      self.client, reason)
+                stream.reset(ErrorCodes.CANCEL)
+                stream.lost = True  # for the app, as if the peer had reset it
 
     def eviction_rank(self, now: float, grace: float) -> tuple[int, float] | None:
         if self.closing or self.streams or now - self.idle_since < grace:

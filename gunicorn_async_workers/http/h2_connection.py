@@ -503,12 +503,13 @@ class Http2Protocol(asyncio.Protocol):
     # -- asyncio callbacks ---------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
         self.received += len(data)
-        refusal = self.guard.scan(data, self.loop.time())
+        guard = self.guard
+        refusal = guard.scan(data, self.loop.time())
         if refusal is not None:
             self.refuse_connection(refusal)
             return
         try:
-            events = self.h2.receive_data(data)
+            events = self.h2.receive_data(guard.feed)
         except h2.exceptions.ProtocolError as exc:
             self.server.log.debug("HTTP/2 protocol error from %s: %s", self.client, exc)
             # h2 has queued its GOAWAY: close() adds no GOAWAY (NO_ERROR) after it.
@@ -531,13 +532,15 @@ class Http2Protocol(asyncio.Protocol):
             elif kind is h2.events.WindowUpdated or kind is h2.events.RemoteSettingsChanged:
                 self.max_frame = self.h2.max_outbound_frame_size
                 self.window_opened()
-            elif kind is h2.events.ConnectionTerminated:
-                self.peer_gone = True
             elif kind is h2.events.TrailersReceived:
                 # Not passed on (ASGI has no request trailers); StreamEnded follows.
                 self.trailers_received(cast("h2.events.TrailersReceived", event))
         self.start_streams()
         self.flush()
+        if guard.peer_goaway:
+            # The peer opens no more streams (its GOAWAY reaches h2 as an unknown frame,
+            # h2_guard.PEER_GOAWAY): the connection closes once those open are done.
+            self.peer_gone = True
         if self.peer_gone and not self.streams:
             self.close()
 

@@ -60,12 +60,18 @@ from h2.errors import ErrorCodes
 from .h2_preface import PREFACE
 
 # Frame types (RFC 9113 6) and flags the guard reads.
-_HEADERS, _RST_STREAM, _SETTINGS, _PING, _CONTINUATION = 0x1, 0x3, 0x4, 0x6, 0x9
+_HEADERS, _RST_STREAM, _SETTINGS, _PING, _GOAWAY, _CONTINUATION = 0x1, 0x3, 0x4, 0x6, 0x7, 0x9
 _END_HEADERS = 0x4
 _ACK = 0x1
 # The types that are looked at beyond their length, as a bit set (DATA is not one).
-_WATCHED = (1 << _HEADERS) | (1 << _RST_STREAM) | (1 << _SETTINGS) | (1 << _PING) | (
-    1 << _CONTINUATION)
+_WATCHED = ((1 << _HEADERS) | (1 << _RST_STREAM) | (1 << _SETTINGS) | (1 << _PING)
+            | (1 << _GOAWAY) | (1 << _CONTINUATION))
+# What a peer's GOAWAY frame's type becomes before h2 sees it: a type no one defines, which
+# h2 passes over (RFC 9113 5.5). h2 takes a GOAWAY for the end of everything and refuses
+# any frame after it, also a PING, a WINDOW_UPDATE for a response still going out or the
+# rest of a request body (RFC 9113 6.8 lets the peer go on with its open streams); the
+# connection notes the peer's GOAWAY from `peer_goaway` instead.
+PEER_GOAWAY = 0xF7
 
 # Bytes a header block's frames may carry beyond the header list size: a HEADERS frame's
 # pad length and padding (at most 256) and its priority fields (5).
@@ -113,12 +119,15 @@ class LeakyBucket:
 class FrameGuard:
     """One connection's limits, fed every byte the peer sends (the preface first)."""
 
-    __slots__ = ("block", "block_limit", "controls", "partial", "resets", "skip")
+    __slots__ = ("block", "block_limit", "controls", "feed", "partial", "peer_goaway",
+                 "resets", "skip")
 
     def __init__(self, *, max_header_list_size: int, max_concurrent_streams: int) -> None:
         # Payload bytes of the current frame still to come (the preface is skipped whole).
         self.skip = len(PREFACE)
         self.partial = b""  # the start of a frame header cut by the end of a read
+        self.feed = b""  # what h2 is fed of the last read (see `scan`)
+        self.peer_goaway = False  # the peer has sent GOAWAY
         # The open header block's payload bytes so far, or -1 when none is open.
         self.block = -1
         self.block_limit = (max_header_list_size + HEADER_BLOCK_SLACK
@@ -128,35 +137,35 @@ class FrameGuard:
         self.controls = LeakyBucket(CONTROL_BURST, CONTROL_RATE)
 
     def scan(self, data: bytes, now: float) -> Refusal | None:
-        """Read the frame headers in `data` (the next bytes from the peer)."""
+        """Read the frame headers in `data` (the next bytes from the peer). What h2 is to
+        be fed of them is then `feed`: `data` itself, less a frame header cut by the end
+        of the read (held back and fed with the next read, so that h2 never holds part of
+        a frame header this guard may have to change), with each GOAWAY's type rewritten
+        (see `PEER_GOAWAY`)."""
+        partial = self.partial
+        if partial:  # rare: a frame header was cut by the end of the last read
+            data = partial + data
+            self.partial = b""
         end = len(data)
         pos = self.skip
         if pos >= end:  # all of it inside one payload
             self.skip = pos - end
+            self.feed = data
             return None
-        if self.partial:  # rare: join the cut frame header, copying only its 9 bytes
-            need = 9 - len(self.partial)
-            head = self.partial + data[:need]
-            if len(head) < 9:
-                self.partial = head
-                return None
-            self.partial = b""
-            kind = head[3]
-            length = (head[0] << 16) | (head[1] << 8) | head[2]
-            if kind < 10 and (_WATCHED >> kind) & 1:
-                refusal = self.frame(kind, head[4], length, now)
-                if refusal is not None:
-                    return refusal
-            elif self.block >= 0:
-                self.block = -1
-            pos = need + length
         block = self.block
+        goaways: list[int] | None = None
         while pos + 9 <= end:
             kind = data[pos + 3]
             length = (data[pos] << 16) | (data[pos + 1] << 8) | data[pos + 2]
             if kind < 10 and (_WATCHED >> kind) & 1:
                 self.block = block
-                refusal = self.frame(kind, data[pos + 4], length, now)
+                if kind == _GOAWAY:
+                    refusal = self.goaway(data[pos + 5:pos + 9], length)
+                    if goaways is None:
+                        goaways = []
+                    goaways.append(pos + 3)
+                else:
+                    refusal = self.frame(kind, data[pos + 4], length, now)
                 if refusal is not None:
                     return refusal
                 block = self.block
@@ -170,6 +179,22 @@ class FrameGuard:
             self.skip = 0
             if pos < end:
                 self.partial = data[pos:]
+                data = data[:pos]
+        if goaways is not None:
+            changed = bytearray(data)
+            for index in goaways:
+                changed[index] = PEER_GOAWAY
+            data = bytes(changed)
+            self.peer_goaway = True
+        self.feed = data
+        return None
+
+    def goaway(self, stream_id: bytes, length: int) -> Refusal | None:
+        """The peer's GOAWAY, checked here as h2 would (RFC 9113 6.8): it will not see it."""
+        if stream_id != b"\0\0\0\0" and stream_id != b"\x80\0\0\0":
+            return Refusal(ErrorCodes.PROTOCOL_ERROR, "GOAWAY on a stream")
+        if length < 8:
+            return Refusal(ErrorCodes.FRAME_SIZE_ERROR, f"GOAWAY of {length} bytes")
         return None
 
     def frame(self, kind: int, flags: int, length: int, now: float) -> Refusal | None:
@@ -190,6 +215,9 @@ class FrameGuard:
                 return Refusal(ErrorCodes.ENHANCE_YOUR_CALM,
                                f"over {self.resets.burst:.0f} RST_STREAM frames at "
                                f"{self.resets.rate:.0f} a second (rapid reset)")
+        elif kind == _SETTINGS and flags & _ACK and length:
+            # h2 would call it a PROTOCOL_ERROR; RFC 9113 6.5 says FRAME_SIZE_ERROR.
+            return Refusal(ErrorCodes.FRAME_SIZE_ERROR, "SETTINGS ACK with a payload")
         elif not flags & _ACK and self.controls.overflows(now):
             return Refusal(ErrorCodes.ENHANCE_YOUR_CALM,
                            f"over {CONTROL_BURST} PING and SETTINGS frames at "

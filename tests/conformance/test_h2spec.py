@@ -1248,13 +1248,7 @@ def table_size_update_above_settings(server: Server) -> None:
 # -- the one test ------------------------------------------------------------------------------
 # Cases our workers fail, with what they do instead (strict: a fix makes the mark fail, so
 # the entry goes with the fix). The reference server is held to every case.
-KNOWN_FAILURES = {
-    "generic/3.8/1": "a PING read after the client's GOAWAY is answered GOAWAY(PROTOCOL_ERROR): "
-                     "h2's connection is CLOSED once it receives a GOAWAY and refuses any frame",
-    "http2/7/1": "as generic/3.8/1: GOAWAY(PROTOCOL_ERROR) for the PING after the GOAWAY",
-    "http2/6.5/1": "GOAWAY(PROTOCOL_ERROR), not FRAME_SIZE_ERROR, for a SETTINGS ACK with a "
-                   "payload: hyperframe's InvalidDataError becomes h2's ProtocolError",
-}
+KNOWN_FAILURES: dict[str, str] = {}
 
 
 @pytest.mark.parametrize("case_id, run", CASES, ids=[i for i, _ in CASES])

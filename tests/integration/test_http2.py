@@ -344,6 +344,33 @@ def test_sigterm_sends_goaway_and_streams_taken_finish(gunicorn: object) -> None
     assert set(slow) <= ended
 
 
+def test_client_goaway_lets_its_open_streams_finish(gunicorn: object) -> None:
+    """A client that sends GOAWAY goes on with its open streams (RFC 9113 6.8): the
+    WINDOW_UPDATEs it sends for a response larger than the window are taken, the response
+    completes, then the server closes the connection."""
+    proc: GunicornProcess = gunicorn(ASGI_APP, settings=H2C)  # type: ignore[operator]
+    size = 300000  # more than the client's 65,535-byte window
+    with H2Wire.open("127.0.0.1", proc.port) as wire:
+        request(wire, 1, f"/bigresponse?size={size}")
+        wire.expect("the response's HEADERS",
+                    lambda e: True if isinstance(e, HeadersFrame) else None)
+        wire.goaway(1, 0)
+        body = b""
+        deadline = time.monotonic() + 15
+        while True:
+            event = wire.next_event(deadline)
+            assert not isinstance(event, Timeout | Closed | GoAwayFrame), wire.seen[-8:]
+            if isinstance(event, DataFrame) and event.stream_id == 1:
+                body += event.data
+                if event.data:
+                    wire.window_update(0, len(event.data))
+                    wire.window_update(1, len(event.data))
+                if "END_STREAM" in event.flags:
+                    break
+        assert body == pattern(size)
+        wire.expect_close()
+
+
 def test_max_requests_counts_streams(gunicorn: object) -> None:
     """max_requests counts streams: after that many, GOAWAY; the streams it names are
     answered, and the worker is replaced."""

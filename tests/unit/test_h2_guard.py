@@ -10,6 +10,7 @@ from hyperframe.frame import (
     ContinuationFrame,
     DataFrame,
     Frame,
+    GoAwayFrame,
     HeadersFrame,
     PingFrame,
     RstStreamFrame,
@@ -20,6 +21,7 @@ from gunicorn_async_workers.http.h2_guard import (
     CONTROL_BURST,
     HEADER_BLOCK_SLACK,
     MIN_RESET_BURST,
+    PEER_GOAWAY,
     FrameGuard,
     Refusal,
     body_overdue,
@@ -138,3 +140,50 @@ def test_body_overdue() -> None:
     assert "body_min_rate" in str(body_overdue(3.5, 100, **limits))
     assert "body_timeout" in str(body_overdue(10.5, 10**9, **limits))
     assert body_overdue(1000.0, 0, timeout=0, min_rate=0, grace=0) is None
+
+
+@pytest.mark.parametrize("piece", [0, 1, 5, 9, 10, 17])
+def test_what_h2_is_fed_is_the_bytes_less_goaways_whole_frames_only(piece: int) -> None:
+    """Fed in reads of any size, h2 gets every byte in order, each frame header whole
+    within one feed (a cut one is held back to the next read), and the peer's GOAWAY with
+    its type rewritten to PEER_GOAWAY, noted in `peer_goaway`."""
+    goaway = GoAwayFrame(0, last_stream_id=0, error_code=0)
+    data = PREFACE + frames(HeadersFrame(1, b"h" * 20, flags=["END_HEADERS"]), goaway,
+                            PingFrame(0, b"12345678"), DataFrame(1, b"d" * 30))
+    g = guard()
+    pieces = [data[i:i + piece] for i in range(0, len(data), piece)] if piece else [data]
+    fed: list[bytes] = []
+    for chunk in pieces:
+        assert g.scan(chunk, 0.0) is None
+        fed.append(g.feed)
+    whole = b"".join(fed)
+    start = len(PREFACE) + 9 + 20
+    assert whole[start + 3] == PEER_GOAWAY
+    assert whole[:start + 3] + b"\x07" + whole[start + 4:] == data
+    assert g.peer_goaway
+    # No feed ends inside a frame header: each ends at a frame's start or in a payload.
+    offsets = [len(PREFACE)]
+    for frame_bytes in (9 + 20, 9 + 8, 9 + 8, 9 + 30):
+        offsets.append(offsets[-1] + frame_bytes)
+    position = 0
+    for piece_fed in fed:
+        position += len(piece_fed)
+        inside_header = any(o < position < o + 9 for o in offsets[:-1])
+        assert not inside_header, (position, offsets)
+
+
+def test_goaway_on_a_stream_or_short_is_refused() -> None:
+    on_stream = bytearray(GoAwayFrame(0, last_stream_id=0, error_code=0).serialize())
+    on_stream[8] = 1  # stream 1
+    refusal = scan(bytes(on_stream))
+    assert refusal is not None and refusal.code == ErrorCodes.PROTOCOL_ERROR
+    short = b"\x00\x00\x04\x07\x00\x00\x00\x00\x00" + bytes(4)
+    refusal = scan(short)
+    assert refusal is not None and refusal.code == ErrorCodes.FRAME_SIZE_ERROR
+
+
+def test_settings_ack_with_a_payload_is_a_frame_size_error() -> None:
+    ack = b"\x00\x00\x06\x04\x01\x00\x00\x00\x00" + bytes(6)
+    refusal = scan(ack)
+    assert refusal is not None and refusal.code == ErrorCodes.FRAME_SIZE_ERROR
+    assert scan(SettingsFrame(0, flags=["ACK"]).serialize()) is None

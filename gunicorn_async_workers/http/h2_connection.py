@@ -36,7 +36,7 @@ from h2.errors import ErrorCodes
 from hpack.exceptions import HPACKError
 from hyperframe.frame import GoAwayFrame
 
-from .errors import ContentTooLarge, RequestError
+from .errors import ContentTooLarge, RequestError, RequestLineTooLong
 from .exchange import COMPLETE, FINISHED, REFUSED, Exchange
 from .h2_guard import FrameGuard, Refusal, body_overdue
 from .parsers import HeadFields
@@ -135,7 +135,11 @@ class Http2Head(HeadFields):
                 raise Malformed("CONNECT takes :authority and no :scheme or :path")
         elif not path or scheme is None:
             raise Malformed("no :scheme, or no (or an empty) :path")
-        self.target = path or b""
+        self.target = target = path or b""
+        limit = self.policy.limit_line
+        if len(method) + len(target) + 10 > limit:  # as HTTP/1.1's request line
+            raise RequestLineTooLong(f"the request's :method and :path exceed "
+                                     f"limit_request_line ({limit} bytes)")
         if authority is not None:
             if self.host is None:
                 # Apps read the host from a Host field: HTTP/2 carries it as :authority.

@@ -290,6 +290,37 @@ def test_access_log_and_hooks_per_stream(gunicorn: object, tmp_path: Path) -> No
                             "pre /head (2, 0)", "post /head 200 OK"]
 
 
+def test_statsd_counts_each_stream(gunicorn: object) -> None:
+    """Gunicorn's statsd logger sees one request per stream: its request counter, its
+    status counter and a duration for each."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    with sock:
+        proc: GunicornProcess = gunicorn(  # type: ignore[operator]
+            ASGI_APP, settings={**H2C, "statsd_host": f"127.0.0.1:{sock.getsockname()[1]}",
+                                "statsd_prefix": "h2test"})
+        with h2_client() as client:
+            for path in ("/head", "/head", "/status/404"):
+                client.get(f"{proc.url}{path}")
+        seen: list[str] = []
+        deadline = time.monotonic() + 10
+
+        def counted(name: str) -> int:
+            return sum(1 for d in seen if d.startswith(f"h2test.gunicorn.{name}:"))
+
+        while (counted("requests") < 4 or counted("request.status.404") < 1) and \
+                time.monotonic() < deadline:
+            sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                seen.append(sock.recv(65536).decode("ascii"))
+            except TimeoutError:
+                break
+    # The readiness probe (HTTP/1.1) is one more request.
+    assert counted("request.duration") == 4, seen
+    assert counted("requests") == 4, seen
+    assert counted("request.status.404") == 1, seen
+
+
 def test_limits_per_stream(gunicorn: object) -> None:
     """limit_request_fields and max_body_size answer on the stream (431, 413) and the
     connection serves the next stream."""

@@ -97,3 +97,6 @@ def test_the_shared_policy_answers_with_a_status() -> None:
     with pytest.raises(RequestError) as large:
         head([*BASE, (b"content-length", b"100")], ended=False, max_body_size=10)
     assert large.value.status == 413
+    with pytest.raises(RequestError) as long_path:
+        head([*BASE[:2], (b":path", b"/" + b"p" * 200), BASE[3]], limit_line=100)
+    assert long_path.value.status == 414

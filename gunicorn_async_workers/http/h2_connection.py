@@ -40,7 +40,6 @@ from .errors import ContentTooLarge, RequestError, RequestLineTooLong
 from .exchange import COMPLETE, FINISHED, REFUSED, Exchange
 from .h2_guard import FrameGuard, Refusal, body_overdue
 from .parsers import HeadFields
-from .stdlib_transport import high_water_check
 
 if TYPE_CHECKING:
     from .h2_preface import H2cUpgrade
@@ -473,7 +472,6 @@ class Http2Protocol(asyncio.Protocol):
         self.idle_since = self.loop.time()
         self.served = False  # whether a stream has been answered (keepalive, not
         # header_timeout, is then the wait for the next one)
-        self.writelines_check: Callable[[], None] | None = None
         # What the server's metrics read of every connection.
         self.websocket: UpgradedStream | None = None
         self.cycle: Exchange | None = None
@@ -486,7 +484,6 @@ class Http2Protocol(asyncio.Protocol):
     # -- set-up --------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast("asyncio.Transport", transport)
-        self.writelines_check = high_water_check(transport)
         self.server.connection_made(self)
         upgrade = self.upgrade
         if upgrade is None:

@@ -64,8 +64,9 @@ worker_class = UvloopWorker.configure(
     # else a temporary one, removed when Gunicorn exits.
     metrics_dir="",
 )
-# Not set above: three options that follow a Gunicorn setting of their own (asgi_lifespan
-# and root_path since Gunicorn 24, websocket_max_message_size since 27). Set that setting
+# Not set above: the options that follow a Gunicorn setting of their own (asgi_lifespan
+# and root_path since Gunicorn 24, websocket_max_message_size and the HTTP/2 ones since 27,
+# docs/http2.md). Set that setting
 # instead; set in configure(...) too, our option would win over it (with a warning at
 # boot). On a Gunicorn without the setting, use our option (configure(...), GAW_<NAME>, or
 # a top-level name here: `root_path = "/api"` works on every version).
@@ -75,6 +76,13 @@ worker_class = UvloopWorker.configure(
 #                                   under a prefix by a proxy, e.g. "/api")
 #   ws_max_size=16 * 1024 * 1024 -> websocket_max_message_size = 16 * 1024 * 1024  (largest
 #                                   WebSocket message in bytes, 0: no limit; larger: 1009)
+#   http_protocols="h1"          -> http_protocols = "h1"  ("h2,h1": HTTP/2 too, over TLS by
+#                                   ALPN; needs the `http2` extra)
+#   http2_cleartext="off"        -> http2_cleartext = "off"  (h2c for trusted peers:
+#                                   prior-knowledge, upgrade or both)
+#   http2_max_concurrent_streams=100, http2_initial_window_size=65535,
+#   http2_max_frame_size=16384, http2_max_header_list_size=65536 -> the settings of the
+#                                   same names (HTTP/2 limits per connection and stream)
 # Other classes take the same options: gaw.AsyncioWorker (stdlib asyncio, for debuggers and
 # profilers) and gaw.H11Worker (the pure-Python h11 parser).
 

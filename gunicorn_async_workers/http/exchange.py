@@ -207,11 +207,8 @@ class Exchange:
         assert framing is not None
         if framing.no_body:
             return
-        self.bytes_sent += len(body)
+        self.count_body(len(body))
         if self.remaining is not None:
-            self.remaining -= len(body)
-            if self.remaining < 0:
-                raise ResponseError("response body is longer than its content-length")
             self.protocol.write(body)
         elif framing.chunked:
             if len(body) < _JOIN_LIMIT:  # one buffer is cheaper for uvloop than several
@@ -220,6 +217,14 @@ class Exchange:
                 self.protocol.writelines(chunk(body))
         else:
             self.protocol.write(body)
+
+    def count_body(self, size: int) -> None:
+        """`size` more body bytes go out: counted, and held to the response's length."""
+        self.bytes_sent += size
+        if self.remaining is not None:
+            self.remaining -= size
+            if self.remaining < 0:
+                raise ResponseError("response body is longer than its content-length")
 
     def finish(self, last_chunk: bytes = LAST_CHUNK) -> None:
         """The response is complete. A chunked body ends with `last_chunk`: the last chunk

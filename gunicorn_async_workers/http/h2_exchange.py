@@ -54,11 +54,7 @@ class Http2Framing(Exchange):
         assert framing is not None
         if framing.no_body:
             return
-        self.bytes_sent += len(body)
-        if self.remaining is not None:
-            self.remaining -= len(body)
-            if self.remaining < 0:
-                raise ResponseError("response body is longer than its content-length")
+        self.count_body(len(body))
         self.stream().send_data(body, end_stream=False)
 
     def finish(self, last_chunk: bytes = b"") -> None:

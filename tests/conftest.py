@@ -18,6 +18,12 @@ WORKER_CLASSES = os.environ.get(
     "GAW_TEST_WORKER_CLASSES", "gaw.UvloopWorker,gaw.AsyncioWorker,gaw.H11Worker").split(",")
 
 
+# HTTP/2 does not use the HTTP/1.1 parser: under H11Worker it is AsyncioWorker's code on the
+# same loop, so the HTTP/2 integration tests run on the classes that differ in it (the
+# h2spec cases still run on every class).
+H2_WORKER_CLASSES = [c for c in WORKER_CLASSES if c != "gaw.H11Worker"] or WORKER_CLASSES
+
+
 # Unit tests of the protocol and parsers run once per parser adapter.
 PARSER_CLASSES: list[type[ParserAdapter]] = [HttptoolsParser, H11Parser]
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import hpack
 import httpx
 import pytest
-from conftest import WORKER_CLASSES
+from conftest import H2_WORKER_CLASSES
 from gunicorn_process import GunicornProcess, error_log, rss, wait_for, worker_pid
 from h2.errors import ErrorCodes
 from hyperframe.frame import (
@@ -49,7 +49,7 @@ RSS_BOUND = 50 * MiB  # the most one attack may grow the worker by
 INITIAL_WINDOW_SIZE = 0x4
 
 
-@pytest.fixture(scope="module", params=WORKER_CLASSES)
+@pytest.fixture(scope="module", params=H2_WORKER_CLASSES)
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[GunicornProcess]:
     markers = tmp_path_factory.mktemp("h2") / "markers"

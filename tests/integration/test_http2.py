@@ -22,12 +22,14 @@ import threading
 import time
 from pathlib import Path
 
+import gunicorn.config as gunicorn_config
 import h2.config
 import h2.connection
 import h2.events
 import httpx
 import pytest
 from apps.http_behaviour import pattern
+from conftest import H2_WORKER_CLASSES
 from gunicorn_process import GunicornProcess, error_log, wait_for, worker_pid
 from h2_wire import Closed, H2Wire, Timeout
 from hyperframe.frame import DataFrame, GoAwayFrame, HeadersFrame
@@ -37,6 +39,12 @@ WSGI_APP = "apps.wsgi_apps:app"
 # Both cleartext ways in: the preface, and an HTTP/1.1 request that asks to upgrade.
 H2C = {"http_protocols": "h2,h1", "http2_cleartext": "both"}
 H2LOAD = shutil.which("h2load")
+
+
+@pytest.fixture(params=H2_WORKER_CLASSES)
+def worker_class(request: pytest.FixtureRequest) -> str:
+    """The classes whose HTTP/2 differs (conftest.H2_WORKER_CLASSES)."""
+    return str(request.param)
 
 
 def h2_client() -> httpx.Client:
@@ -220,6 +228,25 @@ def test_asgi_extensions_over_h2(gunicorn: object, tmp_path: Path) -> None:
         request(wire, 7, "/starlette?file=small.bin")
         blocks, body = stream_blocks(wire, 7)
         assert blocks[0][":status"] == "200" and body == b"0123456789" * 1000
+
+
+def test_proxy_header_then_the_preface(gunicorn: object) -> None:
+    """With proxy_protocol, a PROXY header comes first and the HTTP/2 preface after it: the
+    connection is HTTP/2 and the scope's client is the header's."""
+    proxy_v1: object = "v1" if hasattr(gunicorn_config, "validate_proxy_protocol") else True
+    proc: GunicornProcess = gunicorn(  # type: ignore[operator]
+        ASGI_APP, settings={**H2C, "proxy_protocol": proxy_v1,
+                            "proxy_allow_ips": "127.0.0.1"})
+    sock = socket.create_connection(("127.0.0.1", proc.port), timeout=5)
+    sock.sendall(b"PROXY TCP4 192.0.2.7 198.51.100.1 40123 80\r\n")
+    with H2Wire(sock) as wire:
+        wire.handshake()
+        request(wire, 1, "/scope")
+        response = wire.expect_response(1)
+    assert response.status == 200
+    scope = json.loads(response.body)
+    assert scope["client"] == ["192.0.2.7", 40123]
+    assert scope["http_version"] == "2"
 
 
 @pytest.mark.parametrize("how", ["--http2-prior-knowledge", "--http2"])

@@ -26,7 +26,7 @@ def run_pytest(clone: Path, *args: str, **env: str) -> subprocess.CompletedProce
                and not k.startswith("PYTEST_")}
     environ.update(env)
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist", "-q",
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
          "-rs", *args], cwd=clone, env=environ, capture_output=True, text=True, timeout=300,
         check=False)
 

@@ -190,7 +190,7 @@ def test_without_chromedriver_the_chat_test_skips_and_fails_ci() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     env.update(CI="true", GAW_TEST_CHROMEDRIVER=missing, GAW_TEST_WORKER_CLASSES="gaw.UvloopWorker")
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist", "-q", "-rs",
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs",
          f"{__file__}::test_two_tabs_chat_and_reconnect_after_a_reload"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == pytest.ExitCode.TESTS_FAILED, done.stdout[-3000:]

@@ -365,9 +365,11 @@ class Http2RequestCycle(Http2Framing, RequestCycle):
 
     def write_trailers(self, fields: Iterable[tuple[bytes, bytes]], more: bool) -> None:
         if self.trailers is _SEND_TRAILERS:
+            fields = list(fields)  # read twice: an app may give any iterable
             frame_trailers(fields)  # raises for a field that must not be sent
-            self.trailer_fields += [(name.lower(), value) for name, value in fields
-                                    if name.lower() not in NOT_IN_TRAILERS]
+            lowered = [(name.lower(), value) for name, value in fields]
+            self.trailer_fields += [field for field in lowered
+                                    if field[0] not in NOT_IN_TRAILERS]
         if more:
             return
         if self.trailer_fields:

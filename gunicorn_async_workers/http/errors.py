@@ -65,9 +65,14 @@ class UnsupportedTransferCoding(RequestError):
     reason = "Not Implemented"
 
 
+def error_body(error: RequestError) -> bytes:
+    """The body of a refused request's answer (HTTP/1.1's and HTTP/2's)."""
+    return f"{error.reason}\n".encode()
+
+
 def error_response(error: RequestError) -> bytes:
     """The complete response for a refused request; the connection is closed after it."""
-    body = f"{error.reason}\n".encode()
+    body = error_body(error)
     return (
         f"HTTP/1.1 {error.status} {error.reason}\r\n"
         f"content-type: text/plain; charset=utf-8\r\n"

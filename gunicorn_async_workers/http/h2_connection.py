@@ -36,7 +36,7 @@ from h2.errors import ErrorCodes
 from hpack.exceptions import HPACKError
 from hyperframe.frame import GoAwayFrame
 
-from .errors import ContentTooLarge, RequestError, RequestLineTooLong
+from .errors import ContentTooLarge, RequestError, RequestLineTooLong, error_body
 from .exchange import COMPLETE, FINISHED, REFUSED, Exchange
 from .h2_guard import FrameGuard, Refusal, body_overdue
 from .parsers import HeadFields
@@ -674,7 +674,7 @@ class Http2Protocol(asyncio.Protocol):
         if exchange is not None and exchange.framing is not None:
             stream.abort()
             return
-        body = f"{exc.reason}\n".encode()
+        body = error_body(exc)
         stream.send_headers([(b":status", b"%d" % exc.status),
                              (b"content-type", b"text/plain; charset=utf-8"),
                              (b"content-length", b"%d" % len(body)), *self.date.h2_fields],
@@ -777,11 +777,8 @@ class Http2Protocol(asyncio.Protocol):
         if self.goaway_last is not None or self.closing or self.lost:
             return
         self.goaway_last = last = self.h2.highest_inbound_stream_id
-        frame = GoAwayFrame(0)
-        frame.last_stream_id = last
-        frame.error_code = _NO_ERROR
         self.flush()
-        self.transport.write(frame.serialize())
+        self.transport.write(_goaway(last, _NO_ERROR))
         if not self.streams:
             self.loop.call_soon(self.close)
 
@@ -794,11 +791,8 @@ class Http2Protocol(asyncio.Protocol):
                               refusal.reason)
         if self.goaway_last is None:
             self.goaway_last = self.h2.highest_inbound_stream_id
-        frame = GoAwayFrame(0)
-        frame.last_stream_id = self.goaway_last
-        frame.error_code = refusal.code
         self.flush()
-        self.transport.write(frame.serialize())
+        self.transport.write(_goaway(self.goaway_last, refusal.code))
         self.close()
         if self.write_paused:
             self.abort()

@@ -222,10 +222,10 @@ class HttpProtocol(asyncio.Protocol):
             self.reject(exc)
         else:
             cycle = self.cycle
-            if self.h2c is not None:
-                self._switch_to_h2c(self.h2c)
-                return
             if parser.upgraded and (cycle is None or not cycle.is_websocket):
+                if self.h2c is not None:  # an `Upgrade: h2c` request, taken
+                    self._switch_to_h2c(self.h2c)
+                    return
                 # An upgrade nobody serves: the request is answered as plain HTTP with
                 # `connection: close`; what follows the upgrade request is not HTTP/1.1.
                 self.pause_reading()

@@ -12,8 +12,12 @@ ARG PYTHON_VERSION=3.12
 
 # -- build the wheel (nothing of this stage but the wheel reaches the image) -------------------
 FROM python:${PYTHON_VERSION}-slim AS wheel
+# A C compiler for the one compiled module (http/compiled_head.c, built by setup.py); the
+# image itself gets only the built wheel.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml README.md LICENSE ./
+COPY pyproject.toml setup.py README.md LICENSE ./
 COPY gunicorn_async_workers ./gunicorn_async_workers
 COPY gaw ./gaw
 RUN python -m pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
@@ -29,7 +33,7 @@ ENV PYTHONUNBUFFERED=1 \
 COPY --from=wheel /wheels /tmp/wheels
 RUN python -m pip install /tmp/wheels/*.whl \
     && rm -rf /tmp/wheels \
-    && python -c "import gaw, uvloop, httptools"
+    && python -c "import gaw, uvloop, httptools, gunicorn_async_workers.http.compiled_head"
 RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --home-dir /home/app --create-home \
        --shell /usr/sbin/nologin app

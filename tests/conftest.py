@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+import compiled_module
 import corpus
 import headless_chromium
 import pytest
@@ -62,6 +63,7 @@ def gunicorn(worker_class: str) -> Iterator:
 CI_REQUIRED = {
     corpus.SKIP_REASON: "the conformance corpus",  # tests/corpus.py fetches it
     headless_chromium.SKIP_REASON: "Chromium and chromedriver",  # .ci/run installs them
+    compiled_module.SKIP_REASON: "the compiled head reader",  # CI has a C compiler
 }
 _required_skips: dict[str, list[str]] = {reason: [] for reason in CI_REQUIRED}
 

@@ -70,6 +70,18 @@ _CONVENTIONAL_METHOD = re.compile(rb"[A-Z0-9!$%&'*+\-.^_`|~]{3,20}")
 # The fields `police` reads (TE only for whether the client takes trailers).
 _POLICY_NAMES = frozenset((_CONTENT_TYPE, _CONTENT_LENGTH, _TRANSFER_ENCODING, _EXPECT, _TE))
 _WHITESPACE = (b" ", b"\t")
+# The watched fields `compiled_head.scan` judges itself.
+_SCANNED_NAMES = frozenset((_CONTENT_TYPE, _CONTENT_LENGTH))
+# What `compiled_head.scan` returns for a head it read: its end, method, target, version,
+# fields, Host, whether the connection stays open, Content-Length.
+ScannedHead = tuple[int, str, bytes, str, list[tuple[bytes, bytes]], bytes | None, bool,
+                    int | None]
+ScanHead = Callable[[bytes, int, int, int, frozenset[bytes]], ScannedHead | None]
+compiled_scan: ScanHead | None
+try:
+    from .compiled_head import scan as compiled_scan
+except ImportError:  # built where a C compiler was at install (setup.py): else the long way
+    compiled_scan = None
 # Method names as llhttp reports them, decoded once.
 _METHOD_NAMES = {m: m.decode("ascii") for m in (
     b"GET", b"POST", b"PUT", b"DELETE", b"HEAD", b"OPTIONS", b"PATCH", b"CONNECT", b"TRACE")}
@@ -327,6 +339,9 @@ class ParserAdapter(HeadFields):
     # What `feed_head` raises when a head asks to leave HTTP/1.1, and on a malformed head.
     upgrade_exception: type[Exception] = NotRaised
     parse_exception: type[Exception] = NotRaised
+    # The compiled reading of a plain head (`compiled_head.scan`), where the parser has one.
+    scan: ScanHead | None = None
+    declined: frozenset[bytes] = frozenset()  # the watched fields `scan` leaves to the policy
 
     def __init__(self, listener: RequestListener, policy: HeadPolicy, *,
                  trusted: bool, scheme: str) -> None:
@@ -496,9 +511,17 @@ class ParserAdapter(HeadFields):
         llhttp knows, single spaces), and message ends are too (no llhttp callback)."""
         if self.state is _LINE:
             held = self.held
+            scan = self.scan
             if held:
                 data = held + data
                 self.held = b""
+                scan = None  # a line that came in pieces: not the usual case, nor rescanned
+            if scan is not None:
+                policy = self.policy
+                scanned = scan(data, policy.limit_line, policy.limit_fields,
+                               policy.limit_field_size, self.declined)
+                if scanned is not None:
+                    return self._read_scanned(data, scanned)
             end = data.find(b"\r\n", 0, self.policy.limit_line + 2)
             space = data.find(b" ", 0, end)
             if not (0 < space < end and data[:space] in _LLHTTP_METHODS
@@ -544,6 +567,38 @@ class ParserAdapter(HeadFields):
             self.upgraded = True
             self.on_request_end()
         return data[cut:]
+
+    def _read_scanned(self, data: bytes, scanned: ScannedHead) -> bytes:
+        """A head `scan` read whole: judged and listened to as `on_headers_complete` does
+        for llhttp's (`scan` declines every head the policy would change or refuse, but for
+        the limits that need the numbers: max_body_size, and Host where it is required)."""
+        end, self.method, self.target, version, self.headers, host, keep_alive, length = scanned
+        if self._policed:
+            self.reset_policed()
+        self.http_version = version
+        self.host = host
+        self.keep_alive = keep_alive
+        if length is not None:
+            self._policed = True  # reset before the next head
+            self.content_length = length
+            if length > self.policy.max_body_size > 0:
+                raise ContentTooLarge(f"content-length {length} is over max_body_size "
+                                      f"{self.policy.max_body_size}")
+        if host is None or version != "1.1":
+            self.finish_head()
+        if length:
+            self.body_left = length
+            self.state = _BODY
+            self.feed_body = self.on_body  # llhttp never saw this head: nor its body
+        else:
+            self.state = _FIELDS
+        refused = self.on_request_head(self)
+        if refused is not None:
+            raise refused  # recorded by feed
+        if self.state is _FIELDS:  # no body: the message ends with its head
+            self.state = _LINE if keep_alive else _CLOSED
+            self.on_request_end()
+        return data[end:]
 
     def _feed_head_part(self, data: bytes, tail: bytes) -> None:
         """Part of a head whose blank line has not come: to the parser, which may refuse bad
@@ -621,6 +676,8 @@ class HttptoolsParser(ParserAdapter):
 
     upgrade_exception = httptools.HttpParserUpgrade
     parse_exception = httptools.HttpParserError
+    # Plain heads are read in one C call where the module was built (False: never).
+    use_compiled_head: ClassVar[bool] = True
 
     def __init__(self, listener: RequestListener, policy: HeadPolicy, *,
                  trusted: bool, scheme: str) -> None:
@@ -634,7 +691,12 @@ class HttptoolsParser(ParserAdapter):
         # A whole head goes to llhttp with no Python call in between (`read_head` handles
         # its exceptions); pieces and bodies through `_llhttp`.
         self.feed_head = self.parser.feed_data
-        self.feed_head_piece = self.feed_body = self._llhttp
+        self.feed_head_piece = self.feed_body = self.feed_llhttp = self._llhttp
+        if self.use_compiled_head and not policy.lenient_headers:
+            self.scan = compiled_scan
+            # The fields `scan` leaves to the long way (it judges Content-Length and
+            # Content-Type itself; Host, Connection and Upgrade are its own).
+            self.declined = self.watch - _SCANNED_NAMES
 
     def on_headers_complete(self) -> None:
         """The llhttp callback after the last field: the head is judged, then listened to."""
@@ -671,6 +733,7 @@ class HttptoolsParser(ParserAdapter):
             elif self.content_length:
                 self.body_left = self.content_length
                 self.state = _BODY
+                self.feed_body = self.feed_llhttp  # llhttp has the head: the body too
             refused = self.on_request_head(self)
             if refused is not None:
                 raise refused  # stops llhttp; recorded just below

@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tarfile
 import venv
 import zipfile
@@ -32,12 +33,14 @@ PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 # An app that says where the worker serving it was imported from.
 PROBE_APP = '''
 import json, gaw, gunicorn_async_workers
+from gunicorn_async_workers.http import parsers
 
 async def app(scope, receive, send):
     if scope["type"] != "http":
         return
     body = json.dumps({"file": gunicorn_async_workers.__file__, "version": gaw.__version__,
-                       "same": gaw.UvloopWorker is gunicorn_async_workers.UvloopWorker})
+                       "same": gaw.UvloopWorker is gunicorn_async_workers.UvloopWorker,
+                       "compiled": parsers.compiled_scan is not None})
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"application/json")]})
     await send({"type": "http.response.body", "body": body.encode()})
@@ -95,7 +98,7 @@ def dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                             capture_output=True, text=True, timeout=400)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return {"sdist": next(out.glob("gunicorn_async_workers-*.tar.gz")),
-            "wheel": next(out.glob("gunicorn_async_workers-*-py3-none-any.whl"))}
+            "wheel": next(out.glob("gunicorn_async_workers-*.whl"))}
 
 
 def wheel_metadata(wheel: Path) -> email.message.Message:
@@ -165,7 +168,12 @@ def test_wheel_contents(dists: dict[str, Path]) -> None:
     for module in ("__init__", "workers", "config", "server"):
         assert f"gunicorn_async_workers/{module}.py" in names
     # PEP 561: type checkers read the installed packages' own annotations.
-    assert {"gunicorn_async_workers/py.typed", "gaw/py.typed"} <= set(names)
+    assert {"gunicorn_async_workers/py.typed", "gaw/py.typed",
+            "gunicorn_async_workers/http/compiled_head.pyi"} <= set(names)
+    # The compiled head reader, built for this interpreter (the wheel is this platform's).
+    tag = sysconfig.get_config_var("EXT_SUFFIX")
+    assert f"gunicorn_async_workers/http/compiled_head{tag}" in names, tag
+    assert "-py3-none-any" not in dists["wheel"].name
     assert not [n for n in names if n.startswith(("tests/", "examples/", "benchmarks/"))]
     assert "[gunicorn.workers]" in entry_points
     for name, target in PYPROJECT["project"]["entry-points"]["gunicorn.workers"].items():
@@ -178,7 +186,9 @@ def test_sdist_contents(dists: dict[str, Path]) -> None:
         names = {n.split("/", 1)[1] for n in t.getnames() if "/" in n}
     assert {"pyproject.toml", "README.md", "PKG-INFO", "gaw/__init__.py",
             "gunicorn_async_workers/__init__.py", "gunicorn_async_workers/workers.py",
-            "gunicorn_async_workers/http/protocol.py"} <= names
+            "gunicorn_async_workers/http/protocol.py", "setup.py",
+            "gunicorn_async_workers/http/compiled_head.c",
+            "gunicorn_async_workers/http/compiled_head.pyi"} <= names
     # Every module of both packages (as a clean checkout has them) is in the sdist.
     package = {n for n in tracked_files()
                if n.startswith(("gunicorn_async_workers/", "gaw/")) and n.endswith(".py")}
@@ -203,9 +213,10 @@ def test_licence_is_declared_and_shipped(dists: dict[str, Path]) -> None:
 
 
 @pytest.mark.timeout(420)
-def test_the_docker_images_wheel_has_the_licence(tmp_path: Path) -> None:
+def test_the_docker_images_wheel_has_the_licence_and_compiled_module(tmp_path: Path) -> None:
     """The Dockerfile's first stage builds the wheel from the files it COPYs, and only those:
-    built the same way here (no container engine needed), the wheel carries the licence."""
+    built the same way here (no container engine needed), the wheel carries the licence and
+    the compiled head reader."""
     stage = (REPO / "Dockerfile").read_text().split("\nFROM ", 2)[1]
     copied = []
     for line in stage.splitlines():
@@ -229,6 +240,9 @@ def test_the_docker_images_wheel_has_the_licence(tmp_path: Path) -> None:
     [wheel] = (tmp_path / "wheels").glob("*.whl")
     with zipfile.ZipFile(wheel) as z:
         assert any(n.endswith(".dist-info/licenses/LICENSE") for n in z.namelist())
+        # and the compiled head reader (setup.py is COPYed; the stage installs gcc)
+        assert any(n.startswith("gunicorn_async_workers/http/compiled_head.")
+                   and n.endswith(".so") for n in z.namelist()), z.namelist()
 
 
 # -- installed into a fresh venv ------------------------------------------------------------
@@ -275,4 +289,5 @@ def test_installed_distribution_serves(installed: tuple[Path, Path],
     assert Path(answer["file"]).resolve().is_relative_to(root.resolve()), answer["file"]
     assert answer["version"] == gunicorn_async_workers.__version__
     assert answer["same"] is True
+    assert answer["compiled"] is True  # the wheel's .so, or the sdist's build of the .c
     assert "Using worker: gaw.UvloopWorker" in server.logs()

@@ -1,7 +1,9 @@
-"""The one compiled module: http/compiled_head.c, a C reading of the usual request head.
+"""The one compiled module: http/compiled_head.c, which reads the usual request head and
+frames the usual response head in C.
 
 Optional: where no C compiler is at hand the build goes on without it, and the package
-reads every head the long way (llhttp through Python callbacks), with the same results.
+reads and frames every head the long way (llhttp through Python callbacks, and
+http/response.py), with the same results.
 """
 
 from setuptools import Extension, setup

@@ -2,7 +2,8 @@
 
 A real `Server` and `HttpProtocol` on a real event loop, fed keep-alive plaintext requests
 through an in-memory transport, so the figure is the Python cost of our code alone, without
-the kernel or a load generator. `python -m benchmarks.hot_path [--profile] [-n N] [--wsgi] [--long-way]`.
+the kernel or a load generator. `python -m benchmarks.hot_path [--profile] [-n N] [--wsgi]
+[--long-way]` (`--long-way`: without the compiled module, as where no C compiler was at hand).
 With `--wsgi` the WSGI bridge serves a plaintext WSGI app on its thread pool, fed a burst
 of `--batch` requests per pass of the loop (as a loaded worker sees them); `--profile` then
 profiles the loop's thread only.
@@ -132,12 +133,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--wsgi", action="store_true", help="the WSGI bridge and its pool")
     parser.add_argument("--batch", type=int, default=16, help="requests per pass (--wsgi)")
     parser.add_argument("--long-way", action="store_true",
-                        help="heads through llhttp's callbacks, not the compiled head reader")
+                        help="heads read and framed in Python, not by the compiled module")
     args = parser.parse_args(argv)
     if args.long_way:
+        from gunicorn_async_workers.http import response
         from gunicorn_async_workers.http.parsers import HttptoolsParser
 
         HttptoolsParser.use_compiled_head = False
+        response.compiled_frame = None
     run = drive_wsgi(args.n, args.batch) if args.wsgi else drive(args.n)
     if args.asyncio:
         loop = asyncio.new_event_loop()

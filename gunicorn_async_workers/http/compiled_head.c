@@ -1,4 +1,5 @@
-/* compiled_head: one call that reads the usual HTTP/1.x request head, or declines it.
+/* compiled_head: one call that reads the usual HTTP/1.x request head, and one that frames
+ * the usual response head (`frame`, below); each declines anything else.
  *
  * `scan(data, limit_line, limit_fields, limit_field_size, decline)` looks at the start of
  * `data` for a whole request head in the plainest form RFC 9112 allows, and returns
@@ -299,15 +300,208 @@ failed:
     return NULL;
 }
 
+/* -- The response head ---------------------------------------------------------------------
+ *
+ * `frame(status, line, headers, date_block, kinds, framing, head_request, http10,
+ *        keep_alive, body_length)` frames the usual response head as response.py's
+ * `frame_response_head` does, setting on `framing` what differs from its defaults, and
+ * returns the head's bytes; or returns None, having changed nothing, for anything but the
+ * usual (the caller then frames it the long way, which raises every ResponseError):
+ *
+ *   - a status of 204 or 304, or no cached status line (`line` not bytes);
+ *   - headers that are not a list or tuple of 2-item tuples or lists of bytes (an
+ *     iterator is never consumed here);
+ *   - a name not yet in `kinds` (the long way validates and classifies it), or one whose
+ *     kind is other than plain (0) or Content-Length (1): Transfer-Encoding, Connection,
+ *     Date, Server;
+ *   - a value holding CR, LF or NUL; a Content-Length that is not 1 to 18 digits, or twice.
+ */
+
+static PyObject *str_content_length;
+static PyObject *str_chunked;
+static PyObject *str_keep_alive;
+static PyObject *str_no_body;
+
+#define MAX_FIELDS 64
+
+static PyObject *
+frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 10) {
+        PyErr_SetString(PyExc_TypeError, "frame() takes 10 arguments");
+        return NULL;
+    }
+    PyObject *line = args[1], *headers = args[2], *date_block = args[3], *kinds = args[4];
+    PyObject *framing = args[5];
+    if (!PyLong_CheckExact(args[0]) || !PyBytes_CheckExact(line)
+        || !PyBytes_CheckExact(date_block) || !PyDict_CheckExact(kinds)) {
+        Py_RETURN_NONE;
+    }
+    long status = PyLong_AsLong(args[0]);
+    if (status == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (status == 204 || status == 304) {
+        Py_RETURN_NONE;
+    }
+    int head_request = PyObject_IsTrue(args[6]);
+    int http10 = PyObject_IsTrue(args[7]);
+    int keep_alive = PyObject_IsTrue(args[8]);
+    if (head_request < 0 || http10 < 0 || keep_alive < 0) {
+        return NULL;
+    }
+    long long body_length = -1;
+    if (args[9] != Py_None) {
+        int overflow = 0;
+        body_length = PyLong_Check(args[9])
+            ? PyLong_AsLongLongAndOverflow(args[9], &overflow) : -1;
+        if (body_length == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+        if (overflow || body_length < 0) {
+            Py_RETURN_NONE;
+        }
+    }
+    if (!PyList_CheckExact(headers) && !PyTuple_CheckExact(headers)) {
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(headers);
+    if (count > MAX_FIELDS) {
+        Py_RETURN_NONE;
+    }
+    /* Pass 1: judge every field and add up the head's size. */
+    PyObject *names[MAX_FIELDS], *values[MAX_FIELDS];
+    Py_ssize_t kept = 0;
+    Py_ssize_t size = PyBytes_GET_SIZE(line) + PyBytes_GET_SIZE(date_block) + 2;
+    long long app_length = -1;
+    PyObject *const *items = PySequence_Fast_ITEMS(headers);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = items[i];
+        if (!(PyTuple_CheckExact(item) || PyList_CheckExact(item))
+            || PySequence_Fast_GET_SIZE(item) != 2) {
+            Py_RETURN_NONE;
+        }
+        PyObject *name = PySequence_Fast_GET_ITEM(item, 0);
+        PyObject *value = PySequence_Fast_GET_ITEM(item, 1);
+        if (!PyBytes_CheckExact(name) || !PyBytes_CheckExact(value)) {
+            Py_RETURN_NONE;
+        }
+        PyObject *kind = PyDict_GetItemWithError(kinds, name);
+        if (kind == NULL) {
+            if (PyErr_Occurred()) {
+                return NULL;
+            }
+            Py_RETURN_NONE;
+        }
+        long k = PyLong_Check(kind) ? PyLong_AsLong(kind) : -1;
+        const char *v = PyBytes_AS_STRING(value);
+        Py_ssize_t n = PyBytes_GET_SIZE(value);
+        if (memchr(v, '\r', n) || memchr(v, '\n', n) || memchr(v, '\0', n)) {
+            Py_RETURN_NONE;
+        }
+        if (k == 1) {  /* Content-Length: the app's, checked */
+            if (app_length >= 0 || n == 0 || n > 18) {
+                Py_RETURN_NONE;
+            }
+            app_length = 0;
+            for (Py_ssize_t j = 0; j < n; j++) {
+                if (v[j] < '0' || v[j] > '9') {
+                    Py_RETURN_NONE;
+                }
+                app_length = app_length * 10 + (v[j] - '0');
+            }
+        } else if (k != 0) {
+            Py_RETURN_NONE;
+        }
+        names[kept] = name;
+        values[kept] = value;
+        kept++;
+        size += PyBytes_GET_SIZE(name) + n + 4;
+    }
+    /* The body's delimiting, as frame_response_head decides it (never 204 or 304 here). */
+    char length_text[24];
+    int length_size = 0;
+    int chunked = 0;
+    if (app_length < 0 && body_length >= 0 && (body_length || !head_request)) {
+        length_size = snprintf(length_text, sizeof length_text, "%lld", body_length);
+        size += 16 + length_size + 2;  /* "content-length: " */
+    } else if (app_length < 0 && body_length < 0 && !head_request) {
+        if (http10) {
+            keep_alive = 0;
+        } else {
+            chunked = 1;
+            size += 28;  /* "transfer-encoding: chunked\r\n" */
+        }
+    }
+    if (!keep_alive) {
+        size += 19;  /* "connection: close\r\n" */
+    } else if (http10) {
+        size += 24;  /* "connection: keep-alive\r\n" */
+    }
+    /* Pass 2: the head in one piece. */
+    PyObject *head = PyBytes_FromStringAndSize(NULL, size);
+    if (head == NULL) {
+        return NULL;
+    }
+    char *out = PyBytes_AS_STRING(head);
+#define PUT(p, n) do { memcpy(out, (p), (size_t)(n)); out += (n); } while (0)
+    PUT(PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line));
+    PUT(PyBytes_AS_STRING(date_block), PyBytes_GET_SIZE(date_block));
+    for (Py_ssize_t i = 0; i < kept; i++) {
+        PUT(PyBytes_AS_STRING(names[i]), PyBytes_GET_SIZE(names[i]));
+        PUT(": ", 2);
+        PUT(PyBytes_AS_STRING(values[i]), PyBytes_GET_SIZE(values[i]));
+        PUT("\r\n", 2);
+    }
+    if (length_size) {
+        PUT("content-length: ", 16);
+        PUT(length_text, length_size);
+        PUT("\r\n", 2);
+    }
+    if (chunked) {
+        PUT("transfer-encoding: chunked\r\n", 28);
+    }
+    if (!keep_alive) {
+        PUT("connection: close\r\n", 19);
+    } else if (http10) {
+        PUT("connection: keep-alive\r\n", 24);
+    }
+    PUT("\r\n", 2);
+#undef PUT
+    /* What differs from Framing's class defaults. */
+    long long length = app_length >= 0 ? app_length : (length_size ? body_length : -1);
+    if (length >= 0) {
+        PyObject *number = PyLong_FromLongLong(length);
+        if (number == NULL || PyObject_SetAttr(framing, str_content_length, number) < 0) {
+            Py_XDECREF(number);
+            Py_DECREF(head);
+            return NULL;
+        }
+        Py_DECREF(number);
+    }
+    if ((chunked && PyObject_SetAttr(framing, str_chunked, Py_True) < 0)
+        || (!keep_alive && PyObject_SetAttr(framing, str_keep_alive, Py_False) < 0)
+        || (head_request && PyObject_SetAttr(framing, str_no_body, Py_True) < 0)) {
+        Py_DECREF(head);
+        return NULL;
+    }
+    return head;
+}
+
 static PyMethodDef compiled_head_methods[] = {
     {"scan", (PyCFunction)(void (*)(void))scan, METH_FASTCALL,
      "scan(data, limit_line, limit_fields, limit_field_size, decline) -> tuple | None"},
+    {"frame", (PyCFunction)(void (*)(void))frame, METH_FASTCALL,
+     "frame(status, line, headers, date_block, kinds, framing, head_request, http10, "
+     "keep_alive, body_length) -> bytes | None"},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef compiled_head_module = {
     PyModuleDef_HEAD_INIT, "compiled_head",
-    "Reads the usual HTTP/1.x request head in one call, or declines it.", -1,
+    "Reads the usual HTTP/1.x request head, and frames the usual response head, in one call "
+    "each; declines anything else.", -1,
     compiled_head_methods, NULL, NULL, NULL, NULL,
 };
 
@@ -320,6 +514,13 @@ PyInit_compiled_head(void)
         if (methods[m] == NULL) {
             return NULL;
         }
+    }
+    str_content_length = PyUnicode_InternFromString("content_length");
+    str_chunked = PyUnicode_InternFromString("chunked");
+    str_keep_alive = PyUnicode_InternFromString("keep_alive");
+    str_no_body = PyUnicode_InternFromString("no_body");
+    if (!str_content_length || !str_chunked || !str_keep_alive || !str_no_body) {
+        return NULL;
     }
     version_11 = PyUnicode_InternFromString("1.1");
     version_10 = PyUnicode_InternFromString("1.0");

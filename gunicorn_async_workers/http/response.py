@@ -10,7 +10,7 @@ Hints head (`frame_early_hints`) and the trailer section that ends a chunked bod
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from email.utils import formatdate
 from http import HTTPStatus
 
@@ -52,6 +52,18 @@ _FORBIDDEN_IN_VALUE = re.compile(rb"[\r\n\0]")
 NOT_IN_TRAILERS = frozenset((
     b"content-length", b"transfer-encoding", b"trailer", b"host", b"connection",
     b"keep-alive", b"proxy-connection", b"te", b"upgrade"))
+
+
+# The compiled framing of the usual head (http/compiled_head.c `frame`), where it was built:
+# the same bytes and Framing as the code below, which frames everything it declines.
+FrameHead = Callable[[int, "bytes | None", Iterable[tuple[bytes, bytes]], bytes,
+                      dict[bytes, int], "Framing", bool, bool, bool, "int | None"],
+                     "bytes | None"]
+compiled_frame: FrameHead | None
+try:
+    from .compiled_head import frame as compiled_frame
+except ImportError:  # no C compiler at install (setup.py)
+    compiled_frame = None
 
 
 class ResponseError(Exception):
@@ -132,6 +144,11 @@ def frame_response_head(status: int, headers: Iterable[tuple[bytes, bytes]], dat
     that must not be sent. Its steps are inline: it runs once per response.
     """
     line = STATUS_LINES.get(status)
+    if compiled_frame is not None:  # the usual head in one C call; None: the long way
+        head = compiled_frame(status, line, headers, date.value, _NAME_KINDS, framing,
+                              head_request, http10, keep_alive, body_length)
+        if head is not None:
+            return head
     parts = [line if line is not None else status_line(status), date.value]
     lines = 2 + date.lines  # the status line, the date block and the final empty line
     app_length: bytes | None = None

@@ -1,11 +1,13 @@
-"""The compiled head reader (http/compiled_head.c) reads a head as the long way does.
+"""The compiled module (http/compiled_head.c) reads and frames heads as the long way does.
 
 HttptoolsParser reads a plain head in one C call and leaves every other head to llhttp and
 the Python header policy. Fed the same bytes at any split, a parser with the compiled reader
 and one without it must tell their listener the same things and refuse alike, under policies
 that put each limit and rule in play. Heads are drawn near the edge of what the C reader
 takes (methods, targets, versions, field names and values, repeated or odd framing fields),
-so that both of its answers, "read" and "not mine", are exercised.
+so that both of its answers, "read" and "not mine", are exercised. The same for response
+heads: `frame_response_head` with the compiled framing and without it gives the same bytes,
+framing and errors for any status, fields and request.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_fuzz_parser import mutated
 
+from gunicorn_async_workers.http import response
 from gunicorn_async_workers.http.errors import RequestError
 from gunicorn_async_workers.http.parsers import HeadPolicy, HttptoolsParser, ParserAdapter
 
@@ -187,3 +190,89 @@ def test_lenient_headers_never_take_the_compiled_reader() -> None:
     """insecure_lenient_headers changes what llhttp accepts: its heads stay with llhttp."""
     compiled_module.require()
     assert HttptoolsParser(Record(), policy("lenient"), trusted=False, scheme="http").scan is None
+
+
+# -- the response head: compiled_head.frame against frame_response_head's long way ---------
+STATUSES = [200, 201, 204, 299, 304, 404, 500, 599, True, 100, 600]
+RESPONSE_NAMES = [b"content-type", b"Content-Type", b"x-a", b"X-Custom-Name", b"content-length",
+                  b"Content-Length", b"date", b"Server", b"connection", b"transfer-encoding",
+                  b"bad name", b"", "x-str", b"x-\xff"]
+RESPONSE_VALUES = [b"x", b"", b"5", b"05", b"13", b"a\r\nb", b"a\nb", b"a\0b", b"1" * 19,
+                   b"-1", b"close", b"keep-alive", b"chunked", "text", b"\x01\x7f\xff"]
+
+
+def shaped(pairs: list[tuple[object, object]], shape: str) -> object:
+    """The fields as an app may give them: a list or tuple of tuples, of lists, an iterator,
+    or with a bad item."""
+    if shape == "tuple":
+        return tuple(pairs)
+    if shape == "lists":
+        return [list(pair) for pair in pairs]
+    if shape == "iterator":
+        return iter(pairs)
+    if shape == "triple" and pairs:
+        return [(*pairs[0], b"x"), *pairs[1:]]
+    return list(pairs)
+
+
+@st.composite
+def response_heads(draw: st.DrawFn) -> tuple[object, ...]:
+    pairs = [(draw(st.sampled_from(RESPONSE_NAMES)), draw(st.sampled_from(RESPONSE_VALUES)))
+             for _ in range(draw(st.integers(0, 5)))]
+    shape = draw(st.sampled_from(["list", "tuple", "lists", "iterator", "triple"]))
+    return (draw(st.sampled_from(STATUSES)), pairs, shape, draw(st.booleans()),
+            draw(st.booleans()), draw(st.booleans()),
+            draw(st.none() | st.integers(0, 20) | st.just(10 ** 20)))
+
+
+def framed(status: object, headers: object, head_request: bool, http10: bool,
+           keep_alive: bool, body_length: int | None) -> tuple[object, ...]:
+    """(head or the error's text, the framing decided): frame_response_head's answer."""
+    framing = response.Framing()
+    try:
+        head: object = response.frame_response_head(
+            status, headers, DATE, framing, head_request=head_request,  # type: ignore[arg-type]
+            http10=http10, keep_alive=keep_alive, body_length=body_length)
+    except response.ResponseError as exc:
+        head = str(exc)
+    return head, framing.content_length, framing.chunked, framing.keep_alive, framing.no_body
+
+
+DATE = response.DateHeader()
+
+
+@settings(max_examples=1500, deadline=None, database=None)
+@given(case=response_heads())
+def test_response_heads_framed_alike(case: tuple[object, ...]) -> None:
+    compiled = compiled_module.require()
+    status, pairs, shape, *flags = case
+    with pytest.MonkeyPatch.context() as long_way:
+        long_way.setattr(response, "compiled_frame", None)
+        expected = framed(status, shaped(pairs, shape), *flags)  # type: ignore[arg-type]
+    assert response.compiled_frame is compiled.frame
+    assert framed(status, shaped(pairs, shape), *flags) == expected, case  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("headers, taken", [
+    ([(b"content-type", b"text/plain"), (b"content-length", b"13")], True),
+    (((b"content-type", b"text/plain"),), True),
+    ([[b"content-type", b"text/plain"]], True),
+    ([(b"content-type", b"text/plain"), (b"connection", b"close")], False),
+    ([(b"content-type", b"a\r\nb")], False),
+    (iter([(b"content-type", b"text/plain")]), False),  # never consumed by the C side
+])
+def test_the_compiled_framing_takes_the_usual_head_and_leaves_the_rest(
+        headers: object, taken: bool) -> None:
+    compiled = compiled_module.require()
+    framing = response.Framing()
+    head = compiled.frame(200, response.STATUS_LINES[200], headers, DATE.value,
+                          response._NAME_KINDS, framing, False, False, True, 13)
+    assert (head is not None) is taken
+    if taken:
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n" + DATE.value) and head.endswith(
+            b"\r\n\r\n")
+        assert framing.content_length == 13
+    else:
+        assert vars(framing) == {}  # declined: nothing changed
+        if not isinstance(headers, list):
+            assert next(headers) == (b"content-type", b"text/plain")  # type: ignore[call-overload]

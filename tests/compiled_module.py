@@ -12,6 +12,8 @@ from types import ModuleType
 import pytest
 
 SKIP_REASON = "the compiled head reader was not built (no C compiler at `pip install -e .`)"
+# For tests/unit/test_compiled_head_sanitized.py: gcc's sanitizer runtimes come with it.
+SANITIZER_SKIP_REASON = "no C compiler with AddressSanitizer and UBSan runtimes here"
 
 
 def require() -> ModuleType:

@@ -64,6 +64,7 @@ CI_REQUIRED = {
     corpus.SKIP_REASON: "the conformance corpus",  # tests/corpus.py fetches it
     headless_chromium.SKIP_REASON: "Chromium and chromedriver",  # .ci/run installs them
     compiled_module.SKIP_REASON: "the compiled head reader",  # CI has a C compiler
+    compiled_module.SANITIZER_SKIP_REASON: "the sanitizers",  # and gcc's ASan and UBSan
 }
 _required_skips: dict[str, list[str]] = {reason: [] for reason in CI_REQUIRED}
 

@@ -276,3 +276,18 @@ def test_the_compiled_framing_takes_the_usual_head_and_leaves_the_rest(
         assert vars(framing) == {}  # declined: nothing changed
         if not isinstance(headers, list):
             assert next(headers) == (b"content-type", b"text/plain")  # type: ignore[call-overload]
+
+
+@settings(max_examples=1000, deadline=None, database=None)
+@given(data=st.binary(max_size=300) | plain_heads().map(lambda head: head[:len(head) // 2]),
+       limits=st.tuples(st.integers(-1, 64), st.integers(-1, 6), st.integers(-1, 64)))
+def test_the_compiled_reader_takes_any_bytes_and_limits(data: bytes,
+                                                        limits: tuple[int, int, int]) -> None:
+    """Random bytes, cut heads and odd limits: None, or a head that ends where its blank
+    line does and fits the limits (built with ASan, this is where memory errors show)."""
+    compiled = compiled_module.require()
+    scanned = compiled.scan(data, *limits, frozenset((b"te",)))
+    if scanned is not None:
+        end, _method, _target, _version, fields, *_ = scanned
+        assert data[end - 4:end] == b"\r\n\r\n" and b"\r\n\r\n" not in data[:end - 4]
+        assert len(fields) <= max(limits[1], 0)

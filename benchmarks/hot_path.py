@@ -3,7 +3,8 @@
 A real `Server` and `HttpProtocol` on a real event loop, fed keep-alive plaintext requests
 through an in-memory transport, so the figure is the Python cost of our code alone, without
 the kernel or a load generator. `python -m benchmarks.hot_path [--profile] [-n N] [--wsgi]
-[--long-way]` (`--long-way`: without the compiled module, as where no C compiler was at hand).
+[--echo] [--long-way]` (`--long-way`: without the compiled module, as where no C compiler
+was at hand).
 With `--wsgi` the WSGI bridge serves a plaintext WSGI app on its thread pool, fed a burst
 of `--batch` requests per pass of the loop (as a loaded worker sees them); `--profile` then
 profiles the loop's thread only.
@@ -28,6 +29,19 @@ _BODY = {"type": "http.response.body", "body": b"Hello, world!"}
 def wsgi_plaintext(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "13")])
     return [b"Hello, world!"]
+
+
+# `--echo`: a 16 KiB POST, read from wsgi.input and sent back (the wsgi-echo-16k workload).
+ECHO_BODY = b"x" * 16384
+ECHO_REQUEST = (b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nContent-Length: 16384\r\n"
+                b"Content-Type: application/octet-stream\r\n\r\n" + ECHO_BODY)
+
+
+def wsgi_echo(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    body = environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))
+    start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                              ("Content-Length", str(len(body)))])
+    return [body]
 
 
 async def plaintext(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -69,8 +83,8 @@ class MemoryTransport(asyncio.Transport):
         pass
 
 
-def build(loop: asyncio.AbstractEventLoop, wsgi: bool = False, connections: int = 1
-          ) -> list[tuple[Any, MemoryTransport]]:
+def build(loop: asyncio.AbstractEventLoop, wsgi: bool = False, connections: int = 1,
+          wsgi_app: Any = wsgi_plaintext) -> list[tuple[Any, MemoryTransport]]:
     """One server; `connections` protocols on it, each with its in-memory transport."""
     from gunicorn.config import Config
     from gunicorn.glogging import Logger
@@ -81,7 +95,7 @@ def build(loop: asyncio.AbstractEventLoop, wsgi: bool = False, connections: int 
 
     cfg = Config()
     config = ServerConfig.from_gunicorn(cfg, Logger(cfg), {}, sys.maxsize)
-    server = Server(config, wsgi_plaintext if wsgi else plaintext, loop, Logger(cfg), None)
+    server = Server(config, wsgi_app if wsgi else plaintext, loop, Logger(cfg), None)
     if wsgi:
         from gunicorn_async_workers.wsgi.bridge import base_environ
 
@@ -107,14 +121,16 @@ async def drive(n: int) -> float:
     return elapsed
 
 
-async def drive_wsgi(n: int, batch: int) -> float:
+async def drive_wsgi(n: int, batch: int, echo: bool = False) -> float:
     """`batch` connections each send a request; the loop runs until all are answered."""
     loop = asyncio.get_running_loop()
-    pairs = build(loop, wsgi=True, connections=batch)
+    pairs = build(loop, wsgi=True, connections=batch,
+                  wsgi_app=wsgi_echo if echo else wsgi_plaintext)
+    request = ECHO_REQUEST if echo else REQUEST
     start = time.perf_counter()
     for _ in range(n // batch):
         for protocol, _transport in pairs:
-            protocol.data_received(REQUEST)
+            protocol.data_received(request)
         last = pairs[-1][1]
         target = last.written + 1
         while last.written < target:
@@ -132,6 +148,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--asyncio", action="store_true", help="stdlib loop, not uvloop")
     parser.add_argument("--wsgi", action="store_true", help="the WSGI bridge and its pool")
     parser.add_argument("--batch", type=int, default=16, help="requests per pass (--wsgi)")
+    parser.add_argument("--echo", action="store_true",
+                        help="with --wsgi: a 16 KiB POST echoed (wsgi-echo-16k), not plaintext")
     parser.add_argument("--long-way", action="store_true",
                         help="heads read and framed in Python, not by the compiled module")
     args = parser.parse_args(argv)
@@ -141,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
 
         HttptoolsParser.use_compiled_head = False
         response.compiled_frame = None
-    run = drive_wsgi(args.n, args.batch) if args.wsgi else drive(args.n)
+    run = drive_wsgi(args.n, args.batch, args.echo) if args.wsgi else drive(args.n)
     if args.asyncio:
         loop = asyncio.new_event_loop()
     else:

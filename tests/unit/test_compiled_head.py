@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_fuzz_parser import mutated
+from test_parser_differences import Events
 
 from gunicorn_async_workers.http import response
 from gunicorn_async_workers.http.errors import RequestError
@@ -29,26 +30,14 @@ class LongWay(HttptoolsParser):
     use_compiled_head = False
 
 
-class Record:
-    """Everything a listener is told, with every field the head exposes."""
-
-    def __init__(self) -> None:
-        self.seen: list[object] = []
+class Record(Events):
+    """Everything a listener is told (as `Events`), with every field the head exposes."""
 
     def on_request_head(self, head: ParserAdapter) -> None:
         self.seen.append((head.method, head.target, head.http_version, tuple(head.headers),
                           head.keep_alive, head.upgrade, head.scheme, head.host,
                           head.content_length, head.chunked, head.expect_continue,
                           head.te_trailers))
-
-    def on_body(self, data: bytes) -> None:
-        if self.seen and isinstance(self.seen[-1], bytes):
-            self.seen[-1] += data
-        else:
-            self.seen.append(data)
-
-    def on_request_end(self) -> None:
-        self.seen.append("end")
 
 
 POLICIES = {

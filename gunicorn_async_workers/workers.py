@@ -25,7 +25,7 @@ from .asgi.lifespan import Lifespan, LifespanFailed
 from .asgi.websockets_internals import fast_path_problem
 from .boot_check import check_at_boot
 from .config import ConfigError, ServerConfig, config_file_names, resolve_options
-from .http.parsers import H11Parser, HttptoolsParser, ParserAdapter
+from .http.parsers import H11Parser, HttptoolsParser, ParserAdapter, compiled_head_problem
 from .prometheus.boot import start_metrics
 from .prometheus.directory import ENV as METRICS_DIR_ENV
 from .server import Server
@@ -170,6 +170,10 @@ class AsyncWorkerBase(Worker):
         problem = fast_path_problem()  # WebSockets on the library's public API only
         if problem is not None:
             log.warning("gunicorn-async-workers: %s", problem)
+        if cls.parser_class is HttptoolsParser:  # H11Worker reads heads in Python by design
+            problem = compiled_head_problem()
+            if problem is not None:
+                log.warning("gunicorn-async-workers: %s", problem)
 
     # -- boot ----------------------------------------------------------------------------
     def init_process(self) -> None:

@@ -6,12 +6,16 @@ request. A request waits in the pool's queue (not in a thread) until a thread is
 threads are daemons: a worker that must exit is never held by an app stuck in one of them
 (the arbiter's timeout handles that).
 The threads block the process signals the worker handles, so the kernel always delivers
-those to the loop's thread (which blocks them while its loop closes).
+those to the loop's thread (which blocks them while its loop closes). On Linux they run
+under SCHED_BATCH (`batch_scheduling`): a pool thread woken for work never preempts the
+loop's thread, which holds the GIL and would take the CPU straight back.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import signal
 import threading
 import time
@@ -36,6 +40,23 @@ PROCESS_SIGNALS = frozenset({
     signal.SIGUSR2, signal.SIGWINCH, signal.SIGABRT, signal.SIGTTIN, signal.SIGTTOU,
     signal.SIGCHLD,
 })
+
+
+def batch_scheduling() -> None:
+    """Put the calling thread under Linux's SCHED_BATCH policy, where it exists.
+
+    A woken SCHED_BATCH thread waits for the running thread to block or use up its slice
+    instead of preempting it at once. A pool thread woken while the loop's thread reads
+    requests could only wait for the GIL the loop holds: with the preemption each wake-up
+    cost two context switches more (0.23 per request under load; 0.06 with this, and
+    about 5 % less CPU per request: benchmarks/results/sched-batch/). The share of CPU a
+    thread gets is the same under either policy. Where the policy is missing (not Linux)
+    or refused (a sandbox), the thread keeps the default.
+    """
+    policy = getattr(os, "SCHED_BATCH", None)
+    if policy is not None:
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, policy, os.sched_param(0))
 
 
 class ThreadPool(Generic[Result]):
@@ -134,6 +155,7 @@ class ThreadPool(Generic[Result]):
 
     def _work(self) -> None:
         signal.pthread_sigmask(signal.SIG_BLOCK, PROCESS_SIGNALS)
+        batch_scheduling()
         lock = threading.Lock()
         lock.acquire()
         take = self._take

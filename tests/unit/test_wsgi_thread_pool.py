@@ -8,11 +8,14 @@ wake-up of the loop, in the order they finished, none lost, an exception as an e
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import threading
 import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
+
+import pytest
 
 from gunicorn_async_workers.wsgi.pool import ThreadPool
 
@@ -247,6 +250,30 @@ def test_a_burst_of_calls_that_do_not_block_wakes_one_peer_not_every_thread() ->
         # Two; three if the OS held the first thread past the GIL's switch interval. Waking
         # a peer per call taken while others wait would make it four.
         assert pool.wakes <= 3, pool.wakes
+    finally:
+        pool.shutdown()
+        loop.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="SCHED_BATCH is Linux's")
+def test_pool_threads_run_under_sched_batch_and_the_loops_thread_does_not() -> None:
+    """A woken pool thread must not preempt the loop's thread (which holds the GIL)."""
+    loop = asyncio.new_event_loop()
+    pool: ThreadPool[int] = ThreadPool(2, loop)
+    policies: list[int | None] = []
+    try:
+        for _ in range(2):
+            pool.submit(Call(lambda: os.sched_getscheduler(0), lambda r, e: policies.append(r)))
+
+        async def until_done() -> None:
+            for _ in range(5000):
+                if len(policies) == 2:
+                    return
+                await asyncio.sleep(0.001)
+
+        loop.run_until_complete(until_done())
+        assert policies == [os.SCHED_BATCH, os.SCHED_BATCH]
+        assert os.sched_getscheduler(0) == os.SCHED_OTHER  # this thread ran the loop
     finally:
         pool.shutdown()
         loop.close()

@@ -48,10 +48,10 @@ def batch_scheduling() -> None:
     A woken SCHED_BATCH thread waits for the running thread to block or use up its slice
     instead of preempting it at once. A pool thread woken while the loop's thread reads
     requests could only wait for the GIL the loop holds: with the preemption each wake-up
-    cost two context switches more (0.23 per request under load; 0.06 with this, and
-    about 5 % less CPU per request: benchmarks/results/sched-batch/). The share of CPU a
-    thread gets is the same under either policy. Where the policy is missing (not Linux)
-    or refused (a sandbox), the thread keeps the default.
+    cost two context switches more (0.23 per request under load, 0.05 with this policy;
+    benchmarks/results/sched-batch/). The share of CPU a thread gets is the same under
+    either policy. Where the policy is missing (not Linux) or refused (a sandbox), the
+    thread keeps the default.
     """
     policy = getattr(os, "SCHED_BATCH", None)
     if policy is not None:

@@ -39,6 +39,17 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 5.0) -
         time.sleep(0.001)
 
 
+def run_loop_until(loop: asyncio.AbstractEventLoop, condition: Callable[[], bool]) -> None:
+    """Run the loop (which takes the pool's hand-backs) until `condition`, at most 5 s."""
+    async def until() -> None:
+        for _ in range(5000):
+            if condition():
+                return
+            await asyncio.sleep(0.001)
+
+    loop.run_until_complete(until())
+
+
 def test_a_burst_of_finished_calls_wakes_the_loop_once() -> None:
     loop = asyncio.new_event_loop()
     pool: ThreadPool[int] = ThreadPool(1, loop)
@@ -84,13 +95,7 @@ def test_exceptions_come_back_and_a_failing_completion_drops_nothing() -> None:
         pool.submit(Call(lambda: 1, broken_done))
         pool.submit(Call(lambda: 2, lambda r, e: outcomes.append(r)))
 
-        async def until_done() -> None:
-            for _ in range(5000):
-                if len(outcomes) == 2 and reported:
-                    return
-                await asyncio.sleep(0.001)
-
-        loop.run_until_complete(until_done())
+        run_loop_until(loop, lambda: bool(len(outcomes) == 2 and reported))
         assert sorted(map(repr, outcomes)) == sorted([repr(boom), "2"])
         assert len(reported) == 1 and isinstance(reported[0], RuntimeError)
     finally:
@@ -132,13 +137,7 @@ def test_pool_threads_leave_process_signals_to_the_loops_thread() -> None:
             pool.submit(Call(lambda: set(signal.pthread_sigmask(signal.SIG_BLOCK, [])),
                              lambda r, e: masks.append(r)))
 
-        async def until_done() -> None:
-            for _ in range(5000):
-                if len(masks) == 2:
-                    return
-                await asyncio.sleep(0.001)
-
-        loop.run_until_complete(until_done())
+        run_loop_until(loop, lambda: bool(len(masks) == 2))
         for mask in masks:
             assert mask is not None
             assert {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP,
@@ -265,13 +264,7 @@ def test_pool_threads_run_under_sched_batch_and_the_loops_thread_does_not() -> N
         for _ in range(2):
             pool.submit(Call(lambda: os.sched_getscheduler(0), lambda r, e: policies.append(r)))
 
-        async def until_done() -> None:
-            for _ in range(5000):
-                if len(policies) == 2:
-                    return
-                await asyncio.sleep(0.001)
-
-        loop.run_until_complete(until_done())
+        run_loop_until(loop, lambda: bool(len(policies) == 2))
         assert policies == [os.SCHED_BATCH, os.SCHED_BATCH]
         assert os.sched_getscheduler(0) == os.SCHED_OTHER  # this thread ran the loop
     finally:

@@ -1,14 +1,18 @@
 /* compiled_head: one call that reads the usual HTTP/1.x request head, and one that frames
  * the usual response head (`frame`, below); each declines anything else.
  *
- * `scan(data, limit_line, limit_fields, limit_field_size, decline)` looks at the start of
- * `data` for a whole request head in the plainest form RFC 9112 allows, and returns
+ * `scan(data, limit_line, limit_fields, limit_field_size, decline, scheme_headers)` looks
+ * at the start of `data` for a whole request head in the plainest form RFC 9112 allows,
+ * and returns
  *
- *     (end, method, target, http_version, headers, host, keep_alive, content_length)
+ *     (end, method, target, http_version, headers, host, keep_alive, content_length, scheme)
  *
  * where `end` is the offset just past the head's blank line, `headers` the list of
  * (lower-cased name, value) pairs with the value's surrounding whitespace removed, `host`
- * the Host value or None, and `content_length` an int or None. It returns None whenever
+ * the Host value or None, `content_length` an int or None, and `scheme` "https" or "http"
+ * as the head's scheme headers say (`scheme_headers`, name -> the value that means https,
+ * given for a trusted peer: a proxy sends one with every request), or None when it has
+ * none. It returns None whenever
  * the head is anything but plain, and the caller then reads it the long way (llhttp and
  * the shared header policy), which gives every refusal its status and message. So this
  * module never refuses a request: everything it accepts, the long way accepts with the
@@ -24,8 +28,8 @@
  *   - more than `limit_fields` fields, a field over `limit_field_size` as the policy counts;
  *   - a repeated Host or Content-Type, a Content-Length that is not plain digits (up to 18)
  *     or comes twice, a Connection that is not exactly `close` or `keep-alive`, an Upgrade,
- *     and any name in `decline` (the fields the header policy judges: Transfer-Encoding,
- *     Expect, TE, trusted scheme headers...).
+ *     scheme headers that disagree, and any name in `decline` (the fields the header policy
+ *     judges: Transfer-Encoding, Expect, TE...).
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -35,6 +39,8 @@
 static PyObject *methods[7];
 static PyObject *version_11;
 static PyObject *version_10;
+static PyObject *scheme_https;
+static PyObject *scheme_http;
 
 static const char *const method_names[7] = {
     "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"};
@@ -76,10 +82,11 @@ static PyObject *
 scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    if (nargs != 5 || !PyBytes_CheckExact(args[0]) || !PyAnySet_Check(args[4])) {
+    if (nargs != 6 || !PyBytes_CheckExact(args[0]) || !PyAnySet_Check(args[4])
+        || !PyDict_CheckExact(args[5])) {
         PyErr_SetString(PyExc_TypeError,
                         "scan(data: bytes, limit_line, limit_fields, limit_field_size, "
-                        "decline: frozenset)");
+                        "decline: frozenset, scheme_headers: dict)");
         return NULL;
     }
     Py_ssize_t limit_line = PyLong_AsSsize_t(args[1]);
@@ -89,6 +96,9 @@ scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *decline = args[4];
+    /* A trusted peer's scheme headers (name -> the value that means https); empty else. */
+    PyObject *scheme_headers = PyDict_GET_SIZE(args[5]) ? args[5] : NULL;
+    PyObject *scheme = NULL;  /* borrowed: scheme_https or scheme_http, once one is seen */
     const char *data = PyBytes_AS_STRING(args[0]);
     Py_ssize_t size = PyBytes_GET_SIZE(args[0]);
 
@@ -183,7 +193,7 @@ scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             char c = name[i];
             out[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
         }
-        int special = 0;  /* 1 host, 2 content-length, 3 connection */
+        int special = 0;  /* 1 host, 2 content-length, 3 connection, 4 a scheme header */
         switch (name_size) {
         case 4:
             special = memcmp(out, "host", 4) == 0;
@@ -209,6 +219,25 @@ scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         case 14:
             special = memcmp(out, "content-length", 14) == 0 ? 2 : 0;
             break;
+        }
+        if (special == 0 && scheme_headers != NULL) {
+            PyObject *https = PyDict_GetItemWithError(scheme_headers, lowered);
+            if (https == NULL && PyErr_Occurred()) {
+                Py_DECREF(lowered);
+                goto failed;
+            }
+            if (https != NULL) {
+                PyObject *said = PyBytes_CheckExact(https)
+                    && PyBytes_GET_SIZE(https) == value_size
+                    && memcmp(PyBytes_AS_STRING(https), value, (size_t)value_size) == 0
+                    ? scheme_https : scheme_http;
+                if (scheme != NULL && scheme != said) {
+                    Py_DECREF(lowered);
+                    goto declined;  /* conflicting scheme headers: the long way's 400 */
+                }
+                scheme = said;
+                special = 4;
+            }
         }
         if (special == 0) {
             int listed = PySet_Contains(decline, lowered);
@@ -283,9 +312,10 @@ scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     int keep_alive = http_11 ? connection != 1 : connection == 2;
     PyObject *result = Py_BuildValue(
-        "(nOOONOON)", (Py_ssize_t)(p - data), methods[method], target_bytes,
+        "(nOOONOONO)", (Py_ssize_t)(p - data), methods[method], target_bytes,
         http_11 ? version_11 : version_10, headers, host ? host : Py_None,
-        keep_alive ? Py_True : Py_False, content_length ? content_length : Py_NewRef(Py_None));
+        keep_alive ? Py_True : Py_False, content_length ? content_length : Py_NewRef(Py_None),
+        scheme ? scheme : Py_None);
     Py_DECREF(target_bytes);
     return result;
 
@@ -524,6 +554,11 @@ PyInit_compiled_head(void)
     }
     version_11 = PyUnicode_InternFromString("1.1");
     version_10 = PyUnicode_InternFromString("1.0");
+    scheme_https = PyUnicode_InternFromString("https");
+    scheme_http = PyUnicode_InternFromString("http");
+    if (scheme_https == NULL || scheme_http == NULL) {
+        return NULL;
+    }
     if (version_11 == NULL || version_10 == NULL) {
         return NULL;
     }

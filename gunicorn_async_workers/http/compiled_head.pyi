@@ -6,8 +6,9 @@ from typing import Any
 
 def scan(
     data: bytes, limit_line: int, limit_fields: int, limit_field_size: int,
-    decline: frozenset[bytes], /,
-) -> tuple[int, str, bytes, str, list[tuple[bytes, bytes]], bytes | None, bool, int | None] | None:
+    decline: frozenset[bytes], scheme_headers: dict[bytes, bytes], /,
+) -> tuple[int, str, bytes, str, list[tuple[bytes, bytes]], bytes | None, bool, int | None,
+           str | None] | None:
     ...
 
 def frame(

@@ -73,10 +73,13 @@ _WHITESPACE = (b" ", b"\t")
 # The watched fields `compiled_head.scan` judges itself.
 _SCANNED_NAMES = frozenset((_CONTENT_TYPE, _CONTENT_LENGTH))
 # What `compiled_head.scan` returns for a head it read: its end, method, target, version,
-# fields, Host, whether the connection stays open, Content-Length.
+# fields, Host, whether the connection stays open, Content-Length, and the scheme its
+# scheme headers say (for a trusted peer; None without one).
 ScannedHead = tuple[int, str, bytes, str, list[tuple[bytes, bytes]], bytes | None, bool,
-                    int | None]
-ScanHead = Callable[[bytes, int, int, int, frozenset[bytes]], ScannedHead | None]
+                    int | None, str | None]
+ScanHead = Callable[[bytes, int, int, int, frozenset[bytes], dict[bytes, bytes]],
+                    ScannedHead | None]
+_NO_SCHEME_HEADERS: dict[bytes, bytes] = {}
 compiled_scan: ScanHead | None
 try:
     from .compiled_head import scan as compiled_scan
@@ -353,6 +356,7 @@ class ParserAdapter(HeadFields):
     # The compiled reading of a plain head (`compiled_head.scan`), where the parser has one.
     scan: ScanHead | None = None
     declined: frozenset[bytes] = frozenset()  # the watched fields `scan` leaves to the policy
+    scanned_schemes: dict[bytes, bytes] = _NO_SCHEME_HEADERS  # the scheme headers `scan` reads
 
     def __init__(self, listener: RequestListener, policy: HeadPolicy, *,
                  trusted: bool, scheme: str) -> None:
@@ -530,7 +534,7 @@ class ParserAdapter(HeadFields):
             if scan is not None:
                 policy = self.policy
                 scanned = scan(data, policy.limit_line, policy.limit_fields,
-                               policy.limit_field_size, self.declined)
+                               policy.limit_field_size, self.declined, self.scanned_schemes)
                 if scanned is not None:
                     return self._read_scanned(data, scanned)
             end = data.find(b"\r\n", 0, self.policy.limit_line + 2)
@@ -583,9 +587,13 @@ class ParserAdapter(HeadFields):
         """A head `scan` read whole: judged and listened to as `on_headers_complete` does
         for llhttp's (`scan` declines every head the policy would change or refuse, but for
         the limits that need the numbers: max_body_size, and Host where it is required)."""
-        end, self.method, self.target, version, self.headers, host, keep_alive, length = scanned
+        (end, self.method, self.target, version, self.headers, host, keep_alive, length,
+         scheme) = scanned
         if self._policed:
             self.reset_policed()
+        if scheme is not None:  # a trusted proxy's scheme headers, agreeing (as `police`)
+            self._policed = self._scheme_set = True
+            self.scheme = scheme
         self.http_version = version
         self.host = host
         self.keep_alive = keep_alive
@@ -706,8 +714,11 @@ class HttptoolsParser(ParserAdapter):
         if self.use_compiled_head and not policy.lenient_headers:
             self.scan = compiled_scan
             # The fields `scan` leaves to the long way (it judges Content-Length and
-            # Content-Type itself; Host, Connection and Upgrade are its own).
-            self.declined = self.watch - _SCANNED_NAMES
+            # Content-Type itself, and a trusted peer's scheme headers; Host, Connection and
+            # Upgrade are its own).
+            if trusted and policy.scheme_headers:
+                self.scanned_schemes = policy.scheme_headers
+            self.declined = self.watch - _SCANNED_NAMES - frozenset(self.scanned_schemes)
 
     def on_headers_complete(self) -> None:
         """The llhttp callback after the last field: the head is judged, then listened to."""

@@ -86,14 +86,14 @@ TARGETS = ([b"/", b"/a/b?c=d&e", b"/%41%42", b"/~!$&'()*+,;=:@", b"//"],
 VERSIONS = ([b"HTTP/1.1", b"HTTP/1.0"],
             [b"HTTP/1.2", b"HTTP/2.0", b"http/1.1", b"HTTP/1.1 "])
 NAMES = ([b"Host", b"host", b"Content-Length", b"content-type", b"Content-Type",
-          b"Connection", b"User-Agent", b"Accept", b"X-A"],
-         [b"Upgrade", b"Transfer-Encoding", b"Expect", b"TE", b"X-Forwarded-Proto", b"X_Under",
+          b"Connection", b"User-Agent", b"Accept", b"X-A", b"X-Forwarded-Proto"],
+         [b"Upgrade", b"Transfer-Encoding", b"Expect", b"TE", b"X_Under",
           b"X A", b"", b"X-\xff", b"Trailer"])
 SEPARATORS = ([b": ", b":"], [b" : ", b":\t", b" :"])
 VALUES = ([b"x", b"", b" x ", b"x\t", b"5", b"05", b"3", b"0", b"close", b"keep-alive",
-           b"text/plain; charset=utf-8", b"a" * 20, b"999999999999999999"],
+           b"text/plain; charset=utf-8", b"a" * 20, b"999999999999999999", b"https", b"http"],
           [b"-1", b"1, 1", b"99999999999999999999", b"Keep-Alive", b"Close", b"upgrade",
-           b"chunked", b"100-continue", b"trailers", b"https", b"a\x00b", b"\xe9t\xe9",
+           b"chunked", b"100-continue", b"trailers", b"HTTPS", b"a\x00b", b"\xe9t\xe9",
            b"a\x7fb", b"a\rb"])
 
 
@@ -146,11 +146,18 @@ BROWSER_HEAD = (b"GET /static/app.js?v=3 HTTP/1.1\r\nHost: example.com\r\n"
                 b"Connection: keep-alive\r\nCookie: a=1; b=2\r\n\r\n")
 
 
+PROXIED = b"GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-Proto: https\r\n"
+
+
 @pytest.mark.parametrize("head, taken", [
     (BROWSER_HEAD, True),
     (b"POST /f HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\n",
      True),
     (b"GET / HTTP/1.0\r\n\r\n", True),
+    # A trusted proxy's scheme header comes with every request: read here, not declined.
+    (PROXIED + b"\r\n", True),
+    (PROXIED + b"X-Forwarded-Proto: https\r\n\r\n", True),
+    (PROXIED + b"X-Forwarded-Proto: http\r\n\r\n", False),  # conflicting: the long way's 400
     (b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n", False),
     (b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n", False),
     (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", False),
@@ -158,21 +165,24 @@ BROWSER_HEAD = (b"GET /static/app.js?v=3 HTTP/1.1\r\nHost: example.com\r\n"
     (b"GET http://h/ HTTP/1.1\r\nHost: h\r\n\r\n", False),
     (b"GET / HTTP/1.1\r\nHost: h\r\n", False),  # not whole yet
 ])
-def test_the_compiled_reader_takes_plain_heads_and_leaves_the_rest(head: bytes,
-                                                                   taken: bool) -> None:
+@pytest.mark.parametrize("trusted", [True, False], ids=["trusted", "untrusted"])
+def test_the_compiled_reader_takes_plain_heads_and_leaves_the_rest(
+        head: bytes, taken: bool, trusted: bool) -> None:
     """Both answers can happen: the reader is on the path, and it declines what it must
-    (else the differential tests above would compare the long way with itself)."""
+    (else the differential tests above would compare the long way with itself). An
+    untrusted peer's scheme headers are plain fields, taken whatever they say."""
     compiled = compiled_module.require()
     default = policy("default")
-    parser = HttptoolsParser(Record(), default, trusted=False, scheme="http")
+    parser = HttptoolsParser(Record(), default, trusted=trusted, scheme="http")
     assert parser.scan is compiled.scan
     scanned = compiled.scan(head, default.limit_line, default.limit_fields,
-                            default.limit_field_size, parser.declined)
-    assert (scanned is not None) is taken
-    if taken:
+                            default.limit_field_size, parser.declined, parser.scanned_schemes)
+    assert (scanned is not None) is (taken or (not trusted and head.startswith(PROXIED)))
+    if scanned is not None:
         assert scanned[0] == head.index(b"\r\n\r\n") + 4
-    assert outcome(HttptoolsParser, head, [], "default", False) == outcome(
-        LongWay, head, [], "default", False)
+        assert scanned[8] == ("https" if trusted and head.startswith(PROXIED) else None)
+    assert outcome(HttptoolsParser, head, [], "default", trusted) == outcome(
+        LongWay, head, [], "default", trusted)
 
 
 def test_lenient_headers_never_take_the_compiled_reader() -> None:
@@ -275,7 +285,7 @@ def test_the_compiled_reader_takes_any_bytes_and_limits(data: bytes,
     """Random bytes, cut heads and odd limits: None, or a head that ends where its blank
     line does and fits the limits (built with ASan, this is where memory errors show)."""
     compiled = compiled_module.require()
-    scanned = compiled.scan(data, *limits, frozenset((b"te",)))
+    scanned = compiled.scan(data, *limits, frozenset((b"te",)), {b"x-forwarded-proto": b"on"})
     if scanned is not None:
         end, _method, _target, _version, fields, *_ = scanned
         assert data[end - 4:end] == b"\r\n\r\n" and b"\r\n\r\n" not in data[:end - 4]

@@ -41,6 +41,12 @@ def labels(**pairs: str) -> Labels:
     return frozenset(pairs.items())
 
 
+def status_and_body(response: bytes) -> tuple[int, bytes]:
+    """A close-delimited response's status and body."""
+    status_line, _, rest = response.partition(b"\r\n")
+    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
+
+
 class Client:
     """Raw requests to one server, one connection each (`Connection: close`), with the
     bytes sent and the response bodies received counted."""
@@ -58,10 +64,7 @@ class Client:
         with self.server.connect() as s:
             s.sendall(data)
             self.sent += len(data)
-            response = read_until_close(s)
-        status_line, _, rest = response.partition(b"\r\n")
-        answer = rest.partition(b"\r\n\r\n")[2]
-        return int(status_line.split()[1]), answer
+            return status_and_body(read_until_close(s))
 
     def burst(self, target: str, connections: int) -> list[tuple[int, bytes]]:
         """GET `target` on `connections` connections opened at once, every request sent
@@ -74,10 +77,9 @@ class Client:
                 self.sent += len(data)
             answers = []
             for s in sockets:
-                status_line, _, rest = read_until_close(s).partition(b"\r\n")
-                answer = rest.partition(b"\r\n\r\n")[2]
+                status, answer = status_and_body(read_until_close(s))
                 self.bodies += len(answer)
-                answers.append((int(status_line.split()[1]), answer))
+                answers.append((status, answer))
             return answers
         finally:
             for s in sockets:

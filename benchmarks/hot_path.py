@@ -56,12 +56,31 @@ class MemoryTransport(asyncio.Transport):
         super().__init__()
         self.written = 0
         self.closed = False
+        # (count, future): resolved once `written` reaches count (`until`).
+        self.awaited: tuple[int, asyncio.Future[None]] | None = None
 
     def write(self, data: bytes) -> None:
         self.written += 1
+        self._check()
 
     def writelines(self, pieces: Any) -> None:
         self.written += 1
+        self._check()
+
+    def _check(self) -> None:
+        awaited = self.awaited
+        if awaited is not None and self.written >= awaited[0]:
+            self.awaited = None
+            awaited[1].set_result(None)
+
+    async def until(self, count: int) -> None:
+        """Wait, without spinning, until `count` responses have been written: the loop
+        blocks in its poll as a served worker's does, so that a pool thread (which never
+        preempts the loop's thread: wsgi/pool.py `batch_scheduling`) gets the CPU."""
+        if self.written < count:
+            future = asyncio.get_running_loop().create_future()
+            self.awaited = (count, future)
+            await future
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return {"peername": ("127.0.0.1", 40000), "sockname": ("127.0.0.1", 8000)}.get(
@@ -132,9 +151,7 @@ async def drive_wsgi(n: int, batch: int, echo: bool = False) -> float:
         for protocol, _transport in pairs:
             protocol.data_received(request)
         last = pairs[-1][1]
-        target = last.written + 1
-        while last.written < target:
-            await asyncio.sleep(0)
+        await last.until(last.written + 1)
     elapsed = time.perf_counter() - start
     done = sum(transport.written for _, transport in pairs)
     assert done == n // batch * batch, (done, n)
